@@ -1,0 +1,1 @@
+"""The ``monai-unet`` command line."""

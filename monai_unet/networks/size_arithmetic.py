@@ -1,0 +1,113 @@
+"""Size arithmetic of the U-Net: which input sizes fit, what comes out, and how much is lost at the border.
+
+In valid mode (the paper's unpadded convolutions) every 3×3 convolution loses one voxel per side, so a level with
+two convolutions loses 4 voxels per axis at its own resolution, and each 2×2 max pooling needs an even size. In
+same mode nothing is lost and the only condition is that every pooling divides evenly. All sizes here are per
+spatial axis, in voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["UNetGeometry"]
+
+_PADDINGS = ("valid", "same")
+_UPSAMPLES = ("deconv", "interp")
+_CONV_LOSS = 4  # two unpadded 3×3 convolutions lose 2 × 2 voxels per axis
+
+
+@dataclass(frozen=True)
+class UNetGeometry:
+    """How one spatial axis passes through a U-Net of a given depth.
+
+    Args:
+        depth: number of resolution levels (``len(features)``), at least 2.
+        padding: ``"valid"`` (the paper's unpadded convolutions) or ``"same"``.
+        upsample: ``"deconv"`` (2×2 up-convolution) or ``"interp"`` (bilinear/trilinear upsampling). In valid mode
+            the interpolated map is cropped by one voxel per side, because its outermost voxels are extrapolated
+            (replicated) rather than computed from real neighbours; this keeps valid mode translation-exact.
+    """
+
+    depth: int
+    padding: str = "valid"
+    upsample: str = "deconv"
+
+    def __post_init__(self) -> None:
+        if self.depth < 2:
+            raise ValueError(f"A U-Net needs at least 2 levels, got depth {self.depth}.")
+        if self.padding not in _PADDINGS:
+            raise ValueError(f"padding must be one of {_PADDINGS}, got {self.padding!r}.")
+        if self.upsample not in _UPSAMPLES:
+            raise ValueError(f"upsample must be one of {_UPSAMPLES}, got {self.upsample!r}.")
+
+    @property
+    def divisor(self) -> int:
+        """Total down-sampling factor, 2^(depth-1): the step between consecutive valid sizes."""
+        return 2 ** (self.depth - 1)
+
+    @property
+    def _upsample_crop(self) -> int:
+        return 1 if (self.padding == "valid" and self.upsample == "interp") else 0
+
+    def output_size(self, size: int) -> int | None:
+        """Output size (voxels) for an input of ``size`` voxels, or ``None`` if the size does not fit the network."""
+        if size < 1:
+            return None
+        if self.padding == "same":
+            return size if size % self.divisor == 0 else None
+        n = size
+        for _ in range(self.depth - 1):  # contracting path
+            n -= _CONV_LOSS
+            if n < 2 or n % 2:
+                return None
+            n //= 2
+        n -= _CONV_LOSS  # bottleneck
+        if n < 1:
+            return None
+        for _ in range(self.depth - 1):  # expansive path
+            n = 2 * n - 2 * self._upsample_crop - _CONV_LOSS
+            if n < 1:
+                return None
+        return n
+
+    @property
+    def margin(self) -> int:
+        """Voxels lost per side in valid mode (0 in same mode): ``output = input - 2 * margin`` for valid inputs.
+
+        Each contracting level l loses 2·2^l voxels per side in input units, each expansive level the same plus
+        2^l for the interpolation crop. The paper's depth-5 network loses 92 per side (572 → 388).
+        """
+        if self.padding == "same":
+            return 0
+        contracting = sum(2 * 2**level for level in range(self.depth))
+        expansive = sum((2 + self._upsample_crop) * 2**level for level in range(self.depth - 1))
+        return contracting + expansive
+
+    def smallest_valid_size(self) -> int:
+        """The smallest input size (voxels) that fits the network."""
+        return self.valid_size_at_least(1)
+
+    def valid_size_at_least(self, size: int) -> int:
+        """The smallest valid input size ≥ ``size`` voxels."""
+        n = max(int(size), 1)
+        while self.output_size(n) is None:
+            n += 1
+        return n
+
+    def valid_size_at_most(self, size: int) -> int | None:
+        """The largest valid input size ≤ ``size`` voxels, or ``None`` if there is none."""
+        for n in range(int(size), 0, -1):
+            if self.output_size(n) is not None:
+                return n
+        return None
+
+    def describe_misfit(self, size: int, axis: int) -> str:
+        """A message for an input size that does not fit, naming the nearest valid sizes below and above."""
+        below, above = self.valid_size_at_most(size), self.valid_size_at_least(size)
+        nearest = f"{below} or {above}" if below is not None else f"{above} (the smallest valid size)"
+        return (
+            f"input size {size} along spatial axis {axis} does not fit this U-Net (depth {self.depth}, "
+            f"{self.padding} padding): the nearest valid sizes are {nearest}. Pad or crop the input to one of them "
+            f"(UNet.valid_input_shape gives the smallest fitting shape)."
+        )
