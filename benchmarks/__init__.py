@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: ours against the MONAI/TorchIO baseline, in one process, reported as ratios."""
