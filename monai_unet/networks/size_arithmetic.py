@@ -105,9 +105,11 @@ class UNetGeometry:
     def describe_misfit(self, size: int, axis: int) -> str:
         """A message for an input size that does not fit, naming the nearest valid sizes below and above."""
         below, above = self.valid_size_at_most(size), self.valid_size_at_least(size)
-        nearest = f"{below} or {above}" if below is not None else f"{above} (the smallest valid size)"
+        if below is None:
+            nearest = f"the smallest valid size is {above}. Pad the input to it"
+        else:
+            nearest = f"the nearest valid sizes are {below} or {above}. Pad or crop the input to one of them"
         return (
             f"input size {size} along spatial axis {axis} does not fit this U-Net (depth {self.depth}, "
-            f"{self.padding} padding): the nearest valid sizes are {nearest}. Pad or crop the input to one of them "
-            f"(UNet.valid_input_shape gives the smallest fitting shape)."
+            f"{self.padding} padding): {nearest} (UNet.valid_input_shape gives the smallest fitting shape)."
         )
