@@ -20,7 +20,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["Comparison", "Measurement", "machine_description", "markdown_table", "measure", "set_threads"]
+__all__ = [
+    "Comparison",
+    "Measurement",
+    "compare",
+    "machine_description",
+    "markdown_table",
+    "measure",
+    "set_threads",
+]
 
 
 def set_threads(n: int) -> None:
@@ -78,6 +86,47 @@ def measure(name: str, fn: Callable[[], Any], *, warmup: int = 1, repeats: int =
         times.append(time.perf_counter() - start)
     peak = _read_status_kb("VmHWM") / 1024
     return Measurement(name, times, peak, before)
+
+
+def compare(
+    case: str,
+    ours: tuple[str, Callable[[], Any]],
+    baseline: tuple[str, Callable[[], Any]],
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
+    extra: dict[str, Any] | None = None,
+) -> Comparison:
+    """Time ours and the baseline with their runs interleaved, so that load from other processes hits both alike.
+
+    Args:
+        case: the case's name in the table.
+        ours, baseline: ``(name, callable)`` pairs.
+        warmup: untimed calls of each before timing.
+        repeats: timed calls of each.
+        extra: case-specific figures for the table.
+    """
+    for _ in range(warmup):
+        ours[1]()
+        baseline[1]()
+    times: dict[str, list[float]] = {"ours": [], "baseline": []}
+    peaks: dict[str, float] = {"ours": 0.0, "baseline": 0.0}
+    befores: dict[str, float] = {"ours": float("inf"), "baseline": float("inf")}
+    for _ in range(repeats):
+        for side, (_, fn) in (("ours", ours), ("baseline", baseline)):
+            gc.collect()
+            _reset_peak_rss()
+            befores[side] = min(befores[side], _read_status_kb("VmRSS") / 1024)
+            start = time.perf_counter()
+            fn()
+            times[side].append(time.perf_counter() - start)
+            peaks[side] = max(peaks[side], _read_status_kb("VmHWM") / 1024)
+    return Comparison(
+        case,
+        Measurement(ours[0], times["ours"], peaks["ours"], befores["ours"]),
+        Measurement(baseline[0], times["baseline"], peaks["baseline"], befores["baseline"]),
+        dict(extra or {}),
+    )
 
 
 @dataclass
