@@ -1,5 +1,7 @@
-"""Metrics not in MONAI: the ISBI 2012 pixel and Rand errors (Dice, HD95 come from MONAI)."""
+"""Metrics not in MONAI: the ISBI 2012 pixel and Rand errors (Dice, IoU, HD95 come from MONAI)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_unet.metrics.isbi import ISBIErrorMetric, best_threshold_errors, pixel_error, rand_error
+
+__all__ = ["ISBIErrorMetric", "best_threshold_errors", "pixel_error", "rand_error"]
