@@ -1,0 +1,130 @@
+"""The voxel grid of a reference image, in ITK's LPS terms: size, spacing, origin and direction.
+
+MONAI keeps geometry as an affine from voxel index ``(i, j, k)`` to RAS millimetres (x grows towards the patient's
+Right, y towards Anterior). ITK, NRRD (``space: left-posterior-superior``) and DICOM use LPS (x towards Left, y towards
+Posterior). The two differ only by the sign of the first two world axes, so the conversion is exact:
+``affine_lps = diag(-1, -1, 1, 1) @ affine_ras``. Every writer goes through :class:`VoxelGrid`, so all formats place
+a label voxel at the same point in the patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.data import MetaTensor
+
+__all__ = ["VoxelGrid"]
+
+
+def _ras_lps_flip(ndim: int) -> np.ndarray:
+    """``diag(-1, -1, 1, ..., 1)`` of size ``ndim + 1``: RAS ↔ LPS for 2D (x, y) and 3D (x, y, z) worlds."""
+    return np.diag([-1.0, -1.0] + [1.0] * (ndim - 1))
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    """Where the voxels of an image lie in the patient (ITK conventions, LPS world, millimetres).
+
+    Args:
+        size: voxels along each array axis ``(i, j[, k])``.
+        spacing: voxel size along each array axis, in mm (all > 0).
+        origin: LPS position of the centre of voxel ``(0, 0[, 0])``, in mm.
+        direction: unit direction of each array axis in LPS, as the columns of a ``ndim × ndim`` matrix.
+    """
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: np.ndarray
+
+    @property
+    def ndim(self) -> int:
+        return len(self.size)
+
+    @classmethod
+    def from_affine(cls, affine_ras: np.ndarray | torch.Tensor, size: Sequence[int]) -> VoxelGrid:
+        """The grid of an array of spatial shape ``size`` whose voxel index maps to RAS mm through ``affine_ras``.
+
+        Args:
+            affine_ras: ``(ndim + 1) × (ndim + 1)`` homogeneous matrix (MONAI's ``MetaTensor.affine``).
+            size: spatial shape ``(i, j[, k])`` in voxels.
+
+        Raises:
+            ValueError: the affine does not match ``size`` in dimension, or has a zero-length axis.
+        """
+        affine = np.asarray(affine_ras.cpu() if isinstance(affine_ras, torch.Tensor) else affine_ras, dtype=np.float64)
+        ndim = len(size)
+        if affine.shape != (ndim + 1, ndim + 1):
+            raise ValueError(f"a {ndim}D grid needs a {ndim + 1}×{ndim + 1} affine, got shape {affine.shape}")
+        lps = _ras_lps_flip(ndim) @ affine
+        linear = lps[:ndim, :ndim]
+        spacing = np.linalg.norm(linear, axis=0)
+        if np.any(spacing <= 0) or not np.all(np.isfinite(lps)):
+            raise ValueError(f"affine has a zero-length or non-finite axis: {affine.tolist()}")
+        return cls(
+            size=tuple(int(s) for s in size),
+            spacing=tuple(float(s) for s in spacing),
+            origin=tuple(float(o) for o in lps[:ndim, ndim]),
+            direction=linear / spacing,
+        )
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image) -> VoxelGrid:
+        """The grid of a SimpleITK image (already LPS)."""
+        ndim = image.GetDimension()
+        return cls(
+            size=tuple(image.GetSize()),
+            spacing=tuple(image.GetSpacing()),
+            origin=tuple(image.GetOrigin()),
+            direction=np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim),
+        )
+
+    @classmethod
+    def from_reference(cls, reference: MetaTensor | sitk.Image) -> VoxelGrid:
+        """The grid of a reference image: a SimpleITK image, or a MONAI ``MetaTensor`` (its last ``len(affine) - 1``
+        axes are spatial, so a channel axis in front is allowed)."""
+        if isinstance(reference, sitk.Image):
+            return cls.from_sitk(reference)
+        if not isinstance(reference, MetaTensor):
+            raise TypeError(
+                f"reference must be a monai MetaTensor or a SimpleITK Image, got {type(reference).__name__}"
+            )
+        ndim = reference.affine.shape[-1] - 1
+        return cls.from_affine(reference.affine, reference.shape[-ndim:])
+
+    def lps_affine(self) -> np.ndarray:
+        """``(ndim + 1) × (ndim + 1)`` matrix mapping a voxel index to LPS mm."""
+        affine = np.eye(self.ndim + 1)
+        affine[: self.ndim, : self.ndim] = self.direction * np.asarray(self.spacing)
+        affine[: self.ndim, self.ndim] = self.origin
+        return affine
+
+    def ras_affine(self) -> np.ndarray:
+        """``(ndim + 1) × (ndim + 1)`` matrix mapping a voxel index to RAS mm (MONAI's convention)."""
+        return _ras_lps_flip(self.ndim) @ self.lps_affine()
+
+    def to_3d(self) -> VoxelGrid:
+        """A 3D grid: a 2D grid gains one slice of 1 mm along the LPS z axis (3D grids are returned as they are)."""
+        if self.ndim == 3:
+            return self
+        direction = np.eye(3)
+        direction[:2, :2] = self.direction
+        return VoxelGrid((*self.size, 1), (*self.spacing, 1.0), (*self.origin, 0.0), direction)
+
+    def sitk_image(self, array_ijk: np.ndarray) -> sitk.Image:
+        """A SimpleITK image of ``array_ijk`` (spatial shape ``size``, index order ``(i, j[, k])``) on this grid."""
+        if tuple(array_ijk.shape) != self.size:
+            raise ValueError(f"array shape {array_ijk.shape} differs from the grid size {self.size}")
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array_ijk.transpose()))  # SimpleITK wants (k, j, i)
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(tuple(float(v) for v in self.direction.ravel()))
+        return image
+
+    def same_as(self, other: VoxelGrid, atol_mm: float = 1e-3) -> bool:
+        """Same size, and voxel-to-LPS affines equal within ``atol_mm`` (mm per voxel and mm of origin)."""
+        return self.size == other.size and np.allclose(self.lps_affine(), other.lps_affine(), rtol=0, atol=atol_mm)

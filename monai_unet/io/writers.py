@@ -1,0 +1,269 @@
+"""Writing an integer label map on the grid of its reference image: NIfTI, 3D Slicer ``.seg.nrrd`` or DICOM SEG.
+
+The format follows the path:
+
+============================  ===============================================================================
+``*.nii.gz``, ``*.nii``        NIfTI-1 label map, ``uint8`` (labels ≤ 255) or ``uint16`` (≤ 65535), never float;
+                               qform and sform both set (code 1, scanner) from the reference geometry.
+``*.seg.nrrd``                 3D Slicer segmentation: one 3D layer (labels never overlap), LPS space, one
+                               ``Segment{N}_*`` block per label (:mod:`monai_unet.io.seg_nrrd`).
+a directory (no suffix)        DICOM Segmentation Storage, ``BINARY``, written as ``<directory>/segmentation.dcm``
+                               and referencing the source series (:mod:`monai_unet.io.dicom_seg`; extra ``dicom``).
+============================  ===============================================================================
+
+Every write is atomic: the file is written under a temporary name in the target folder and renamed over the target
+(``os.replace``) only when complete, so an error leaves neither a partial file nor a changed target. Inputs are never
+modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.data import MetaTensor
+
+from monai_unet.io.errors import ImageInputError
+from monai_unet.io.grid import VoxelGrid
+
+__all__ = [
+    "DEFAULT_PALETTE",
+    "Segment",
+    "atomic_path",
+    "label_array",
+    "segment_table",
+    "segmentation_format",
+    "write_segmentation",
+]
+
+#: Default segment colours (RGB in [0, 1]): Paul Tol's "muted" qualitative scheme, distinguishable by colour-blind
+#: readers. Label value ``v`` gets ``DEFAULT_PALETTE[(v - 1) % 9]``.
+DEFAULT_PALETTE: tuple[tuple[float, float, float], ...] = tuple(
+    (int(h[0:2], 16) / 255, int(h[2:4], 16) / 255, int(h[4:6], 16) / 255)
+    for h in ("CC6677", "332288", "DDCC77", "117733", "88CCEE", "882255", "44AA99", "999933", "AA4499")
+)
+
+#: Largest label value a written label map can hold (``uint16``).
+MAX_LABEL = 65535
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One label of a label map as the segmentation formats describe it.
+
+    Args:
+        value: the integer label value in the label map (≥ 1).
+        name: display name (``"Segment_<value>"`` when none was given).
+        color: RGB display colour, each component in [0, 1].
+    """
+
+    value: int
+    name: str
+    color: tuple[float, float, float]
+
+
+def segmentation_format(path: str | PathLike) -> str:
+    """``"nifti"``, ``"seg.nrrd"`` or ``"dicomseg"``, from the path's suffix (no suffix: a DICOM SEG directory).
+
+    Raises:
+        ImageInputError: any other suffix (``.nrrd``, ``.mha``, ``.dcm``, ...).
+    """
+    name = Path(path).name.lower()
+    if name.endswith((".nii.gz", ".nii")):
+        return "nifti"
+    if name.endswith(".seg.nrrd"):
+        return "seg.nrrd"
+    if Path(path).is_dir() or not Path(name).suffix:
+        return "dicomseg"
+    raise ImageInputError(
+        path,
+        f"cannot tell the segmentation format from the suffix {Path(name).suffix!r}",
+        "Use .nii.gz or .nii (NIfTI), .seg.nrrd (3D Slicer) or a directory without a suffix (DICOM SEG)",
+    )
+
+
+def label_array(labels: np.ndarray | torch.Tensor, grid: VoxelGrid, path: str | PathLike) -> np.ndarray:
+    """Check a label map against its grid and return it as ``uint8`` (max ≤ 255) or ``uint16`` (max ≤ 65535).
+
+    Args:
+        labels: integer label map of spatial shape ``grid.size`` (index order ``(i, j[, k])``, as MONAI keeps it),
+            optionally with one leading channel axis of size 1. Boolean and floating-point arrays are accepted when
+            every value is a whole number (MONAI's ``Invertd``/``AsDiscrete`` return float tensors).
+        grid: the reference grid.
+        path: the file being written, named in errors.
+
+    Raises:
+        ImageInputError: wrong shape, several channels, NaN/inf, fractional values (probabilities), negative
+            labels, or labels above 65535.
+    """
+    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.ndim == grid.ndim + 1:
+        if array.shape[0] != 1:
+            raise ImageInputError(
+                path,
+                f"labels have {array.shape[0]} channels (shape {tuple(array.shape)}); one integer label map is needed",
+                "Take the argmax over channels first, e.g. monai.transforms.AsDiscrete(argmax=True)",
+            )
+        array = array[0]
+    if tuple(array.shape) != grid.size:
+        raise ImageInputError(
+            path,
+            f"labels of spatial shape {tuple(array.shape)} do not match the reference image of shape {grid.size}",
+            "Invert the preprocessing (monai.transforms.Invertd) so the labels are back on the reference grid",
+        )
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ImageInputError(path, f"labels of dtype {array.dtype} are not numbers")
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise ImageInputError(path, f"labels contain {int(bad.sum())} NaN or infinite voxels", "Fix the prediction")
+        if np.any(array != np.round(array)):
+            raise ImageInputError(
+                path,
+                "labels contain fractional values (probabilities or logits?); a label map holds whole numbers",
+                "Threshold or take the argmax first (monai.transforms.AsDiscrete)",
+            )
+    low, high = (array.min().item(), array.max().item()) if array.size else (0, 0)
+    if low < 0 or high > MAX_LABEL:
+        raise ImageInputError(path, f"label values span [{low}, {high}]; they must lie in [0, {MAX_LABEL}]")
+    return array.astype(np.uint8 if high <= 255 else np.uint16, copy=False)
+
+
+def segment_table(
+    labels: np.ndarray,
+    label_names: Mapping[int | str, str] | None = None,
+    colors: Mapping[int | str, Sequence[float]] | None = None,
+) -> list[Segment]:
+    """The segments to describe: every label value present in ``labels`` and every value named in ``label_names``.
+
+    Args:
+        labels: the checked label map (see :func:`label_array`).
+        label_names: label value → display name (keys may be strings, as in JSON bundle configs).
+        colors: label value → RGB in [0, 1]; missing values take :data:`DEFAULT_PALETTE`.
+
+    Raises:
+        ValueError: a key is not an integer ≥ 1, or a colour is not three numbers in [0, 1].
+    """
+    names = {_label_key(k): str(v) for k, v in (label_names or {}).items()}
+    rgb = {_label_key(k): _rgb(k, v) for k, v in (colors or {}).items()}
+    values = sorted(set(np.unique(labels).tolist()) - {0} | set(names))
+    return [
+        Segment(v, names.get(v, f"Segment_{v}"), rgb.get(v, DEFAULT_PALETTE[(v - 1) % len(DEFAULT_PALETTE)]))
+        for v in values
+    ]
+
+
+def _label_key(key: int | str) -> int:
+    value = int(key)
+    if value < 1 or value > MAX_LABEL:
+        raise ValueError(f"label value {key!r} is outside [1, {MAX_LABEL}] (0 is the background and has no segment)")
+    return value
+
+
+def _rgb(key: int | str, color: Sequence[float]) -> tuple[float, float, float]:
+    rgb = tuple(float(c) for c in color)
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise ValueError(f"colour of label {key!r} must be three numbers in [0, 1] (RGB), got {list(color)}")
+    return rgb  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success rename it over ``target``, on error delete it.
+
+    The temporary name lives in the target's folder (same file system, so ``os.replace`` is atomic) and keeps
+    ``suffix`` (writers such as SimpleITK choose the format and compression from it). A directory created at the
+    temporary path replaces ``target`` only when ``target`` does not exist or is an empty directory.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise ImageInputError(target, "the output folder does not exist", "Create it first")
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(handle)
+    temporary = Path(name)
+    temporary.unlink()  # the writer creates it (some refuse to overwrite, some create a directory)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        if temporary.is_dir():
+            for child in temporary.iterdir():
+                child.unlink()
+            temporary.rmdir()
+        else:
+            temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_segmentation(
+    labels: np.ndarray | torch.Tensor,
+    reference: MetaTensor | sitk.Image | None,
+    path: str | PathLike,
+    label_names: Mapping[int | str, str] | None = None,
+    colors: Mapping[int | str, Sequence[float]] | None = None,
+    source_images: str | PathLike | Sequence[str | PathLike] | None = None,
+) -> Path:
+    """Write an integer label map so that it lies exactly on ``reference``; the format follows ``path``.
+
+    Args:
+        labels: label map of the reference's spatial shape, index order ``(i, j[, k])`` (MONAI's), optionally with
+            a leading channel axis of size 1; whole numbers in [0, 65535] (bool, int or whole-valued float).
+            A ``MetaTensor`` whose affine differs from the reference's by more than 1e-3 mm is refused.
+        reference: the image the labels were predicted for: a ``MetaTensor`` (affine in RAS, e.g. from
+            ``SimpleITKReader`` or after ``Invertd``) or a ``SimpleITK.Image``; ``None`` takes the geometry of
+            ``labels`` (then a ``MetaTensor``).
+        path: ``*.nii.gz``/``*.nii``, ``*.seg.nrrd``, or a directory for DICOM SEG (see the module docstring).
+        label_names: label value → segment name (.seg.nrrd, DICOM SEG). Default ``"Segment_<value>"``.
+        colors: label value → RGB in [0, 1] (.seg.nrrd, DICOM SEG). Default :data:`DEFAULT_PALETTE`.
+        source_images: DICOM SEG only: the source series (folder or files) the SEG references; default the
+            files recorded in the reference's meta by ``SimpleITKReader``. A reference that was not read from
+            DICOM is refused for DICOM SEG (a SEG without its source series cannot be placed in a PACS).
+
+    Returns:
+        The written file (for DICOM SEG, ``<path>/segmentation.dcm``).
+
+    Raises:
+        ImageInputError: unknown suffix, bad labels (see :func:`label_array`), labels and reference on different
+            grids, or (DICOM SEG) no usable source series.
+    """
+    path = Path(path)
+    kind = segmentation_format(path)
+    if reference is None:
+        if not isinstance(labels, MetaTensor):
+            raise TypeError("reference=None needs labels as a MetaTensor that carries its own affine")
+        reference = labels
+    grid = VoxelGrid.from_reference(reference)
+    if isinstance(labels, MetaTensor) and labels is not reference:
+        own = VoxelGrid.from_affine(labels.affine, labels.shape[-grid.ndim :])
+        if not own.same_as(grid):
+            raise ImageInputError(
+                path,
+                f"the labels' affine {own.ras_affine().round(4).tolist()} differs from the reference's "
+                f"{grid.ras_affine().round(4).tolist()} (tolerance 1e-3 mm)",
+                "Invert the preprocessing (monai.transforms.Invertd) before writing",
+            )
+    array = label_array(labels, grid, path)
+    if kind == "nifti":
+        with atomic_path(path, suffix=".nii.gz" if path.name.lower().endswith(".gz") else ".nii") as temporary:
+            sitk.WriteImage(grid.sitk_image(array), str(temporary), useCompression=True)
+        return path
+    segments = segment_table(array, label_names, colors)
+    if kind == "seg.nrrd":
+        from monai_unet.io.seg_nrrd import write_seg_nrrd
+
+        with atomic_path(path) as temporary:
+            write_seg_nrrd(array, grid, segments, temporary)
+        return path
+    from monai_unet.io.dicom_seg import write_dicom_seg
+
+    return write_dicom_seg(array, grid, segments, path, reference, source_images)
