@@ -1,0 +1,102 @@
+"""Full-state training checkpoints written atomically, and resuming a killed run from the last one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_unet.io.atomic import atomic_path
+
+__all__ = ["TrainingCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingCheckpoint:
+    """Save everything a run needs to continue, every ``save_interval`` epochs; optionally resume from it.
+
+    MONAI's ``CheckpointSaver`` writes in place (a crash mid-write leaves a broken file) and model-zoo bundles keep
+    only the weights. This handler writes one file, ``<save_dir>/<filename>``, through a temporary name and a
+    rename, holding the state dicts of every object in ``save_dict`` (network, optimizer, LR scheduler, the trainer
+    engine — epoch and iteration — and any other object with ``state_dict``, such as a :class:`ValidationHistory`).
+
+    With ``resume=True`` the file is loaded when the trainer starts (``map_location``, ``weights_only=True``), so
+    the run continues at the saved epoch with the saved optimizer, schedule and metric history, up to the
+    configured ``max_epochs``. A missing file starts a fresh run with a log line.
+
+    Args:
+        save_dir: folder of the checkpoint file.
+        save_dict: name → object with ``state_dict()`` / ``load_state_dict()``; include the trainer as ``"trainer"``.
+        save_interval: epochs between checkpoints (the last epoch is always saved).
+        resume: load the checkpoint at start when it exists.
+        filename: file name inside ``save_dir``.
+        map_location: device the tensors are loaded to (``"cpu"`` works on machines without a GPU).
+    """
+
+    def __init__(
+        self,
+        save_dir: str | Path,
+        save_dict: Mapping[str, Any],
+        save_interval: int = 1,
+        resume: bool = False,
+        filename: str = "checkpoint_last.pt",
+        map_location: str | torch.device = "cpu",
+    ) -> None:
+        if save_interval < 1:
+            raise ValueError(f"save_interval must be at least 1 epoch, got {save_interval}.")
+        if not save_dict:
+            raise ValueError("save_dict must name at least one object to checkpoint.")
+        self.path = Path(save_dir) / filename
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.resume = resume
+        self.map_location = map_location
+
+    def attach(self, engine: Engine) -> None:
+        """Attach to the trainer: load at ``STARTED`` (when resuming), save at ``EPOCH_COMPLETED``."""
+        if self.resume:
+            engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save)
+
+    def _maybe_save(self, engine: Engine) -> None:
+        if engine.state.epoch % self.save_interval == 0 or engine.state.epoch == engine.state.max_epochs:
+            self.save()
+
+    def save(self, engine: Engine | None = None) -> Path:
+        """Write the checkpoint atomically; returns its path."""
+        state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+        logger.info("saved training checkpoint %s", self.path)
+        return self.path
+
+    def load(self, engine: Engine) -> None:
+        """Restore every object from the checkpoint, keeping the trainer's configured ``max_epochs``."""
+        if not self.path.is_file():
+            logger.info("resume: no checkpoint at %s, starting a fresh run", self.path)
+            return
+        try:
+            state = torch.load(self.path, map_location=self.map_location, weights_only=True)
+        except Exception as error:  # a corrupt or foreign file: say which and what to do
+            raise ValueError(
+                f"{self.path}: cannot load the training checkpoint ({error}). Delete it to start afresh."
+            ) from error
+        missing = sorted(set(self.save_dict) - set(state))
+        if missing:
+            raise ValueError(f"{self.path}: checkpoint lacks {missing}; it was written by a different configuration.")
+        max_epochs = engine.state.max_epochs
+        for name, obj in self.save_dict.items():
+            obj.load_state_dict(state[name])
+        if max_epochs is not None:
+            if engine.state.epoch > max_epochs:
+                raise ValueError(
+                    f"{self.path}: the checkpoint is at epoch {engine.state.epoch}, beyond max_epochs={max_epochs}. "
+                    "Raise max_epochs to train further."
+                )
+            engine.state.max_epochs = max_epochs
+        logger.info("resumed from %s at epoch %d (iteration %d)", self.path, engine.state.epoch, engine.state.iteration)

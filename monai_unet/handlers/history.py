@@ -1,0 +1,90 @@
+"""Validation history: every validation's metrics, the best epoch, and the best network saved atomically."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_unet.io.atomic import atomic_path
+
+__all__ = ["ValidationHistory"]
+
+logger = logging.getLogger(__name__)
+
+
+class ValidationHistory:
+    """Record the evaluator's metrics after each validation and keep the best network.
+
+    Attach to the evaluator. After every validation run it appends ``{"epoch": e, **metrics}`` to ``history``,
+    rewrites ``csv_path`` (atomically) and, when ``key_metric`` improved, saves the network's weights to
+    ``best_path`` (atomically). Its ``state_dict`` goes into the training checkpoint, so a resumed run keeps the
+    metric history and does not overwrite a better earlier model.
+
+    Args:
+        network: the network whose weights are saved when the key metric improves (unwrapped from DDP if needed).
+        key_metric: name in ``evaluator.state.metrics`` that decides "best".
+        best_path: file for the best weights (a plain ``state_dict``, loadable with ``weights_only=True``).
+        csv_path: optional CSV of the history (one row per validation).
+        higher_is_better: ``False`` for errors and distances.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        key_metric: str,
+        best_path: str | Path,
+        csv_path: str | Path | None = None,
+        higher_is_better: bool = True,
+    ) -> None:
+        self.network = network
+        self.key_metric = key_metric
+        self.best_path = Path(best_path)
+        self.csv_path = Path(csv_path) if csv_path is not None else None
+        self.higher_is_better = higher_is_better
+        self.history: list[dict[str, float]] = []
+        self.best_metric = -math.inf if higher_is_better else math.inf
+        self.best_epoch = -1
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _improved(self, value: float) -> bool:
+        return value > self.best_metric if self.higher_is_better else value < self.best_metric
+
+    def __call__(self, engine: Engine) -> None:
+        metrics = engine.state.metrics
+        if self.key_metric not in metrics:
+            raise KeyError(f"key metric {self.key_metric!r} not among the evaluator's metrics {sorted(metrics)}.")
+        epoch = int(engine.state.epoch)
+        row = {"epoch": epoch, **{k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}}
+        self.history.append(row)
+        value = row[self.key_metric]
+        if self._improved(value):
+            self.best_metric, self.best_epoch = value, epoch
+            network = getattr(self.network, "module", self.network)
+            with atomic_path(self.best_path) as tmp:
+                torch.save(network.state_dict(), tmp)
+            logger.info("epoch %d: new best %s = %.4f, saved %s", epoch, self.key_metric, value, self.best_path)
+        if self.csv_path is not None:
+            self._write_csv()
+
+    def _write_csv(self) -> None:
+        columns = list(dict.fromkeys(key for row in self.history for key in row))
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [dict(row) for row in state["history"]]
+        self.best_metric = float(state["best_metric"])
+        self.best_epoch = int(state["best_epoch"])
