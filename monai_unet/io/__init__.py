@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from monai_unet.io.dicom import DicomSeriesInfo, list_dicom_series, read_dicom_series
 from monai_unet.io.errors import ImageInputError
+from monai_unet.io.image_file import read_image_file
+from monai_unet.io.reader import SimpleITKReader
 
-__all__ = ["ImageInputError"]
+__all__ = [
+    "DicomSeriesInfo",
+    "ImageInputError",
+    "SimpleITKReader",
+    "list_dicom_series",
+    "read_dicom_series",
+    "read_image_file",
+]

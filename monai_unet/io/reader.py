@@ -1,0 +1,236 @@
+"""``SimpleITKReader``: a MONAI ``ImageReader`` for files and DICOM series that keeps their geometry.
+
+Use it wherever MONAI takes a reader: ``LoadImage(reader=SimpleITKReader())``, ``LoadImaged(keys, reader=...)``
+or a bundle config (``"reader": {"_target_": "monai_unet.io.SimpleITKReader"}``). What it reads:
+
+- one file: NIfTI (``.nii``/``.nii.gz``), NRRD, MetaImage, 2D PNG/TIFF (see :mod:`monai_unet.io.image_file`);
+- a folder, a single DICOM file or a list of DICOM files: one DICOM series (see :mod:`monai_unet.io.dicom`);
+- a list of files or folders that are not all DICOM files: one image per entry, stacked as channels (e.g. FLAIR
+  and T1c of one subject); they must share shape and affine, else the error names both files.
+
+Voxels keep their stored type (int16 CT stays int16; ``LoadImage`` converts to its ``dtype``, float32 unless
+``dtype=None``) and are returned without a copy, as a transposed view of SimpleITK's buffer.
+
+Why ``read()`` does no work: ``LoadImage`` given a reader instance catches any exception raised by ``read()``
+and silently tries its other readers (nibabel, pydicom). A DICOM series refused here for a missing slice would
+then be read anyway by a reader without the check. So ``read()`` only records what to read and every check
+runs in ``get_data()``, whose errors reach the caller.
+
+Meta keys set (the writers, the bundles and the CLI rely on these):
+
+===========================  ==========================================================================
+``affine``                   voxel index → RAS mm, (ndim+1)² float64, as ``NibabelReader`` gives it
+``original_affine``          the same, kept through later spatial transforms
+``spatial_shape``            voxels per spatial axis (x, y[, z])
+``original_channel_dim``     ``nan`` (no channel), ``-1`` (RGB, 4D with ``allow_4d``) or 0 (stacked files)
+``space``                    ``"RAS"``
+``spacing``                  voxel size (mm) along x, y[, z]
+``source_origin_lps``        LPS position (mm) of voxel (0, 0, 0), as DICOM/ITK/Slicer state it
+``source_spacing``           voxel size (mm), as SimpleITK gives it
+``source_direction_lps``     (ndim, ndim) axis directions in LPS, columns = x, y, z
+``source_format``            ``"nifti"``, ``"nrrd"``, ``"mha"``, ``"png"``, ``"tif"``, ``"dicom"``, ...
+``source_files``             DICOM only: the files in slice order (z = 0 first)
+``SOPInstanceUIDs``          DICOM only: one per slice in z order (one for a multi-frame file)
+``frame_order``              multi-frame DICOM only: the frame number (0-based) of each z slice
+``SOPClassUID``,             DICOM only, from the first slice: ``StudyInstanceUID``, ``SeriesInstanceUID``,
+  ...                        ``FrameOfReferenceUID``, ``Modality``, ``SeriesDescription``, ``SeriesNumber``,
+                             ``PatientID``, ``PatientName``, ``StudyDate``, ``StudyID``, ``AccessionNumber``,
+                             ``Manufacturer`` (strings; "" when absent)
+``resampled``                DICOM with ``resample=True`` only, when the series was irregular
+===========================  ==========================================================================
+
+An empty SOPInstanceUID/SOPClassUID (seen in real exports) is taken from the file meta header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from monai.data import ImageReader
+from monai.utils import MetaKeys, SpaceKeys
+
+from monai_unet.io.dicom import is_dicom_file, read_dicom_series
+from monai_unet.io.errors import ImageInputError
+from monai_unet.io.image_file import FILE_SUFFIXES, read_image_file
+from monai_unet.io.volume import Volume, ras_affine
+
+__all__ = ["PendingImage", "SimpleITKReader"]
+
+_GRID_TOLERANCE_MM = 1e-4  # largest affine difference between channels read from separate files
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    """What :meth:`SimpleITKReader.read` returns: the paths of one image, read by ``get_data``.
+
+    Args:
+        paths: one file or folder, or the files of one DICOM series.
+        options: the reader options in force for this image.
+    """
+
+    paths: tuple[str, ...]
+    options: tuple[tuple[str, Any], ...]
+
+    @property
+    def name(self) -> str:
+        """The path used in messages (the folder for a list of DICOM files)."""
+        return self.paths[0] if len(self.paths) == 1 else str(Path(self.paths[0]).parent)
+
+
+class SimpleITKReader(ImageReader):
+    """Read NIfTI/NRRD/MetaImage/PNG/TIFF files and DICOM series with SimpleITK, affine in MONAI's RAS convention.
+
+    Args:
+        channel_dim: as in MONAI's readers: None lets the reader decide (no channel for scalar images, last axis
+            for RGB or 4D), or the index of the channel axis of the returned array.
+        series_uid: SeriesInstanceUID to read from a folder holding several DICOM series.
+        min_slices: fewest slices accepted as a DICOM volume.
+        spacing_tolerance: accepted deviation of DICOM slice gaps from their median, as a fraction of it.
+        resample: resample gantry-tilted or unevenly spaced DICOM series onto a regular grid (float32,
+            trilinear) instead of refusing them.
+        allow_4d: accept 4D files, their fourth axis becoming a trailing channel axis; when False a 4D file with
+            more than one volume raises.
+        check_finite: refuse floating-point images holding NaN or infinite voxels.
+        orthonormal_tolerance: accepted deviation of NIfTI direction cosines from orthonormal (read via nibabel
+            and orthonormalised, with a warning).
+    """
+
+    def __init__(
+        self,
+        channel_dim: int | None = None,
+        *,
+        series_uid: str | None = None,
+        min_slices: int = 3,
+        spacing_tolerance: float = 0.01,
+        resample: bool = False,
+        allow_4d: bool = False,
+        check_finite: bool = True,
+        orthonormal_tolerance: float = 1e-2,
+    ) -> None:
+        super().__init__()
+        self.channel_dim = channel_dim
+        self.options: dict[str, Any] = {
+            "series_uid": series_uid,
+            "min_slices": min_slices,
+            "spacing_tolerance": spacing_tolerance,
+            "resample": resample,
+            "allow_4d": allow_4d,
+            "check_finite": check_finite,
+            "orthonormal_tolerance": orthonormal_tolerance,
+        }
+
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        """True for folders, DICOM files and the suffixes in :data:`~monai_unet.io.image_file.FILE_SUFFIXES`."""
+        names = [filename] if isinstance(filename, (str, PathLike)) else list(filename)
+        return all(
+            Path(n).is_dir() or str(n).lower().endswith((*FILE_SUFFIXES, ".dcm")) or is_dicom_file(n) for n in names
+        )
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs: Any) -> PendingImage | list[PendingImage]:
+        """Record what to read; never raises (see the module docstring). ``kwargs`` override reader options."""
+        options = {**self.options, **{k: v for k, v in kwargs.items() if k in self.options}}
+        frozen = tuple(sorted(options.items()))
+        names = [str(data)] if isinstance(data, (str, PathLike)) else [str(n) for n in data]
+        if len(names) > 1 and all(Path(n).is_file() and is_dicom_file(n) for n in names):
+            return PendingImage(tuple(names), frozen)  # the files of one DICOM series
+        pending = [PendingImage((n,), frozen) for n in names]
+        return pending[0] if len(pending) == 1 else pending
+
+    def get_data(self, img: PendingImage | Sequence[PendingImage]) -> tuple[np.ndarray, dict]:
+        """Read, check and return ``(array, meta)``; arrays of several images are stacked on a new axis 0.
+
+        Returns:
+            The voxels (x, y[, z])[, channel] in their stored type, or (C, x, y[, z]) for several files, and
+            the meta dict described in the module docstring.
+
+        Raises:
+            ImageInputError: any bad input (see :mod:`monai_unet.io.dicom` and :mod:`monai_unet.io.image_file`),
+                non-finite voxels, or channels on different grids.
+        """
+        items = [img] if isinstance(img, PendingImage) else list(img)
+        arrays, metas = [], []
+        for item in items:
+            array, meta = self._read_one(item)
+            arrays.append(array)
+            metas.append(meta)
+        if len(items) == 1:
+            return arrays[0], metas[0]
+        first, first_meta = items[0], metas[0]
+        for item, array, meta in zip(items[1:], arrays[1:], metas[1:], strict=True):
+            if array.shape != arrays[0].shape:
+                raise ImageInputError(
+                    item.name,
+                    f"has shape {tuple(array.shape)}, but {first.name} (the first channel) has "
+                    f"{tuple(arrays[0].shape)}",
+                    "channels read together must lie on the same grid; resample one onto the other first",
+                )
+            difference = float(np.abs(meta[MetaKeys.AFFINE] - first_meta[MetaKeys.AFFINE]).max())
+            if difference > _GRID_TOLERANCE_MM:
+                raise ImageInputError(
+                    item.name,
+                    f"has a different affine from {first.name} (the first channel), by up to {difference:.4g} mm",
+                    "channels read together must lie on the same grid; resample one onto the other first",
+                )
+        meta = dict(first_meta)
+        meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+        return np.stack(arrays, axis=0), meta
+
+    def _read_one(self, item: PendingImage) -> tuple[np.ndarray, dict]:
+        options = dict(item.options)
+        path = item.paths[0]
+        dicom_options = {k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample")}
+        if len(item.paths) > 1:
+            volume = read_dicom_series(list(item.paths), **dicom_options)
+        elif Path(path).is_dir():
+            volume = read_dicom_series(path, **dicom_options)
+        elif Path(path).is_file() and is_dicom_file(path):
+            volume = read_dicom_series([path], **dicom_options)
+        else:
+            volume = read_image_file(
+                path, allow_4d=options["allow_4d"], orthonormal_tolerance=options["orthonormal_tolerance"]
+            )
+        if options["check_finite"]:
+            _check_finite(item.name, volume.array)
+        return volume.array, self._meta(volume)
+
+    def _meta(self, volume: Volume) -> dict:
+        ndim = volume.spatial_ndim
+        affine = ras_affine(volume.origin, volume.spacing, volume.direction)
+        meta = dict(volume.meta)
+        meta.update(
+            {
+                MetaKeys.AFFINE: affine,
+                MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+                MetaKeys.SPATIAL_SHAPE: np.asarray(volume.array.shape[:ndim]),
+                MetaKeys.SPACE: SpaceKeys.RAS,
+                "spacing": np.asarray(volume.spacing, dtype=np.float64),
+                "source_origin_lps": np.asarray(volume.origin, dtype=np.float64),
+                "source_spacing": np.asarray(volume.spacing, dtype=np.float64),
+                "source_direction_lps": np.asarray(volume.direction, dtype=np.float64),
+            }
+        )
+        if self.channel_dim is not None:
+            meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = self.channel_dim
+        else:
+            meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = float("nan") if volume.array.ndim == ndim else -1
+        return meta
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    """Refuse NaN/inf voxels: one would turn every normalised voxel and the loss into NaN."""
+    if array.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    raise ImageInputError(
+        name,
+        f"holds {len(bad)} NaN or infinite voxel(s), the first at voxel {tuple(int(i) for i in bad[0])}",
+        "fix the conversion that produced it, or replace them (e.g. with 0) before use",
+    )
