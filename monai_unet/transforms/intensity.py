@@ -1,0 +1,143 @@
+"""Intensity preprocessing: CT window presets (HU → [0, 1]) and MR z-score within the foreground.
+
+Intensity transforms change values, never geometry, so ``Invertd`` passes over them (they are not
+``InvertibleTransform``); a prediction is returned to the source grid by inverting the spatial steps alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, ScaleIntensityRange, Transform
+
+__all__ = ["CT_WINDOWS", "CTWindow", "CTWindowd", "ForegroundZScore", "ForegroundZScored"]
+
+#: CT display windows as ``name: (level, width)`` in Hounsfield units (HU), the usual values listed by Radiopaedia,
+#: "Windowing (CT)". The window shows HU in ``[level - width / 2, level + width / 2]``.
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "brain": (40.0, 80.0),
+    "stroke": (40.0, 40.0),
+    "temporal_bone": (600.0, 2800.0),
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "abdomen": (50.0, 400.0),
+    "liver": (30.0, 150.0),
+    "spine_soft_tissue": (50.0, 250.0),
+    "bone": (400.0, 1800.0),
+}
+
+
+def _window(preset: str | None, level: float | None, width: float | None) -> tuple[float, float]:
+    if preset is not None:
+        if level is not None or width is not None:
+            raise ValueError("give either a preset or level and width, not both")
+        if preset not in CT_WINDOWS:
+            raise ValueError(f"unknown CT window {preset!r}; presets: {', '.join(CT_WINDOWS)}")
+        level, width = CT_WINDOWS[preset]
+    if level is None or width is None:
+        raise ValueError("give a preset name or both level and width (HU)")
+    if width <= 0:
+        raise ValueError(f"window width must be > 0 HU, got {width}")
+    return float(level), float(width)
+
+
+class CTWindow(ScaleIntensityRange):
+    """Map the HU window ``[level - width/2, level + width/2]`` linearly onto ``[0, 1]``, clipping outside it.
+
+    Args:
+        preset: a name in :data:`CT_WINDOWS` (``"abdomen"``, ``"lung"``, ``"bone"``, ...), or ``None`` to give
+            ``level`` and ``width``.
+        level: window centre in HU.
+        width: window width in HU (> 0). Narrow windows raise contrast inside and saturate everything else.
+
+    Input: a tensor in HU of any shape (channel-first image, e.g. ``(1, H, W, D)``); output: same shape, float32.
+    """
+
+    def __init__(self, preset: str | None = None, level: float | None = None, width: float | None = None) -> None:
+        self.level, self.width = _window(preset, level, width)
+        super().__init__(
+            a_min=self.level - self.width / 2, a_max=self.level + self.width / 2, b_min=0.0, b_max=1.0, clip=True
+        )
+
+
+class CTWindowd(MapTransform):
+    """Dictionary wrapper of :class:`CTWindow`: window the images under ``keys`` (never the labels)."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        preset: str | None = None,
+        level: float | None = None,
+        width: float | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.window = CTWindow(preset, level, width)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.window(d[key])
+        return d
+
+
+class ForegroundZScore(Transform):
+    """Z-score an MR image with the mean and standard deviation of its foreground; the background becomes 0.
+
+    The foreground is ``mask > 0`` when a mask is given (shape of the image, or one channel broadcast over all),
+    else the nonzero voxels of each channel (skull-stripped or cropped MR has an exact-zero background). Statistics
+    are taken per channel. The background is set to 0 (the foreground mean), as nnU-Net does for masked
+    normalisation, so the network never sees the arbitrary background value.
+
+    Args:
+        eps: added to the standard deviation, so a constant foreground gives 0 instead of dividing by zero.
+
+    Input: ``(C, *spatial)`` float tensor (and optional mask ``(1 or C, *spatial)``); output: same shape, float32.
+
+    Raises:
+        ValueError: a channel has no foreground voxel.
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        self.eps = eps
+
+    def __call__(self, img: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = (img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)).float()
+        mask = mask.as_tensor() if isinstance(mask, MetaTensor) else mask
+        foreground = (x != 0) if mask is None else (torch.as_tensor(mask) > 0).expand_as(x)
+        out = torch.zeros_like(x)
+        for c in range(x.shape[0]):
+            values = x[c][foreground[c]]
+            if values.numel() == 0:
+                raise ValueError(f"channel {c} has no foreground voxel to take the mean and standard deviation from")
+            std, mean = torch.std_mean(values, correction=0)
+            out[c] = torch.where(foreground[c], (x[c] - mean) / (std + self.eps), 0.0)
+        if isinstance(img, MetaTensor):
+            out = MetaTensor(out, meta=img.meta, applied_operations=img.applied_operations)
+        return out
+
+
+class ForegroundZScored(MapTransform):
+    """Dictionary wrapper of :class:`ForegroundZScore`.
+
+    Args:
+        keys: images to normalise.
+        mask_key: key of the foreground mask (e.g. a brain mask); ``None`` uses each image's nonzero voxels.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, mask_key: str | None = None, eps: float = 1e-8, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.mask_key = mask_key
+        self.zscore = ForegroundZScore(eps)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        mask = d[self.mask_key] if self.mask_key is not None else None
+        for key in self.key_iterator(d):
+            d[key] = self.zscore(d[key], mask)
+        return d
