@@ -6,6 +6,8 @@ wrong are handled here:
 
 - A truncated ``.nii.gz`` is read without any error (the missing voxels come back as zeros). The gzip trailer
   stores the uncompressed size, so it is compared with the size the NIfTI header promises before reading.
+- ITK's NIfTI library silently replaces NaN and infinite voxels by 0, which would hide them from the reader's
+  finite check; floating-point NIfTI files are therefore read through nibabel (integer ones, CT included, are not).
 - NIfTI files whose direction cosines are slightly non-orthonormal (rounding in the writer) are refused by ITK
   ("ITK only supports orthonormal direction cosines"). They are read through nibabel instead and the direction
   is replaced by the nearest orthonormal matrix (polar decomposition), with a warning saying how far it moved.
@@ -54,7 +56,7 @@ def _first_line(message: str) -> str:
     return lines[-1] if lines else message
 
 
-def _check_nifti_complete(path: Path) -> None:
+def _check_nifti_complete(path: Path) -> nib.Nifti1Header:
     """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download)."""
     try:
         header = nib.load(path).header
@@ -77,6 +79,7 @@ def _check_nifti_complete(path: Path) -> None:
             f"{'a gzip stream of ' if path.name.lower().endswith('.gz') else ''}{actual} bytes",
             "copy or download the file again",
         )
+    return header
 
 
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
@@ -85,9 +88,18 @@ def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
-def _read_nifti_with_nibabel(path: Path, orthonormal_tolerance: float) -> tuple[np.ndarray, Volume]:
-    """Read a NIfTI whose direction cosines ITK refuses; returns (voxels x, y, z[, t]) and the 3D geometry."""
-    image = nib.load(path)
+def _read_nifti_with_nibabel(path: Path, allow_4d: bool, orthonormal_tolerance: float) -> Volume:
+    """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel."""
+    array, volume = _nibabel_voxels_and_geometry(path, orthonormal_tolerance)
+    volume.meta["source_format"] = "nifti"
+    if array.ndim == 2:
+        array = array[..., None]
+    return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
+
+
+def _nibabel_voxels_and_geometry(path: Path, orthonormal_tolerance: float) -> tuple[np.ndarray, Volume]:
+    """Voxels (x, y, z[, t]) and 3D LPS geometry from nibabel; direction orthonormalised (warning if needed)."""
+    image = nib.load(path, mmap=False)
     ras = np.asarray(image.affine, dtype=np.float64)
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
     scaled = lps[:3, :3]
@@ -102,13 +114,13 @@ def _read_nifti_with_nibabel(path: Path, orthonormal_tolerance: float) -> tuple[
             f"tolerance {orthonormal_tolerance:g})",
             "resample it onto an orthogonal grid first, or raise orthonormal_tolerance if the shear is harmless",
         )
-    warnings.warn(
-        f"{path}: direction cosines are not orthonormal (off by up to {deviation:.2g}); read with nibabel and "
-        "replaced by the nearest orthonormal directions",
-        stacklevel=3,
-    )
-    array = np.asanyarray(image.dataobj)
-    return array, Volume(array, lps[:3, 3].copy(), spacing, orthonormal, {"source_format": "nifti"})
+    if deviation > 1e-6:
+        warnings.warn(
+            f"{path}: direction cosines are not orthonormal (off by up to {deviation:.2g}); read with nibabel and "
+            "replaced by the nearest orthonormal directions",
+            stacklevel=4,
+        )
+    return np.asanyarray(image.dataobj), Volume(np.empty(0), lps[:3, 3].copy(), spacing, orthonormal, {})
 
 
 def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal_tolerance: float = 1e-2) -> Volume:
@@ -132,15 +144,14 @@ def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal
     if not path.is_file():
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
-    if is_nifti:
-        _check_nifti_complete(path)
+    if is_nifti and _check_nifti_complete(path).get_data_dtype().kind in "fc":
+        return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         message = str(error)
         if is_nifti and "orthonormal" in message:
-            array, volume = _read_nifti_with_nibabel(path, orthonormal_tolerance)
-            return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
+            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance)
         raise ImageInputError(
             path, f"cannot be read ({_first_line(message)})", "the file is corrupt or not in a supported format"
         ) from None

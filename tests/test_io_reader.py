@@ -1,0 +1,166 @@
+"""SimpleITKReader on files: MONAI's affine convention, native dtype, channels, and every bad-input refusal."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from monai.data import NibabelReader
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged
+from PIL import Image
+
+from monai_unet.io import ImageInputError, SimpleITKReader
+
+
+def oblique_affine() -> np.ndarray:
+    """An LPS-ish oblique RAS affine with anisotropic voxels (rotation about z by 30°)."""
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    rotation = np.array([[-c, s, 0], [-s, -c, 0], [0, 0, 1.0]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.7, 0.9, 2.5])
+    affine[:3, 3] = [12.0, -40.0, 7.5]
+    return affine
+
+
+def write_nifti(path, array, affine=None) -> str:
+    nib.save(nib.Nifti1Image(array, oblique_affine() if affine is None else affine), path)
+    return str(path)
+
+
+def read(path, **options):
+    reader = SimpleITKReader(**options)
+    return reader.get_data(reader.read(path))
+
+
+def test_nifti_matches_monai_nibabel_reader(tmp_path):
+    data = np.random.default_rng(0).integers(-1000, 2000, (9, 7, 5)).astype(np.int16)
+    path = write_nifti(tmp_path / "ct.nii.gz", data)
+    ours = LoadImage(reader=SimpleITKReader(), image_only=True, dtype=None)(path)
+    theirs = LoadImage(reader=NibabelReader(), image_only=True, dtype=None)(path)
+    assert ours.shape == theirs.shape == data.shape
+    assert ours.dtype == theirs.dtype  # native int16 kept
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_allclose(ours.affine.numpy(), theirs.affine.numpy(), atol=1e-5)
+    assert np.isnan(ours.meta["original_channel_dim"]) and ours.meta["space"] == "RAS"
+    np.testing.assert_array_equal(ours.meta["spatial_shape"], data.shape)
+    lps = np.diag([-1, -1, 1, 1]) @ oblique_affine()
+    np.testing.assert_allclose(ours.meta["source_origin_lps"], lps[:3, 3], atol=1e-5)
+    np.testing.assert_allclose(ours.meta["source_spacing"], [0.7, 0.9, 2.5], atol=1e-6)
+    np.testing.assert_allclose(ours.meta["source_direction_lps"] * [0.7, 0.9, 2.5], lps[:3, :3], atol=1e-5)
+
+
+def test_loadimaged_in_compose_gives_channel_first_float(tmp_path):
+    path = write_nifti(tmp_path / "ct.nii.gz", np.arange(60, dtype=np.int16).reshape(5, 4, 3))
+    out = Compose([LoadImaged("image", reader=SimpleITKReader()), EnsureChannelFirstd("image")])({"image": path})
+    assert tuple(out["image"].shape) == (1, 5, 4, 3) and out["image"].dtype.is_floating_point
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_nrrd_and_metaimage_geometry(tmp_path, suffix):
+    image = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.uint8).reshape(6, 5, 4))  # z, y, x
+    image.SetSpacing((0.5, 0.75, 3.0))
+    image.SetOrigin((10.0, -20.0, 30.0))
+    direction = np.array([[0, 1, 0], [-1, 0, 0], [0, 0, 1.0]])
+    image.SetDirection(direction.ravel().tolist())
+    path = tmp_path / f"img{suffix}"
+    sitk.WriteImage(image, str(path))
+    array, meta = read(path)
+    assert array.shape == (4, 5, 6) and array.dtype == np.uint8
+    assert array[1, 2, 3] == sitk.GetArrayFromImage(image)[3, 2, 1]
+    lps = np.eye(4)
+    lps[:3, :3] = direction @ np.diag([0.5, 0.75, 3.0])
+    lps[:3, 3] = [10.0, -20.0, 30.0]
+    np.testing.assert_allclose(meta["affine"], np.diag([-1, -1, 1, 1]) @ lps, atol=1e-9)
+
+
+def test_png_2d(sample_data):
+    path = sample_data / "isbi2012_em" / "images" / "00.png"
+    array, meta = read(path)
+    expected = np.asarray(Image.open(path))
+    assert array.shape == expected.shape[::-1]  # (x, y)
+    np.testing.assert_array_equal(array, expected.T)
+    assert meta["affine"].shape == (3, 3)
+
+
+def test_channels_from_several_files_and_grid_mismatch(tmp_path):
+    a = write_nifti(tmp_path / "flair.nii.gz", np.ones((4, 5, 6), np.float32))
+    b = write_nifti(tmp_path / "t1c.nii.gz", np.full((4, 5, 6), 2, np.float32))
+    image = LoadImage(reader=SimpleITKReader(), image_only=True)([a, b])
+    assert tuple(image.shape) == (2, 4, 5, 6) and image.meta["original_channel_dim"] == 0
+    assert float(image[1].mean()) == 2.0
+    other_shape = write_nifti(tmp_path / "small.nii.gz", np.ones((4, 5, 5), np.float32))
+    with pytest.raises(ImageInputError, match=r"small.nii.gz.*shape.*flair.nii.gz"):
+        read([a, other_shape])
+    shifted = oblique_affine()
+    shifted[0, 3] += 1.0
+    moved = write_nifti(tmp_path / "moved.nii.gz", np.ones((4, 5, 6), np.float32), shifted)
+    with pytest.raises(ImageInputError, match=r"moved.nii.gz.*different affine from .*flair.nii.gz"):
+        read([a, moved])
+
+
+def test_truncated_nifti_refused_even_through_load_image(tmp_path):
+    path = write_nifti(tmp_path / "ct.nii.gz", np.random.default_rng(1).integers(0, 999, (30, 30, 30), np.int16))
+    blob = (tmp_path / "ct.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ImageInputError, match=r"cut.nii.gz: is truncated"):
+        LoadImage(reader=SimpleITKReader(), image_only=True)(tmp_path / "cut.nii.gz")
+    raw = gzip.decompress(blob)
+    (tmp_path / "cut.nii").write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(ImageInputError, match=r"cut.nii: is truncated"):
+        read(tmp_path / "cut.nii")
+    assert read(path)[0].shape == (30, 30, 30)
+
+
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(ImageInputError, match=r"nothere.nii.gz: does not exist"):
+        read(tmp_path / "nothere.nii.gz")
+    (tmp_path / "junk.nrrd").write_text("this is not an image")
+    with pytest.raises(ImageInputError, match=r"junk.nrrd: cannot be read"):
+        read(tmp_path / "junk.nrrd")
+
+
+def test_4d_refused_unless_allowed(tmp_path):
+    path = write_nifti(tmp_path / "dwi.nii.gz", np.zeros((4, 5, 6, 3), np.int16))
+    with pytest.raises(ImageInputError, match=r"dwi.nii.gz: is a 4D image of shape \(4, 5, 6, 3\)"):
+        read(path)
+    array, meta = read(path, allow_4d=True)
+    assert array.shape == (4, 5, 6, 3) and meta["original_channel_dim"] == -1
+    single = write_nifti(tmp_path / "one.nii.gz", np.zeros((4, 5, 6, 1), np.int16))
+    assert read(single)[0].shape == (4, 5, 6)
+
+
+def test_nan_and_inf_refused(tmp_path):
+    data = np.zeros((4, 5, 6), np.float32)
+    data[1, 2, 3] = np.nan
+    data[3, 0, 0] = np.inf
+    path = write_nifti(tmp_path / "nan.nii.gz", data)
+    with pytest.raises(
+        ImageInputError, match=r"nan.nii.gz: holds 2 NaN or infinite voxel\(s\), the first at voxel \(1, 2, 3\)"
+    ):
+        read(path)
+    assert np.isnan(read(path, check_finite=False)[0][1, 2, 3])
+
+
+def test_slightly_non_orthonormal_nifti_read_with_warning(tmp_path):
+    affine = oblique_affine()
+    affine[0, 1] += 2e-4  # a writer's rounding: ITK refuses this file
+    path = write_nifti(tmp_path / "rounded.nii.gz", np.arange(120, dtype=np.int16).reshape(4, 5, 6), affine)
+    with pytest.raises(RuntimeError, match=r"orthonormal"):
+        sitk.ReadImage(path)
+    with pytest.warns(UserWarning, match=r"not orthonormal"):
+        array, meta = read(path)
+    np.testing.assert_array_equal(array, np.arange(120).reshape(4, 5, 6))
+    np.testing.assert_allclose(meta["affine"], nib.load(path).affine, atol=1e-3)
+    direction = meta["source_direction_lps"]
+    np.testing.assert_allclose(direction.T @ direction, np.eye(3), atol=1e-12)
+
+
+def test_sheared_nifti_refused(tmp_path):
+    affine = oblique_affine()
+    affine[0, 1] += 0.3
+    path = write_nifti(tmp_path / "sheared.nii.gz", np.zeros((4, 5, 6), np.int16), affine)
+    with pytest.raises(ImageInputError, match=r"sheared.nii.gz: its voxel axes are sheared"):
+        read(path)
