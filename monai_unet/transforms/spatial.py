@@ -2,8 +2,9 @@
 
 :class:`OrientSpacingd` reorients to RAS and resamples to a target spacing with MONAI's ``Orientationd`` and
 ``Spacingd``, which record what they did in each ``MetaTensor``. ``monai.transforms.Invertd`` reads that record and
-brings a prediction back to the source grid: the same spatial shape and the same affine (bit for bit), labels by
-nearest neighbour (``nearest_interp=True``)::
+brings a prediction back to the source grid: the same spatial shape and the same affine (bit for bit for grids
+aligned with the RAS axes up to flips and permutations; within float64 rounding, about 1e-15 mm, for oblique ones),
+labels by nearest neighbour (``nearest_interp=True``)::
 
     pre = Compose([LoadImaged("image", reader=SimpleITKReader()), EnsureChannelFirstd("image"),
                    OrientSpacingd("image", pixdim=(1.5, 1.5, 2.0)), CTWindowd("image", "abdomen")])
@@ -38,7 +39,8 @@ class OrientSpacingd(Compose):
         keys: images and labels to transform together (channel-first ``MetaTensor``, e.g. ``(1, H, W, D)``).
         pixdim: target voxel size in mm per spatial axis, after reorientation; ``None`` keeps the orientation
             only. A non-positive entry keeps that axis's spacing (MONAI's rule).
-        mode: interpolation per key (``"bilinear"`` for images, ``"nearest"`` for labels), or one for all.
+        mode: interpolation per key, or one for all; default ``"bilinear"`` for the first key (the image) and
+            ``"nearest"`` for the others (labels).
         padding_mode: values outside the source when resampling (``"border"`` repeats the edge).
         axcodes: target orientation; ``"RAS"`` (MONAI's and NIfTI's convention) by default.
         allow_missing_keys: skip keys absent from the data (e.g. no label at inference).
@@ -48,11 +50,14 @@ class OrientSpacingd(Compose):
         self,
         keys: KeysCollection = ("image", "label"),
         pixdim: Sequence[float] | float | None = (1.0, 1.0, 1.0),
-        mode: str | Sequence[str] = ("bilinear", "nearest"),
+        mode: str | Sequence[str] | None = None,
         padding_mode: str | Sequence[str] = "border",
         axcodes: str = "RAS",
         allow_missing_keys: bool = False,
     ) -> None:
+        if mode is None:
+            n_keys = 1 if isinstance(keys, (str, int)) else len(keys)
+            mode = ("bilinear",) + ("nearest",) * (n_keys - 1)
         transforms: list = [
             Orientationd(keys, axcodes=axcodes, labels=_RAS_LABELS, allow_missing_keys=allow_missing_keys)
         ]
