@@ -6,12 +6,17 @@ from monai_unet.io.dicom import DicomSeriesInfo, list_dicom_series, read_dicom_s
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.image_file import read_image_file
 from monai_unet.io.reader import SimpleITKReader
+from monai_unet.io.save import SaveSegmentation, SaveSegmentationd
+from monai_unet.io.writers import write_segmentation
 
 __all__ = [
     "DicomSeriesInfo",
     "ImageInputError",
+    "SaveSegmentation",
+    "SaveSegmentationd",
     "SimpleITKReader",
     "list_dicom_series",
     "read_dicom_series",
     "read_image_file",
+    "write_segmentation",
 ]
