@@ -16,10 +16,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
+from monai.transforms import LoadImage
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from monai_unet.io import ImageInputError
+from monai_unet.io import ImageInputError, SimpleITKReader
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.save import SaveSegmentationd
 from monai_unet.io.writers import DEFAULT_PALETTE, write_segmentation
@@ -358,3 +359,35 @@ def test_save_transform_names_outputs_after_the_source(tmp_path: Path) -> None:
     assert nrrd.read_header(str(tmp_path / "case01_seg.seg.nrrd"))["Segment0_Name"] == "liver"
     with pytest.raises(ValueError, match="output_ext"):
         SaveSegmentationd("pred", output_ext=".png")
+
+
+def test_save_transform_writes_dicom_seg_for_a_series_read_by_our_reader(tmp_path: Path) -> None:
+    files, hu = write_ct_series(tmp_path / "ct")
+    image = LoadImage(reader=SimpleITKReader(), image_only=True, ensure_channel_first=True)(str(tmp_path / "ct"))
+    out = SaveSegmentationd("pred", output_dir=tmp_path, output_ext="dicomseg")({"pred": (image > 0).float()})
+    assert out["pred"].meta["saved_to"] == str(tmp_path / "ct_seg" / "segmentation.dcm")
+    seg = hd.seg.segread(tmp_path / "ct_seg" / "segmentation.dcm")
+    referenced = {i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced == {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+    assert int(seg.pixel_array.sum()) == int((hu > 0).sum())
+
+
+@pytest.mark.shared
+def test_dicom_seg_on_enhanced_multiframe_ct(shared_data: Path, tmp_path: Path) -> None:
+    """One enhanced CT file (2 frames, placed through per-frame functional groups): SEG frames cite frame numbers."""
+    source = shared_data / "pydicom_data_selected" / "eCT_Supplemental.dcm"
+    image = LoadImage(reader=SimpleITKReader(min_slices=2), image_only=True, ensure_channel_first=True)(str(source))
+    labels = (image > 100).float()
+    seg = hd.seg.segread(write_segmentation(labels, image, tmp_path / "seg"))
+    ct = pydicom.dcmread(source, stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == ct.SOPInstanceUID
+    frames = seg.pixel_array if seg.pixel_array.ndim == 3 else seg.pixel_array[None]
+    assert len(frames) == 2
+    for frame, group in zip(frames, seg.PerFrameFunctionalGroupsSequence, strict=True):
+        number = int(group.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber)
+        source_position = ct.PerFrameFunctionalGroupsSequence[number - 1].PlanePositionSequence[0].ImagePositionPatient
+        assert [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient] == pytest.approx(
+            [float(v) for v in source_position]
+        )
+        z = list(image.meta["frame_order"]).index(number - 1)
+        np.testing.assert_array_equal(frame.T, labels[0, :, :, z].numpy())

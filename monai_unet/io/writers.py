@@ -156,7 +156,8 @@ def segment_table(
     """
     names = {_label_key(k): str(v) for k, v in (label_names or {}).items()}
     rgb = {_label_key(k): _rgb(k, v) for k, v in (colors or {}).items()}
-    values = sorted(set(np.unique(labels).tolist()) - {0} | set(names))
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=1))  # one O(N) pass, no sort
+    values = sorted(set(present.tolist()) - {0} | set(names))
     return [
         Segment(v, names.get(v, f"Segment_{v}"), rgb.get(v, DEFAULT_PALETTE[(v - 1) % len(DEFAULT_PALETTE)]))
         for v in values
