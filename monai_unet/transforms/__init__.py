@@ -2,4 +2,18 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_unet.transforms.elastic import RandElasticGrid, RandElasticGridd
+from monai_unet.transforms.intensity import CT_WINDOWS, CTWindow, CTWindowd, ForegroundZScore, ForegroundZScored
+from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
+
+__all__: list[str] = [
+    "CT_WINDOWS",
+    "CTWindow",
+    "CTWindowd",
+    "CheckGeometryd",
+    "ForegroundZScore",
+    "ForegroundZScored",
+    "OrientSpacingd",
+    "RandElasticGrid",
+    "RandElasticGridd",
+]
