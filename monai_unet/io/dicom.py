@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.volume import Volume
+from monai_unet.io.volume import Volume, reversed_axes_contiguous
 
 __all__ = ["DicomSeriesInfo", "is_dicom_file", "list_dicom_series", "read_dicom_series"]
 
@@ -568,7 +568,7 @@ def read_dicom_series(
         meta = _series_meta(ordered[0][1], sops, [p for p, _ in ordered])
     dy, dx = geometry.pixel_spacing
     if geometry.regular:
-        array = stack.transpose(2, 1, 0)  # (slices, rows, columns) → (x, y, z)
+        array = reversed_axes_contiguous(stack, 3)  # (slices, rows, columns) → (x, y, z)
         direction = np.stack([geometry.row, geometry.column, geometry.normal], axis=1)
         return Volume(array, geometry.positions[0].copy(), np.array([dx, dy, geometry.slice_spacing]), direction, meta)
     array, origin, direction, dz = _resample_regular(stack, geometry)

@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.volume import Volume
+from monai_unet.io.volume import Volume, reversed_axes_contiguous
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 
@@ -35,20 +35,9 @@ FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-class _BufferOwner:
-    """Keeps a SimpleITK image alive for as long as a NumPy view of its buffer exists."""
-
-    def __init__(self, image: sitk.Image) -> None:
-        self.image = image
-        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
-
-
-def _array_view(image: sitk.Image) -> np.ndarray:
-    """The voxels of ``image`` without a copy, indexed (x, y[, z])[, component] (ITK's buffer is z, y, x)."""
-    array = np.asarray(_BufferOwner(image))
-    ndim = image.GetDimension()
-    order = tuple(reversed(range(ndim))) + tuple(range(ndim, array.ndim))
-    return array.transpose(order)
+def _voxels(image: sitk.Image) -> np.ndarray:
+    """The voxels of ``image`` indexed (x, y[, z])[, component], C-contiguous (ITK's buffer is z, y, x)."""
+    return reversed_axes_contiguous(sitk.GetArrayViewFromImage(image), image.GetDimension())
 
 
 def _first_line(message: str) -> str:
@@ -156,7 +145,7 @@ def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal
             path, f"cannot be read ({_first_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
     ndim = image.GetDimension()
-    array = _array_view(image)
+    array = _voxels(image)
     origin = np.asarray(image.GetOrigin(), dtype=np.float64)
     spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)

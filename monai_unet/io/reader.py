@@ -9,7 +9,8 @@ or a bundle config (``"reader": {"_target_": "monai_unet.io.SimpleITKReader"}``)
   and T1c of one subject); they must share shape and affine, else the error names both files.
 
 Voxels keep their stored type (int16 CT stays int16; ``LoadImage`` converts to its ``dtype``, float32 unless
-``dtype=None``) and are returned without a copy, as a transposed view of SimpleITK's buffer.
+``dtype=None``). They come back C-contiguous in (x, y, z) order: ITK's buffer is (z, y, x) and MONAI's ``LoadImage``
+would copy a transposed view anyway, so the one copy is made here, tile by tile, which is about twice as fast.
 
 Why ``read()`` does no work: ``LoadImage`` given a reader instance catches any exception raised by ``read()``
 and silently tries its other readers (nibabel, pydicom). A DICOM series refused here for a missing slice would

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Volume", "lps_affine", "ras_affine"]
+__all__ = ["Volume", "lps_affine", "ras_affine", "reversed_axes_contiguous"]
+
+_BLOCK = 64  # voxels per tile side in the blocked transpose (fits a tile pair in L2 cache)
 
 
 @dataclass
@@ -51,3 +53,26 @@ def ras_affine(origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray) -
     flip = np.ones(len(affine))
     flip[: min(2, len(affine) - 1)] = -1.0
     return flip[:, None] * affine
+
+
+def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int) -> np.ndarray:
+    """C-contiguous copy of ``array`` with its spatial axes reversed: ITK's (z, y, x) buffer → (x, y, z).
+
+    MONAI's ``LoadImage`` makes every array C-contiguous, so a transposed view would be copied there anyway;
+    numpy copies a fully reversed 3D view about twice as slowly as this tile-by-tile copy, which keeps source
+    and destination tiles in cache. A trailing component axis (RGB) stays last.
+
+    Args:
+        array: voxels with ``spatial_dims`` spatial axes first, in reversed order (ITK: [t,] z, y, x), then an
+            optional component axis.
+        spatial_dims: number of spatial (and time) axes, 2 to 4.
+    """
+    if spatial_dims != 3 or array.ndim != 3:
+        order = tuple(reversed(range(spatial_dims))) + tuple(range(spatial_dims, array.ndim))
+        return np.ascontiguousarray(array.transpose(order))
+    nz, ny, nx = array.shape
+    out = np.empty((nx, ny, nz), dtype=array.dtype)
+    for i in range(0, nx, _BLOCK):
+        for j in range(0, ny, _BLOCK):
+            out[i : i + _BLOCK, j : j + _BLOCK, :] = array[:, j : j + _BLOCK, i : i + _BLOCK].T
+    return out
