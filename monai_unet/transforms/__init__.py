@@ -5,9 +5,12 @@ from __future__ import annotations
 from monai_unet.transforms.elastic import RandElasticGrid, RandElasticGridd
 from monai_unet.transforms.intensity import CT_WINDOWS, CTWindow, CTWindowd, ForegroundZScore, ForegroundZScored
 from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
+from monai_unet.transforms.weight_map import BorderWeightMap, BorderWeightMapd
 
 __all__: list[str] = [
     "CT_WINDOWS",
+    "BorderWeightMap",
+    "BorderWeightMapd",
     "CTWindow",
     "CTWindowd",
     "CheckGeometryd",
