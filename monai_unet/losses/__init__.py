@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from monai_unet.losses.bce_iou import BCEIoULoss
+from monai_unet.losses.ignore import IgnoreLabelDiceCELoss, valid_voxels
+from monai_unet.losses.weighted_cross_entropy import WeightedCrossEntropyLoss
+
+__all__: list[str] = ["BCEIoULoss", "IgnoreLabelDiceCELoss", "WeightedCrossEntropyLoss", "valid_voxels"]
