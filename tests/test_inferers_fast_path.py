@@ -76,3 +76,14 @@ def test_bf16_fast_path_agrees_with_fp32_labels() -> None:
     strict = OverlapTileInferer(**common, strict_fp32=True)(image, net)
     agreement = (fast == strict).float().mean().item()
     assert agreement >= 0.99
+
+
+def test_onnxruntime_backend_matches_torch() -> None:
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(2)
+    net = _randomise_batch_norm(MonaiUNet(3, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, norm="batch"))
+    image = torch.randn(1, 1, 20, 28, 17)
+    common = {"roi_size": 16, "sw_batch_size": 3, "overlap": 0.5, "mode": "gaussian"}
+    expected = OverlapTileInferer(**common, strict_fp32=True)(image, net)
+    ours = OverlapTileInferer(**common, backend="onnxruntime")(image, net)
+    assert (ours - expected).abs().max() <= 1e-4

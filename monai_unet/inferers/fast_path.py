@@ -184,6 +184,7 @@ def prepare_network(
     device: torch.device | str | None = None,
     fast: bool = True,
     strict_fp32: bool = False,
+    backend: str = "torch",
 ) -> PreparedNetwork:
     """Make ``network`` ready for tile inference on ``device`` (see the module docstring for the policy).
 
@@ -194,10 +195,19 @@ def prepare_network(
         device: where the network runs; the device of the network's first parameter when ``None``.
         fast: fold BatchNorm, use channels-last and (unless ``strict_fp32``) bf16 autocast.
         strict_fp32: keep every operation in float32.
+        backend: ``"torch"``, or ``"onnxruntime"`` (export once, run on the CPU in float32; ``fast`` and
+            ``strict_fp32`` do not apply; see :mod:`monai_unet.inferers.onnx_backend`).
     """
     first = next(network.parameters(), None)
     home = first.device if first is not None else torch.device("cpu")
     device = home if device is None else torch.device(device)
+    if backend == "onnxruntime":
+        from monai_unet.inferers.onnx_backend import OnnxRuntimeNetwork
+
+        cpu = torch.device("cpu")
+        return PreparedNetwork(OnnxRuntimeNetwork(network, example), cpu, channels_last=False, autocast_bf16=False)
+    if backend != "torch":
+        raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}.")
     if not fast:
         return PreparedNetwork(network.to(device), device, channels_last=False, autocast_bf16=False)
     folded = fold_batch_norm(network, example.to(home)).to(device)

@@ -115,6 +115,8 @@ class OverlapTileInferer(Inferer):
             image keeps the rolling window smallest.
         fast: BatchNorm folding, channels-last layout and bf16 autocast where supported (see ``strict_fp32``).
         strict_fp32: keep everything in float32 (no bf16 autocast), for exact comparisons.
+        backend: ``"torch"`` or ``"onnxruntime"`` (the ``onnx`` extra: the network is exported once per tile shape
+            and run by ONNX Runtime on the CPU in float32; ``fast``, ``strict_fp32`` and ``device`` do not apply).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class OverlapTileInferer(Inferer):
         slab_axis: int = -1,
         fast: bool = True,
         strict_fp32: bool = False,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         if sw_batch_size < 1:
@@ -147,6 +150,8 @@ class OverlapTileInferer(Inferer):
             raise ValueError(f"padding_mode must be None, 'reflect' or 'constant', got {padding_mode!r}.")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}.")
         if keep_probabilities is not None and output != "labels":
             raise ValueError("keep_probabilities needs output='labels' (other outputs are already full arrays).")
         self.roi_size = roi_size
@@ -167,6 +172,7 @@ class OverlapTileInferer(Inferer):
         self.slab_axis = int(slab_axis)
         self.fast = fast
         self.strict_fp32 = strict_fp32
+        self.backend = backend
         self._prepared: tuple[Any, tuple, PreparedNetwork] | None = None
 
     # ------------------------------------------------------------------------------------------------------ public
@@ -318,12 +324,12 @@ class OverlapTileInferer(Inferer):
             state = tuple(t._version for t in itertools.chain(network.parameters(), network.buffers()))
         except RuntimeError:  # tensors made under inference_mode have no version counter: do not cache
             state = None
-        key = (self.device, self.fast, self.strict_fp32, tile_shape, network.training, state)
+        key = (self.device, self.fast, self.strict_fp32, self.backend, tile_shape, network.training, state)
         if self._prepared is not None and state is not None:
             ref, cached_key, prepared = self._prepared
             if ref() is network and cached_key == key:
                 return prepared
-        prepared = prepare_network(network, example, self.device, fast=self.fast, strict_fp32=self.strict_fp32)
+        prepared = prepare_network(network, example, self.device, self.fast, self.strict_fp32, self.backend)
         self._prepared = (weakref.ref(network), key, prepared)
         return prepared
 
