@@ -272,6 +272,17 @@ def test_dicom_seg_repairs_empty_uids_from_file_meta(tmp_path: Path) -> None:
     assert seg.StudyInstanceUID  # a substitute, never empty
 
 
+def test_dicom_seg_of_an_empty_prediction_needs_named_segments(tmp_path: Path) -> None:
+    files, hu = write_ct_series(tmp_path / "ct")
+    reference = _series_reference(files, hu)
+    with pytest.raises(ImageInputError, match=r"all background.*label_names"):
+        write_segmentation(np.zeros(hu.shape), reference, tmp_path / "seg")
+    assert sorted(os.listdir(tmp_path)) == ["ct"]
+    seg = hd.seg.segread(write_segmentation(np.zeros(hu.shape), reference, tmp_path / "seg", label_names={1: "tumour"}))
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["tumour"]
+    assert seg.NumberOfFrames == len(files) and not seg.pixel_array.any()
+
+
 def test_dicom_seg_refuses_reference_not_read_from_dicom(tmp_path: Path) -> None:
     with pytest.raises(ImageInputError, match=r"not read from DICOM.*case01\.nii\.gz"):
         write_segmentation(_labels(), _oblique_reference(), tmp_path / "seg")

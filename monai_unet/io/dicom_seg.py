@@ -238,7 +238,11 @@ def write_dicom_seg(
     if grid.ndim != 3:
         raise ImageInputError(path, "DICOM SEG is written for 3D references only", "Write .nii.gz or .seg.nrrd")
     if not segments:
-        raise ImageInputError(path, "the labels are all background, and a DICOM SEG needs at least one segment")
+        raise ImageInputError(
+            path,
+            "the labels are all background, and a DICOM SEG needs at least one segment",
+            "Pass label_names for the expected segments to write an empty SEG (a negative finding)",
+        )
     source = source_images if source_images is not None else _source_of(reference, path)
     datasets = read_source_series(source)
     sources, frames = source_frames(
