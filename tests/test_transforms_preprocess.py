@@ -161,11 +161,11 @@ def test_check_geometry_accepts_a_matching_pair_and_names_both_files_otherwise()
     data = {"image": image, "label": label}
     assert CheckGeometryd()(data) is data
     label_meta = {"filename_or_obj": "/data/seg_001.nii.gz"}
-    shifted = MetaTensor(torch.zeros(1, 6, 5, 4), affine=affine.clone(), meta=label_meta)
+    shifted = MetaTensor(torch.zeros(1, 6, 5, 4), affine=affine.clone(), meta=dict(label_meta))
     shifted.affine[0, 3] = 0.5
     with pytest.raises(ImageInputError, match=r"ct_001\.nii\.gz: .*seg_001\.nii\.gz.*affines differ") as error:
         CheckGeometryd()({"image": image, "label": shifted})
     assert error.value.path == "/data/ct_001.nii.gz"
-    cropped = MetaTensor(torch.zeros(1, 6, 5, 3), affine=affine, meta=label_meta)
+    cropped = MetaTensor(torch.zeros(1, 6, 5, 3), affine=affine, meta=dict(label_meta))
     with pytest.raises(ImageInputError, match=r"spatial shapes differ: \(6, 5, 4\) vs \(6, 5, 3\)"):
         CheckGeometryd()({"image": image, "label": cropped})
