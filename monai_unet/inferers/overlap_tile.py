@@ -79,6 +79,17 @@ def _nearest_valid(network: nn.Module, size: int) -> int:
     return below if below is not None and size - below < above - size else above
 
 
+def _probe_shape(network: nn.Module, tile: tuple[int, ...]) -> tuple[int, ...]:
+    """A small input shape the network accepts, for the fast path's one observation pass.
+
+    Our U-Net: its smallest valid input. Other networks: per axis the largest power of two dividing the tile size
+    (at least 16 voxels, else the tile size), which keeps every stride-2 level integral as the tile itself does.
+    """
+    if hasattr(network, "valid_input_shape"):
+        return tuple(min(p, t) for p, t in zip(network.valid_input_shape(1), tile, strict=True))
+    return tuple(t & -t if (t & -t) >= 16 else t for t in tile)
+
+
 class OverlapTileInferer(Inferer):
     """Tiled inference: exact overlap-tile for valid U-Nets, blended sliding window for same-padding networks.
 
@@ -329,7 +340,15 @@ class OverlapTileInferer(Inferer):
             ref, cached_key, prepared = self._prepared
             if ref() is network and cached_key == key:
                 return prepared
-        prepared = prepare_network(network, example, self.device, self.fast, self.strict_fp32, self.backend)
+        prepared = None
+        if self.backend == "torch":  # BatchNorm folding observes one forward pass: a small tile is enough
+            try:
+                probe = example[(slice(None), slice(None), *(slice(0, n) for n in _probe_shape(network, tile_shape)))]
+                prepared = prepare_network(network, probe, self.device, self.fast, self.strict_fp32)
+            except (RuntimeError, ValueError):  # a network that rejects the small tile: use the real one
+                prepared = None
+        if prepared is None:
+            prepared = prepare_network(network, example, self.device, self.fast, self.strict_fp32, self.backend)
         self._prepared = (weakref.ref(network), key, prepared)
         return prepared
 
