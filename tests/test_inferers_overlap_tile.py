@@ -181,3 +181,33 @@ def test_rejects_bad_arguments() -> None:
         OverlapTileInferer(16, output="logits", keep_probabilities="float16")
     with pytest.raises(ValueError, match="foreground_mask"):
         OverlapTileInferer(16).predict(torch.randn(1, 1, 20, 20), _same_net(2), foreground_mask=torch.ones(5, 5))
+
+
+def test_inferer_builds_from_a_bundle_config() -> None:
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(
+        {
+            "network": {
+                "_target_": "monai_unet.networks.UNet",
+                "spatial_dims": 2,
+                "in_channels": 1,
+                "out_channels": 2,
+                "features": [4, 8],
+                "padding": "same",
+                "dropout": 0.0,
+            },
+            "inferer": {
+                "_target_": "monai_unet.inferers.OverlapTileInferer",
+                "roi_size": [16, 16],
+                "sw_batch_size": 2,
+                "overlap": 0.5,
+                "mode": "gaussian",
+                "output": "labels",
+            },
+        }
+    )
+    inferer, network = parser.get_parsed_content("inferer"), parser.get_parsed_content("network")
+    assert isinstance(inferer, OverlapTileInferer)
+    labels = inferer(torch.randn(1, 1, 30, 21), network.eval())
+    assert labels.shape == (1, 1, 30, 21) and labels.dtype == torch.uint8
