@@ -1,43 +1,88 @@
 """Entry point of the ``monai-unet`` command: parses the sub-command and maps errors to exit codes.
 
-Exit codes: 0 success, 2 bad input or arguments (one line naming the file and the problem), 1 internal error.
+Exit codes: 0 success, 2 bad input or arguments (one line ``monai-unet COMMAND: error: PATH: PROBLEM`` on stderr,
+no traceback), 1 internal error (one line and a hint to rerun with ``--debug``, which prints the traceback),
+130 interrupted.
+
+Each command lives in its own module with ``register(commands)`` and a ``run(args)`` set as ``args.run``. Command
+modules import torch and MONAI inside ``run``, so ``--help`` and argument errors answer at once; ``demo``, whose
+module imports them at the top, is registered in full only when it is the command being run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from monai_unet import __version__
-from monai_unet.cli import demo
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "build_parser", "main"]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Command modules, in the order ``--help`` lists them (``bundle_commands`` registers train, evaluate and infer).
+COMMANDS = (
+    "monai_unet.cli.segment",
+    "monai_unet.cli.info",
+    "monai_unet.cli.bundle_commands",
+    "monai_unet.cli.export",
+)
+_DEMO = "monai_unet.cli.demo"
+_DEMO_HELP = "run the paper's U-Net on a sample EM slice and print its size arithmetic"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command registered."""
+def build_parser(with_demo: bool = True) -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered.
+
+    Args:
+        with_demo: register ``demo`` in full (imports torch); otherwise only its name and help line.
+    """
     parser = argparse.ArgumentParser(
         prog="monai-unet",
         description="U-Net segmentation for medical images on MONAI (Ronneberger et al. 2015).",
         epilog="Run 'monai-unet COMMAND --help' for the options and examples of each command.",
     )
     parser.add_argument("--version", action="version", version=f"monai-unet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    demo.register(commands)
+    for name in COMMANDS:
+        importlib.import_module(name).register(commands)
+    if with_demo:
+        importlib.import_module(_DEMO).register(commands)
+    else:
+        commands.add_parser("demo", help=_DEMO_HELP, add_help=False)
     return parser
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [a for a in argv if not a.startswith("-")]
+    args = build_parser(with_demo=bool(words) and words[0] == "demo").parse_args(argv)
     try:
         args.run(args)
     except (FileNotFoundError, ValueError) as error:
-        print(f"monai-unet {args.command}: error: {error}", file=sys.stderr)
+        print(f"monai-unet {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"monai-unet {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"monai-unet {args.command}: internal error: {type(error).__name__}: {_one_line(error)}"
+            + ("" if args.debug else " (rerun with --debug for the traceback)"),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     return EXIT_OK
 
 

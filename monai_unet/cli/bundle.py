@@ -1,0 +1,191 @@
+"""A bundle folder as the commands see it: its configs, its metadata, and running a config as MONAI does.
+
+Every command that runs a bundle goes through :func:`run_bundle_config`, which builds the workflow with
+``monai.bundle.scripts.create_workflow`` and calls ``run`` then ``finalize``: exactly what
+``python -m monai.bundle run --config_file ... --meta_file ... --logging_file ...`` does, with the command's options
+passed as config overrides. Nothing of a bundle's pipeline is re-implemented here.
+
+Running a bundle runs its code: ``_target_`` entries are imported and called, ``$`` expressions are evaluated.
+Only pass bundles you trust.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Bundle", "BundleRunError", "open_bundle", "parse_overrides", "run_bundle_config"]
+
+
+class BundleRunError(RuntimeError):
+    """A bundle config failed for a reason other than bad input data (exit code 1: an internal error)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A MONAI bundle folder (``configs/``, ``models/``, ``docs/``) and its parsed ``configs/metadata.json``.
+
+    Args:
+        root: the bundle folder.
+        metadata: the content of ``configs/metadata.json``.
+    """
+
+    root: Path
+    metadata: dict
+
+    def config(self, name: str) -> Path:
+        """``configs/<name>.json`` (or ``.yaml``); raises ``ValueError`` naming the bundle when it is missing."""
+        for suffix in (".json", ".yaml", ".yml"):
+            path = self.root / "configs" / f"{name}{suffix}"
+            if path.is_file():
+                return path
+        raise ValueError(f"{self.root}: the bundle has no configs/{name}.json, so it cannot run this command")
+
+    def has_config(self, name: str) -> bool:
+        """Whether ``configs/<name>.json`` (or ``.yaml``) exists."""
+        return any((self.root / "configs" / f"{name}{s}").is_file() for s in (".json", ".yaml", ".yml"))
+
+    @property
+    def logging_file(self) -> Path | None:
+        """``configs/logging.conf`` when the bundle has one."""
+        path = self.root / "configs" / "logging.conf"
+        return path if path.is_file() else None
+
+    def _pred_format(self) -> Mapping[str, Any]:
+        return self.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
+
+    def _image_format(self) -> Mapping[str, Any]:
+        return self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
+
+    @property
+    def input_channels(self) -> int | None:
+        """``network_data_format.inputs.image.num_channels``: images the network takes per case (None: unstated)."""
+        value = self._image_format().get("num_channels")
+        return int(value) if value is not None else None
+
+    @property
+    def input_spatial_shape(self) -> list:
+        """``inputs.image.spatial_shape`` as stated (ints, or MONAI's expressions such as ``"16*n"``)."""
+        return list(self._image_format().get("spatial_shape", []))
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Names of the input channels (``inputs.image.channel_def``, e.g. ``["FLAIR", "T1c"]``), in order."""
+        channel_def = self._image_format().get("channel_def", {})
+        return [str(channel_def[k]) for k in sorted(channel_def, key=int)]
+
+    @property
+    def label_names(self) -> dict[int, str]:
+        """Label value → segment name, from ``outputs.pred.channel_def``, without the background (value 0)."""
+        channel_def = self._pred_format().get("channel_def", {})
+        return {int(k): str(v) for k, v in channel_def.items() if int(k) != 0}
+
+    @property
+    def label_colors(self) -> dict[int, tuple[float, float, float]]:
+        """Label value → RGB in [0, 1], from ``outputs.pred.label_colors`` (values without one: unstated)."""
+        colors = self._pred_format().get("label_colors", {})
+        return {int(k): tuple(float(c) for c in v) for k, v in colors.items() if int(k) != 0}  # type: ignore[misc]
+
+
+def open_bundle(path: str | Path) -> Bundle:
+    """Check that ``path`` is a bundle folder and read its metadata.
+
+    Raises:
+        ValueError: the folder is missing, or has no readable ``configs/metadata.json`` (the message names it).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such bundle folder")
+    meta_file = root / "configs" / "metadata.json"
+    if not meta_file.is_file():
+        raise ValueError(f"{root}: not a bundle folder (no configs/metadata.json)")
+    try:
+        metadata = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{meta_file}: cannot be read as JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{meta_file}: holds a {type(metadata).__name__}, not a JSON object")
+    return Bundle(root.resolve(), metadata)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["key=value", "net#features=[8,16]"]`` → ``{"key": value}``; values are JSON when they parse, else strings.
+
+    Keys use MONAI's ``#`` separator for nested ids. A value starting with ``$`` or ``@`` stays an expression or a
+    reference for the config parser.
+
+    Raises:
+        ValueError: an item without ``=`` or with an empty key.
+    """
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{pair}: an override must be written KEY=VALUE (e.g. num_epochs=5 or lr=1e-4)")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        overrides[key.strip()] = value
+    return overrides
+
+
+def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping[str, Any]) -> Any:
+    """Run ``configs/<name>.json`` of ``bundle`` (merged in order) as ``python -m monai.bundle run`` does.
+
+    Args:
+        bundle: the bundle.
+        configs: config names, later ones overriding earlier ones (e.g. ``["train", "evaluate"]``).
+        overrides: config id → value (Python objects are fine, e.g. a ``torch.device``); ``bundle_root`` is
+            always set to the bundle folder.
+
+    Returns:
+        The workflow after ``run`` and ``finalize`` (its ``parser`` holds the resolved config).
+
+    Raises:
+        ImageInputError: bad input data met anywhere in the workflow (MONAI wraps transform errors in
+            ``RuntimeError``; the original is found in the exception chain and raised as it is).
+        BundleRunError: any other failure, with the innermost error's message.
+    """
+    from monai.bundle.scripts import create_workflow
+
+    from monai_unet.io import ImageInputError
+
+    config_files = [str(bundle.config(name)) for name in configs]
+    logging_file = bundle.logging_file
+    try:
+        with warnings.catch_warnings():
+            # create_workflow warns on every call that configs run code; the user chose this bundle (see above).
+            warnings.filterwarnings("ignore", message="parsing config_file")
+            workflow = create_workflow(
+                config_file=config_files if len(config_files) > 1 else config_files[0],
+                meta_file=str(bundle.root / "configs" / "metadata.json"),
+                logging_file=str(logging_file) if logging_file else False,
+                **{"bundle_root": str(bundle.root), **overrides},
+            )
+        workflow.run()
+        workflow.finalize()
+    except Exception as error:
+        chain = _exception_chain(error)
+        for link in chain:
+            if isinstance(link, ImageInputError):
+                raise link from None
+        innermost = chain[-1]
+        raise BundleRunError(
+            f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
+        ) from error
+    return workflow
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes/contexts, outermost first."""
+    chain: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    return chain

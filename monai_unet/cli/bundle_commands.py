@@ -1,0 +1,90 @@
+"""``monai-unet train | evaluate | infer``: thin wrappers over a bundle's configs.
+
+Each runs the bundle's config as ``python -m monai.bundle run --config_file ...`` would (same workflow class, same
+``initialize``/``run``/``finalize`` ids), with ``bundle_root`` set to the bundle folder and the options given here
+as config overrides:
+
+==========  ======================================================================================
+train       ``configs/train.json``
+evaluate    ``configs/train.json`` + ``configs/evaluate.json`` (MONAI model-zoo layout: evaluate overrides
+            train), or ``configs/evaluate.json`` alone when the bundle has no train config
+infer       ``configs/inference.json`` (see ``monai-unet segment`` for one scan to one output file)
+==========  ======================================================================================
+
+``--dataset-dir`` sets the id ``dataset_dir``, ``--output-dir`` sets ``output_dir``, ``--device`` sets
+``device``; any other config id is set with ``KEY=VALUE`` (VALUE read as JSON when it parses, else as a string;
+nested ids with ``#``, e.g. ``network_def#dropout=0.2``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from monai_unet.cli.bundle import open_bundle, parse_overrides, run_bundle_config
+
+__all__ = ["CONFIGS", "register", "run"]
+
+#: Command → the configs it merges, in order (``evaluate`` drops ``train`` when the bundle has none).
+CONFIGS: dict[str, tuple[str, ...]] = {"train": ("train",), "evaluate": ("train", "evaluate"), "infer": ("inference",)}
+
+_HELP = {
+    "train": "train a bundle (configs/train.json)",
+    "evaluate": "evaluate a bundle's model on its validation data (configs/evaluate.json)",
+    "infer": "run a bundle's inference config over a dataset (configs/inference.json)",
+}
+
+
+def _examples(command: str) -> str:
+    bundle = "bundles/brain_tumor_mri_segmentation"
+    lines = [
+        f"  monai-unet {command} --bundle {bundle} --dataset-dir data/brats --output-dir runs/{command}",
+        f"  monai-unet {command} --bundle bundles/em_membrane_segmentation --device cpu",
+    ]
+    if command == "train":
+        lines.append(f"  monai-unet train --bundle {bundle} num_epochs=2 'network_def#dropout=0.2'")
+    return "examples:\n" + "\n".join(lines)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    for command in CONFIGS:
+        parser = commands.add_parser(
+            command,
+            help=_HELP[command],
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=_examples(command),
+        )
+        parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder")
+        parser.add_argument("--dataset-dir", type=Path, help="sets the config id dataset_dir")
+        parser.add_argument("--output-dir", type=Path, help="sets the config id output_dir")
+        parser.add_argument("--device", choices=("cpu", "cuda"), help="sets the config id device (a torch.device)")
+        parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any other config id to override")
+        parser.set_defaults(run=run)
+
+
+def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides given by the options and the ``KEY=VALUE`` items (the items win)."""
+    overrides: dict[str, Any] = {}
+    if args.dataset_dir is not None:
+        if not args.dataset_dir.is_dir():
+            raise FileNotFoundError(f"{args.dataset_dir}: no such dataset folder")
+        overrides["dataset_dir"] = str(args.dataset_dir.resolve())
+    if args.output_dir is not None:
+        overrides["output_dir"] = str(args.output_dir.resolve())
+    if args.device is not None:
+        import torch
+
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("cuda: no CUDA device is available to torch here; use --device cpu")
+        overrides["device"] = torch.device(args.device)
+    overrides.update(parse_overrides(args.overrides))
+    return overrides
+
+
+def run(args: argparse.Namespace) -> Any:
+    """Run the command's configs; returns the finished workflow."""
+    bundle = open_bundle(args.bundle)
+    configs = [name for name in CONFIGS[args.command] if bundle.has_config(name) or name == CONFIGS[args.command][-1]]
+    return run_bundle_config(bundle, configs, overrides_for(args))

@@ -1,0 +1,297 @@
+"""``monai-unet segment``: a scan in, a segmentation on the scan's own grid out, through a bundle's inference config.
+
+Steps: check the arguments (inputs exist, the bundle has ``configs/inference.json``, the output's form follows
+from its name, one input per channel the bundle expects); read every input once with
+:class:`~monai_unet.io.SimpleITKReader`, so that a damaged file or an awkward DICOM series is refused with one line
+naming it before any work; run the bundle's ``configs/inference.json`` exactly as ``python -m monai.bundle run``
+would (see :mod:`monai_unet.cli.bundle`), with ``datalist``, ``output_dir`` (a fresh folder beside OUTPUT),
+``output_ext``, ``device``, ``tta_axes``, ``precise``, ``save_probabilities`` and ``progress`` overridden; check
+that the written segmentation has the input's size, origin, spacing and direction; and only then move it to
+OUTPUT with one rename. An error at any step leaves no file at OUTPUT (an existing OUTPUT stays as it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from monai_unet.cli.bundle import Bundle, BundleRunError, open_bundle, run_bundle_config
+
+__all__ = ["OUTPUT_POSTFIX", "SourceGrid", "output_ext_for", "register", "run"]
+
+#: ``output_postfix`` given to the bundle: its writer names the label file ``<case>_seg<ext>``.
+OUTPUT_POSTFIX = "seg"
+
+_GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
+
+EXAMPLES = """examples:
+  monai-unet segment scan.nii.gz -o scan_seg.nii.gz --bundle bundles/em_membrane_segmentation
+  monai-unet segment flair.nii.gz t1c.nii.gz -o tumour.seg.nrrd --bundle bundles/brain_tumor_mri_segmentation --tta
+  monai-unet segment dicom/CT_series/ -o seg_dicom/ --bundle my_ct_bundle --device cpu --precise
+
+OUTPUT's form follows its name: .nii.gz or .nii (NIfTI label map), .seg.nrrd (3D Slicer segmentation with
+the bundle's segment names and colours), or a name without suffix: a folder holding a DICOM SEG
+(segmentation.dcm) that references the input series (DICOM input only).
+
+exit codes: 0 success, 2 bad input or arguments (one line naming the file), 1 internal error."""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "segment",
+        help="segment a scan with a bundle; the output lies on the scan's grid",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="NIfTI/NRRD/MHA/PNG/TIFF file or DICOM series folder, one per input channel, in the bundle's order",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path, help="OUTPUT: .nii.gz, .seg.nrrd, or a folder for DICOM SEG"
+    )
+    parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder (configs/inference.json)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over mirrored inputs")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="where to run; default cuda when available, else cpu"
+    )
+    parser.add_argument(
+        "--probabilities", type=Path, metavar="PATH", help="also write the class probabilities (NIfTI) to PATH"
+    )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--fast", dest="precise", action="store_false", help="the fast path: folded BN, bf16 where supported (default)"
+    )
+    speed.add_argument("--precise", dest="precise", action="store_true", help="strict float32 throughout")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="print stages and a progress bar on stderr (default on)",
+    )
+    parser.set_defaults(run=run, precise=False)
+
+
+def output_ext_for(output: Path) -> str:
+    """The bundle's ``output_ext`` for OUTPUT: ``".nii.gz"``, ``".nii"``, ``".seg.nrrd"`` or ``"dicomseg"``.
+
+    Raises:
+        ValueError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
+    """
+    name = output.name.lower()
+    for ext in (".nii.gz", ".nii", ".seg.nrrd"):
+        if name.endswith(ext):
+            return ext
+    if output.is_dir() or not Path(name).suffix:
+        return "dicomseg"
+    raise ValueError(
+        f"{output}: cannot tell the output format from the suffix {Path(name).suffix!r}; use .nii.gz, .seg.nrrd, "
+        "or a folder name without suffix for DICOM SEG"
+    )
+
+
+@dataclass(frozen=True)
+class SourceGrid:
+    """The input's grid in LPS (DICOM/ITK/Slicer) terms, as the reader saw it.
+
+    Args:
+        size: voxels along x, y[, z].
+        origin: LPS position (mm) of voxel (0, 0, 0).
+        spacing: voxel size (mm) along x, y[, z].
+        direction: row-major (ndim × ndim) direction matrix, columns = axes (ITK's ``GetDirection`` order).
+        is_dicom: the input was a DICOM series.
+    """
+
+    size: tuple[int, ...]
+    origin: tuple[float, ...]
+    spacing: tuple[float, ...]
+    direction: tuple[float, ...]
+    is_dicom: bool
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimensions (2 or 3)."""
+        return len(self.size)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if args.progress:
+        print(f"monai-unet segment: {message}", file=sys.stderr, flush=True)
+
+
+def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
+    """Checks that need no image reading; returns the bundle and the ``output_ext``."""
+    for path in args.inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    bundle = open_bundle(args.bundle)
+    bundle.config("inference")
+    if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
+        names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
+        raise ValueError(
+            f"{args.inputs[0]}: {len(args.inputs)} input(s) given, but the bundle {bundle.root.name} takes "
+            f"{bundle.input_channels} channel(s){names}; pass one file or DICOM folder per channel, in that order"
+        )
+    ext = output_ext_for(args.output)
+    if args.output.is_dir() and ext != "dicomseg":
+        raise ValueError(f"{args.output}: is a folder; name a file ending in {ext}")
+    if args.output.exists() and not args.output.is_dir() and ext == "dicomseg":
+        raise ValueError(f"{args.output}: is a file; DICOM SEG output is a folder (or name a .nii.gz/.seg.nrrd file)")
+    if args.probabilities is not None and not args.probabilities.name.lower().endswith((".nii.gz", ".nii")):
+        raise ValueError(f"{args.probabilities}: probabilities are written as NIfTI; name the file .nii.gz")
+    for target in (args.output, args.probabilities):
+        if target is not None and not target.resolve().parent.is_dir():
+            raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
+    return bundle, ext
+
+
+def _device(requested: str | None):
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("cuda: no CUDA device is available to torch here; use --device cpu")
+    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def read_source_grid(inputs: list[Path]) -> SourceGrid:
+    """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
+
+    Raises:
+        ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids.
+    """
+    import numpy as np
+
+    from monai_unet.io import SimpleITKReader
+
+    reader = SimpleITKReader()
+    _, meta = reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
+    direction = np.asarray(meta["source_direction_lps"], dtype=np.float64)
+    return SourceGrid(
+        size=tuple(int(s) for s in meta["spatial_shape"]),
+        origin=tuple(float(v) for v in meta["source_origin_lps"]),
+        spacing=tuple(float(v) for v in meta["source_spacing"]),
+        direction=tuple(float(v) for v in direction.reshape(-1)),
+        is_dicom=meta.get("source_format") == "dicom",
+    )
+
+
+def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, Path | None]:
+    """Find the label output (and the probabilities) the bundle wrote into the fresh ``out_dir``."""
+    if ext == "dicomseg":
+        labels = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}") if p.is_dir() and any(p.glob("*.dcm"))]
+    else:
+        labels = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}{ext}") if p.is_file()]
+    written = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
+    if len(labels) != 1:
+        raise BundleRunError(
+            f"{out_dir}: expected one segmentation named *_{OUTPUT_POSTFIX}{'' if ext == 'dicomseg' else ext} from "
+            f"the bundle, found {len(labels)} (files written: {written or 'none'}); check the bundle's output ids"
+        )
+    if not want_probabilities:
+        return labels[0], None
+    inside = set(labels[0].rglob("*")) if labels[0].is_dir() else {labels[0]}
+    nifti = [p for p in out_dir.rglob("*") if p.is_file() and p.name.lower().endswith((".nii.gz", ".nii"))]
+    candidates = [p for p in nifti if p not in inside]
+    if len(candidates) != 1:
+        raise BundleRunError(
+            f"{out_dir}: expected one probability file (NIfTI) from the bundle with save_probabilities, found "
+            f"{len(candidates)} (files written: {written}); does the bundle honour save_probabilities?"
+        )
+    return labels[0], candidates[0]
+
+
+def check_output_grid(written: Path, grid: SourceGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:
+    """Refuse a written NIfTI/.seg.nrrd whose size, origin, spacing or direction differ from the input's.
+
+    Only the spatial axes are compared: a probability map's trailing channel axes are ignored.
+
+    Raises:
+        BundleRunError: naming the quantity that differs (an internal error: the bundle did not invert its
+            preprocessing).
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(written))
+    reader.ReadImageInformation()
+    n, ndim = grid.ndim, reader.GetDimension()  # a probability file has channel axes after the spatial ones
+    direction = np.asarray(reader.GetDirection()).reshape(ndim, ndim)[:n, :n].reshape(-1)
+    found = {
+        "size": (tuple(reader.GetSize())[:n], grid.size),
+        "origin (mm)": (reader.GetOrigin()[:n], grid.origin),
+        "spacing (mm)": (reader.GetSpacing()[:n], grid.spacing),
+        "direction": (tuple(direction), grid.direction),
+    }
+    for what, (got, expected) in found.items():
+        if len(got) != len(expected) or not np.allclose(got, expected, rtol=0.0, atol=atol_mm):
+            raise BundleRunError(
+                f"{written.name}: the bundle wrote a segmentation whose {what} {tuple(np.round(got, 4))} differs "
+                f"from the input's {tuple(np.round(expected, 4))}; its inverse preprocessing is wrong"
+            )
+
+
+def _place(produced: Path, target: Path) -> None:
+    """Move a finished output to ``target`` with one rename (a DICOM SEG folder's files into ``target/``)."""
+    if produced.is_dir():
+        if not target.exists():
+            os.replace(produced, target)
+            return
+        for item in sorted(produced.iterdir()):
+            os.replace(item, target / item.name)
+        return
+    os.replace(produced, target)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Run the command; returns OUTPUT. Raises ``ValueError``/``FileNotFoundError`` for bad input (exit 2)."""
+    bundle, ext = _check_arguments(args)
+    device = _device(args.device)
+    _say(args, f"reading {len(args.inputs)} input(s)")
+    grid = read_source_grid(list(args.inputs))
+    if ext == "dicomseg" and not grid.is_dicom:
+        raise ValueError(
+            f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "
+            "name the output .nii.gz or .seg.nrrd"
+        )
+    size = " x ".join(str(s) for s in grid.size)
+    _say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
+    image = [str(p.resolve()) for p in args.inputs]
+    target = args.output.resolve()
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".monai-unet", dir=target.parent))
+    try:
+        out_dir = staging / "out"
+        out_dir.mkdir()
+        overrides = {
+            "datalist": [{"image": image if len(image) > 1 else image[0]}],
+            "output_dir": str(out_dir),
+            "output_ext": ext,
+            "output_postfix": OUTPUT_POSTFIX,
+            "device": device,
+            "tta_axes": list(range(grid.ndim)) if args.tta else [],
+            "precise": bool(args.precise),
+            "save_probabilities": args.probabilities is not None,
+            "progress": bool(args.progress),
+        }
+        run_bundle_config(bundle, ["inference"], overrides)
+        labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
+        if ext != "dicomseg":
+            check_output_grid(labels, grid)
+        if probabilities is not None:
+            check_output_grid(probabilities, grid)
+            _place(probabilities, args.probabilities.resolve())
+        _place(labels, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    names = ", ".join(f"{value} {name}" for value, name in sorted(bundle.label_names.items()))
+    _say(args, f"wrote {args.output} (segments: {names or 'unnamed'})")
+    return args.output
