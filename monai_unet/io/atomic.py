@@ -10,6 +10,9 @@ from pathlib import Path
 
 __all__ = ["atomic_path"]
 
+_UMASK = os.umask(0)  # read the process umask once (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -30,6 +33,8 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.is_file():  # mkstemp creates 0600; give the file the permissions a plain open() would
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
