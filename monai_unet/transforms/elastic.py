@@ -257,10 +257,9 @@ class RandElasticGrid(RandomizableTransform):
         self.padding_mode = padding_mode
         self.spatial_dims = spatial_dims
         self.min_jacobian = min_jacobian
-        # The current draw (see randomize): control displacements (voxels), affine part, which samples move.
+        # The current draw (see randomize): control displacements (voxels) and affine part, per sample.
         self._displacements = np.zeros((1, 0))
         self._linear = np.zeros((1, 0, 0))
-        self._active = np.zeros(1, dtype=bool)
         self._grid_buffer: torch.Tensor | None = None
 
     def __getstate__(self) -> dict:
@@ -314,7 +313,7 @@ class RandElasticGrid(RandomizableTransform):
         if self.min_jacobian is not None:
             for b in range(batch_size):
                 displacements[b] *= _unfolding_scale(displacements[b], linear[b], in_shape, self.min_jacobian)
-        self._displacements, self._linear, self._active = displacements, linear, active
+        self._displacements, self._linear = displacements, linear
         self._do_transform = bool(active.any())
 
     def _sigma_voxels(self, spatial_dims: int, spacing: Sequence[float] | None) -> np.ndarray:
@@ -483,26 +482,25 @@ class RandElasticGrid(RandomizableTransform):
         )
         if not moves and all(o <= i for o, i in zip(out_shape, in_shape, strict=True)):
             crop = (..., *(slice(off, off + size) for off, size in zip(offsets, out_shape, strict=True)))
-            return [_with_meta(torch.as_tensor(img)[crop].clone(), img, maps, batched) for img in images]
+            return [_with_meta(torch.as_tensor(img)[crop].clone(), img, maps) for img in images]
 
         device = images[0].device
         plain = [torch.as_tensor(img) if batched else torch.as_tensor(img).unsqueeze(0) for img in images]
         float_dtype = torch.float64 if any(p.dtype == torch.float64 for p in plain) else torch.float32
-        if any(p.dtype in (torch.float16, torch.bfloat16) for p in plain) and device.type == "cuda":
-            float_dtype = torch.float32
         # The grid buffer is reused from call to call: fresh large allocations cost page faults (~40% of the grid).
         grid = self.sampling_grid(in_shape, normalized=True, device=device, dtype=float_dtype, out=self._grid_buffer)
         self._grid_buffer = grid
         outputs: list[torch.Tensor | None] = [None] * len(images)
         for mode in dict.fromkeys(modes):
             members = [k for k, m in enumerate(modes) if m == mode]
-            stacked = torch.cat([plain[k].to(float_dtype) for k in members], dim=1)
+            parts_in = [plain[k].to(float_dtype) for k in members]
+            stacked = parts_in[0] if len(parts_in) == 1 else torch.cat(parts_in, dim=1)
             sampled = F.grid_sample(stacked, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
             parts = torch.split(sampled, [plain[k].shape[1] for k in members], dim=1)
             for k, part in zip(members, parts, strict=True):
                 if mode == "nearest" or plain[k].is_floating_point():
                     part = part.to(plain[k].dtype)
-                outputs[k] = _with_meta(part if batched else part[0], images[k], maps, batched)
+                outputs[k] = _with_meta(part if batched else part[0], images[k], maps)
         return [o for o in outputs if o is not None]
 
 
@@ -516,7 +514,7 @@ def _spacing(img: torch.Tensor, spatial_dims: int) -> list[float] | None:
     return torch.linalg.norm(affine[:spatial_dims, :spatial_dims].double(), dim=0).tolist()
 
 
-def _with_meta(out: torch.Tensor, like: torch.Tensor, maps: np.ndarray, batched: bool) -> torch.Tensor:
+def _with_meta(out: torch.Tensor, like: torch.Tensor, maps: np.ndarray) -> torch.Tensor:
     """Wrap ``out`` as a ``MetaTensor`` with ``like``'s metadata and the affine moved by ``maps`` (voxel to voxel)."""
     if not isinstance(like, MetaTensor):
         return out
