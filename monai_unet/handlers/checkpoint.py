@@ -36,6 +36,8 @@ class TrainingCheckpoint:
         resume: load the checkpoint at start when it exists.
         filename: file name inside ``save_dir``.
         map_location: device the tensors are loaded to (``"cpu"`` works on machines without a GPU).
+        is_saver: whether this process writes checkpoints; in multi-process (DDP) training every process resumes
+            but only rank 0 saves, e.g. ``"$torch.distributed.get_rank() == 0"`` in a config.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class TrainingCheckpoint:
         resume: bool = False,
         filename: str = "checkpoint_last.pt",
         map_location: str | torch.device = "cpu",
+        is_saver: bool = True,
     ) -> None:
         if save_interval < 1:
             raise ValueError(f"save_interval must be at least 1 epoch, got {save_interval}.")
@@ -56,12 +59,14 @@ class TrainingCheckpoint:
         self.save_interval = save_interval
         self.resume = resume
         self.map_location = map_location
+        self.is_saver = is_saver
 
     def attach(self, engine: Engine) -> None:
         """Attach to the trainer: load at ``STARTED`` (when resuming), save at ``EPOCH_COMPLETED``."""
         if self.resume:
             engine.add_event_handler(Events.STARTED, self.load)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save)
+        if self.is_saver:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save)
 
     def _maybe_save(self, engine: Engine) -> None:
         if engine.state.epoch % self.save_interval == 0 or engine.state.epoch == engine.state.max_epochs:

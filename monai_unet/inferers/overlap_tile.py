@@ -210,6 +210,8 @@ class OverlapTileInferer(Inferer):
         Returns:
             the output (and kept probabilities) on the input's device, covering the input's grid.
         """
+        if isinstance(network, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            network = network.module  # inference needs no gradient synchronisation; the U-Net's geometry is inside
         image = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         spatial_dims = image.dim() - 2
         if spatial_dims not in (2, 3):
