@@ -70,13 +70,13 @@ def _image_report(source: str | list[str], series_uid: str | None = None) -> dic
 
 def describe(path: Path) -> dict[str, Any]:
     """The report of one input: ``{"input", "series" (folders), image fields or "problem"}``."""
-    from monai_unet.io import ImageInputError, list_dicom_series
-
     report: dict[str, Any] = {"input": str(path)}
     if not path.exists():
         return {**report, "problem": f"{path}: no such file or folder"}
     if not path.is_dir():
         return {**report, **_image_report(str(path))}
+    from monai_unet.io import ImageInputError, list_dicom_series
+
     try:
         series = list_dicom_series(path)
     except ImageInputError as error:

@@ -1,0 +1,105 @@
+"""Bad input to ``monai-unet segment``: exit code 2, one line on stderr naming the file, nothing at OUTPUT.
+
+Every case runs the real command in a subprocess; the cases that must read images are started together (each
+pays the torch/MONAI import) and then checked one by one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from test_cli_tiny_bundle import write_tiny_bundle
+
+D2N = "dicom2nifti_testcases"
+
+
+def _command(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "monai_unet.cli.main", *(str(a) for a in args)]
+
+
+def _nifti(path: Path, shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Path:
+    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=shape[::-1]).astype(np.float32))
+    image.SetSpacing(spacing)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def _assert_refused(result: subprocess.CompletedProcess, named: Path | str, output: Path, problem: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert lines and lines[-1].startswith("monai-unet segment: error: "), result.stderr[-2000:]
+    assert str(named) in lines[-1], lines[-1]
+    assert problem in lines[-1], lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+    assert not [p for p in output.parent.iterdir() if p.name.startswith(f".{output.name}")], "staging left behind"
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("bundles")
+    return {1: write_tiny_bundle(root / "one", channels=1), 2: write_tiny_bundle(root / "two", channels=2)}
+
+
+def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp_path):
+    flair = sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz"
+    out, mha = tmp_path / "seg.nii.gz", tmp_path / "seg.mha"
+    cases = [
+        (["segment", tmp_path / "missing.nii.gz", "-o", out, "--bundle", bundles[1]], out, "missing.nii.gz", "no such"),
+        (["segment", flair, "-o", mha, "--bundle", bundles[1]], mha, "seg.mha", "output format"),
+        (["segment", flair, "-o", out, "--bundle", bundles[2]], out, str(flair), "takes 2 channel(s)"),
+        (["segment", flair, "-o", out, "--bundle", tmp_path / "nothing"], out, "nothing", "no such bundle"),
+    ]
+    for args, output, named, problem in cases:
+        result = subprocess.run(_command(*args), capture_output=True, text=True, timeout=120)
+        _assert_refused(result, named, output, problem)
+
+
+def test_bad_images_are_refused_with_one_line_and_no_output(bundles, shared_data, sample_data, tmp_path):
+    corrupt = tmp_path / "corrupt.nii.gz"
+    data = gzip.compress(_nifti(tmp_path / "good.nii", (32, 32, 8), (1.0, 1.0, 2.0)).read_bytes())
+    corrupt.write_bytes(data[: len(data) // 2])  # a download cut short
+    two_series = tmp_path / "two_series"
+    two_series.mkdir()
+    for case in ("generic/anatomical/001", "philips/anatomical/001"):
+        for f in (shared_data / D2N / case).iterdir():
+            shutil.copy(f, two_series / f"{case.split('/')[0]}_{f.name}")
+    two_slices = shared_data / D2N / "failing" / "slicecount" / "001"
+    flair = sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz"
+    other_grid = _nifti(tmp_path / "t1c_other_grid.nii.gz", (240, 240, 77), (1.0, 1.0, 2.0))
+    cases = {
+        "corrupt": ([corrupt], bundles[1], corrupt, "corrupt.nii.gz", ""),
+        "two series": ([two_series], bundles[1], two_series, "two_series", "holds 2 DICOM series"),
+        "two slices": ([two_slices], bundles[1], two_slices, str(two_slices), "only 2 slice(s)"),
+        "channel grids": ([flair, other_grid], bundles[2], other_grid, "t1c_other_grid", "first channel"),
+    }
+    running = {}
+    for name, (inputs, bundle, _, _, _) in cases.items():
+        output = tmp_path / f"{name.replace(' ', '_')}.seg.nrrd"
+        command = _command("segment", *inputs, "-o", output, "--bundle", bundle)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running[name] = (process, output)
+    for name, (process, output) in running.items():
+        stdout, stderr = process.communicate(timeout=300)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        _, _, _, named, problem = cases[name]
+        _assert_refused(result, named, output, problem)
+
+
+def test_existing_output_is_untouched_when_the_input_is_refused(bundles, shared_data, tmp_path):
+    out = tmp_path / "previous.nii.gz"
+    out.write_bytes(b"an earlier result")
+    bad = shared_data / D2N / "failing" / "sliceincrement" / "001"
+    result = subprocess.run(
+        _command("segment", bad, "-o", out, "--bundle", bundles[1]), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert "missing slice" in result.stderr.strip().splitlines()[-1]
+    assert out.read_bytes() == b"an earlier result"
