@@ -5,6 +5,7 @@ from __future__ import annotations
 from monai_unet.io.dicom import DicomSeriesInfo, list_dicom_series, read_dicom_series
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.image_file import read_image_file
+from monai_unet.io.load import LoadScan, LoadScand
 from monai_unet.io.reader import SimpleITKReader
 from monai_unet.io.save import SaveSegmentation, SaveSegmentationd
 from monai_unet.io.writers import write_segmentation
@@ -12,6 +13,8 @@ from monai_unet.io.writers import write_segmentation
 __all__ = [
     "DicomSeriesInfo",
     "ImageInputError",
+    "LoadScan",
+    "LoadScand",
     "SaveSegmentation",
     "SaveSegmentationd",
     "SimpleITKReader",

@@ -11,6 +11,14 @@ wrong are handled here:
 - NIfTI files whose direction cosines are slightly non-orthonormal (rounding in the writer) are refused by ITK
   ("ITK only supports orthonormal direction cosines"). They are read through nibabel instead and the direction
   is replaced by the nearest orthonormal matrix (polar decomposition), with a warning saying how far it moved.
+
+Speed: where the optional ``deflate`` package (libdeflate) is installed, an integer 3D ``.nii.gz`` is inflated by
+libdeflate, which is faster than ITK's zlib, and only the header is read through SimpleITK
+(``ReadImageInformation``, a few ms), so the geometry is exactly SimpleITK's. This path is taken only when ITK
+itself would return the stored voxels unchanged (same pixel type and size as the header, one component, little
+endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes through ``sitk.ReadImage``.
+Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
+:func:`~monai_unet.io.volume.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
 """
 
 from __future__ import annotations
@@ -23,9 +31,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import DTypeLike
 
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.volume import Volume, reversed_axes_contiguous
+from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
+
+try:  # optional: libdeflate inflates gzip faster than ITK's zlib
+    from deflate import gzip_decompress as _gzip_decompress
+except ImportError:  # pragma: no cover - depends on the environment
+    _gzip_decompress = None
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 
@@ -33,11 +47,34 @@ __all__ = ["FILE_SUFFIXES", "read_image_file"]
 FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tif", ".tiff")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_NIFTI1_HEADER_SIZE = 348
+_VOX_OFFSET_AT = 108  # byte position of the float32 vox_offset field in a NIfTI-1 header
+_ITK_INTEGER_TYPES = {
+    sitk.sitkUInt8: np.dtype(np.uint8),
+    sitk.sitkInt8: np.dtype(np.int8),
+    sitk.sitkUInt16: np.dtype(np.uint16),
+    sitk.sitkInt16: np.dtype(np.int16),
+    sitk.sitkUInt32: np.dtype(np.uint32),
+    sitk.sitkInt32: np.dtype(np.int32),
+    sitk.sitkUInt64: np.dtype(np.uint64),
+    sitk.sitkInt64: np.dtype(np.int64),
+}
 
 
-def _voxels(image: sitk.Image) -> np.ndarray:
-    """The voxels of ``image`` indexed (x, y[, z])[, component], C-contiguous (ITK's buffer is z, y, x)."""
-    return reversed_axes_contiguous(sitk.GetArrayViewFromImage(image), image.GetDimension())
+def _arrange(buffer: np.ndarray, spatial_dims: int, dtype: DTypeLike, contiguous: bool) -> np.ndarray:
+    """ITK-ordered voxels ([t,] z, y, x[, c]) → (x, y[, z][, t])[, c] in ``dtype``, C-contiguous or as a view."""
+    if contiguous:
+        return reversed_axes_contiguous(buffer, spatial_dims, dtype)
+    return reversed_axes_view(buffer, spatial_dims, dtype)
+
+
+def _geometry(source: sitk.Image | sitk.ImageFileReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Origin, spacing and direction (columns = axes), all LPS, of an image or of a file read by its header."""
+    ndim = source.GetDimension()
+    origin = np.asarray(source.GetOrigin(), dtype=np.float64)
+    spacing = np.asarray(source.GetSpacing(), dtype=np.float64)
+    direction = np.asarray(source.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
+    return origin, spacing, direction
 
 
 def _first_line(message: str) -> str:
@@ -77,12 +114,16 @@ def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
-def _read_nifti_with_nibabel(path: Path, allow_4d: bool, orthonormal_tolerance: float) -> Volume:
+def _read_nifti_with_nibabel(
+    path: Path, allow_4d: bool, orthonormal_tolerance: float, dtype: DTypeLike, contiguous: bool
+) -> Volume:
     """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel."""
     array, volume = _nibabel_voxels_and_geometry(path, orthonormal_tolerance)
-    volume.meta["source_format"] = "nifti"
+    volume.meta.update(source_format="nifti", source_dtype=array.dtype.name)
     if array.ndim == 2:
         array = array[..., None]
+    # nibabel's voxels are (x, y, z[, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer.
+    array = _arrange(np.asfortranarray(array).T, array.ndim, dtype, contiguous)
     return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
 
 
@@ -112,7 +153,14 @@ def _nibabel_voxels_and_geometry(path: Path, orthonormal_tolerance: float) -> tu
     return np.asanyarray(image.dataobj), Volume(np.empty(0), lps[:3, 3].copy(), spacing, orthonormal, {})
 
 
-def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal_tolerance: float = 1e-2) -> Volume:
+def read_image_file(
+    path: str | PathLike,
+    *,
+    allow_4d: bool = False,
+    orthonormal_tolerance: float = 1e-2,
+    dtype: DTypeLike = None,
+    contiguous: bool = True,
+) -> Volume:
     """Read one image file with its geometry.
 
     Args:
@@ -122,9 +170,14 @@ def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal
             treat time points or diffusion directions as a spatial axis. A fourth axis of length 1 is dropped.
         orthonormal_tolerance: largest deviation of a NIfTI's direction cosines from the nearest orthonormal
             matrix that is accepted (with a warning); above it the file is refused as sheared.
+        dtype: type of the returned voxels (e.g. ``np.float32``); None keeps the stored type. Converting here costs
+            nothing extra: it happens in the pass that reorders the voxels.
+        contiguous: return C-contiguous voxels (what MONAI's ``LoadImage`` needs); False returns a transposed
+            view of the file's voxel order (Fortran order), saving the reordering copy.
 
     Returns:
-        The voxels in their stored type, indexed (x, y[, z])[, channel], and their LPS geometry.
+        The voxels indexed (x, y[, z])[, channel], their LPS geometry, and meta with ``source_format`` and
+        ``source_dtype`` (the stored type, e.g. ``"int16"``).
 
     Raises:
         ImageInputError: missing, truncated or unreadable file, or a 4D file where 3D is expected.
@@ -133,30 +186,84 @@ def read_image_file(path: str | PathLike, *, allow_4d: bool = False, orthonormal
     if not path.is_file():
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
-    if is_nifti and _check_nifti_complete(path).get_data_dtype().kind in "fc":
-        return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance)
+    if is_nifti:
+        header = _check_nifti_complete(path)
+        if header.get_data_dtype().kind in "fc":
+            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous)
+        inflated = _read_gzip_nifti_with_libdeflate(path, header, dtype, contiguous)
+        if inflated is not None:
+            return inflated
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         message = str(error)
         if is_nifti and "orthonormal" in message:
-            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance)
+            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous)
         raise ImageInputError(
             path, f"cannot be read ({_first_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
     ndim = image.GetDimension()
-    array = _voxels(image)
-    origin = np.asarray(image.GetOrigin(), dtype=np.float64)
-    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
+    buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
+    array = _arrange(buffer, ndim, dtype, contiguous)
+    origin, spacing, direction = _geometry(image)
     fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
-    volume = Volume(array, origin[:3], spacing[:3], direction[:3, :3], {"source_format": fmt})
+    meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
+    volume = Volume(array, origin[:3], spacing[:3], direction[:3, :3], meta)
     if ndim == 4:
         return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
     if ndim not in (2, 3):
         raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
     volume.origin, volume.spacing, volume.direction = origin, spacing, direction
     return volume
+
+
+def _read_gzip_nifti_with_libdeflate(
+    path: Path, header: nib.Nifti1Header, dtype: DTypeLike, contiguous: bool
+) -> Volume | None:
+    """Read an integer 3D ``.nii.gz`` with libdeflate and SimpleITK's header geometry; None where not applicable.
+
+    None (read it with ``sitk.ReadImage`` instead) unless libdeflate is installed and ITK would return exactly the
+    stored voxels: NIfTI-1, 3D, little-endian integers with no intensity rescaling, and ITK's own reading of the
+    header agrees on the pixel type, the size and a single component.
+    """
+    stored = header.get_data_dtype()
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if (
+        _gzip_decompress is None
+        or not path.name.lower().endswith(".gz")
+        or not isinstance(header, nib.Nifti1Header)
+        or isinstance(header, nib.Nifti2Header)
+        or len(shape) != 3
+        or stored.kind not in "iu"
+        or stored.byteorder == ">"
+        or header.get_slope_inter() not in ((None, None), (1.0, 0.0))
+    ):
+        return None
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(path))
+    info.SetImageIO("NiftiImageIO")
+    try:
+        info.ReadImageInformation()
+    except RuntimeError:
+        return None  # e.g. non-orthonormal directions: sitk.ReadImage raises the same and the caller handles it
+    if (
+        info.GetDimension() != 3
+        or tuple(info.GetSize()) != shape
+        or info.GetNumberOfComponents() != 1
+        or _ITK_INTEGER_TYPES.get(info.GetPixelID()) != stored.newbyteorder("=")
+    ):
+        return None  # ITK would convert or reshape the stored voxels (e.g. rescale to float): let it
+    raw = _gzip_decompress(path.read_bytes())  # a writable bytearray: the voxels below are a view of it
+    if len(raw) < _NIFTI1_HEADER_SIZE:
+        return None
+    offset = int(struct.unpack_from("<f", raw, _VOX_OFFSET_AT)[0])
+    count = int(np.prod(shape))
+    if offset < _NIFTI1_HEADER_SIZE or len(raw) < offset + count * stored.itemsize:
+        return None  # e.g. a multi-member gzip file, of which libdeflate inflates only the first member
+    buffer = np.frombuffer(raw, dtype=stored.newbyteorder("="), count=count, offset=offset).reshape(shape[::-1])
+    origin, spacing, direction = _geometry(info)
+    array = _arrange(buffer, 3, dtype, contiguous)
+    return Volume(array, origin, spacing, direction, {"source_format": "nifti", "source_dtype": stored.name})
 
 
 def _drop_or_keep_fourth_axis(path: Path, array: np.ndarray, volume: Volume, allow_4d: bool) -> Volume:

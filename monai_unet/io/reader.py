@@ -8,9 +8,13 @@ or a bundle config (``"reader": {"_target_": "monai_unet.io.SimpleITKReader"}``)
 - a list of files or folders that are not all DICOM files: one image per entry, stacked as channels (e.g. FLAIR
   and T1c of one subject); they must share shape and affine, else the error names both files.
 
-Voxels keep their stored type (int16 CT stays int16; ``LoadImage`` converts to its ``dtype``, float32 unless
-``dtype=None``). They come back C-contiguous in (x, y, z) order: ITK's buffer is (z, y, x) and MONAI's ``LoadImage``
-would copy a transposed view anyway, so the one copy is made here, tile by tile, which is about twice as fast.
+Voxels come back C-contiguous in (x, y, z) order: ITK's buffer is (z, y, x) and MONAI's ``LoadImage`` would copy a
+transposed view anyway, so the one copy is made here, tile by tile, which is about twice as fast. By default they
+keep their stored type (int16 CT stays int16; ``LoadImage`` then converts to its ``dtype``, float32 unless
+``dtype=None``, one more pass over the volume). ``SimpleITKReader(dtype=np.float32)`` converts during the reordering
+copy instead, and ``LoadImage``'s own conversion becomes a no-op: the faster choice with ``LoadImage``'s default
+float32. The default stays the stored type because ``LoadImage(dtype=None)`` and ``monai-unet info`` rely on seeing
+it. :class:`~monai_unet.io.load.LoadScan` goes further and skips the reordering copy (see there).
 
 Why ``read()`` does no work: ``LoadImage`` given a reader instance catches any exception raised by ``read()``
 and silently tries its other readers (nibabel, pydicom). A DICOM series refused here for a missing slice would
@@ -30,6 +34,7 @@ Meta keys set (the writers, the bundles and the CLI rely on these):
 ``source_spacing``           voxel size (mm), as SimpleITK gives it
 ``source_direction_lps``     (ndim, ndim) axis directions in LPS, columns = x, y, z
 ``source_format``            ``"nifti"``, ``"nrrd"``, ``"mha"``, ``"png"``, ``"tif"``, ``"dicom"``, ...
+``source_dtype``             the stored voxel type before any ``dtype`` conversion (``"int16"``, ...)
 ``source_files``             DICOM only: the files in slice order (z = 0 first)
 ``SOPInstanceUIDs``          DICOM only: one per slice in z order (one for a multi-frame file)
 ``frame_order``              multi-frame DICOM only: the frame number (0-based) of each z slice
@@ -54,6 +59,7 @@ from typing import Any
 import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys
+from numpy.typing import DTypeLike
 
 from monai_unet.io.dicom import is_dicom_file, read_dicom_series
 from monai_unet.io.errors import ImageInputError
@@ -99,6 +105,9 @@ class SimpleITKReader(ImageReader):
         check_finite: refuse floating-point images holding NaN or infinite voxels.
         orthonormal_tolerance: accepted deviation of NIfTI direction cosines from orthonormal (read via nibabel
             and orthonormalised, with a warning).
+        dtype: type of the returned voxels; None (default) keeps the stored type. Pass ``np.float32`` with
+            ``LoadImage``'s default ``dtype`` to convert in the reordering pass instead of once more afterwards.
+            float32 holds every integer up to 2**24 exactly (all 8- and 16-bit data).
     """
 
     def __init__(
@@ -112,6 +121,7 @@ class SimpleITKReader(ImageReader):
         allow_4d: bool = False,
         check_finite: bool = True,
         orthonormal_tolerance: float = 1e-2,
+        dtype: DTypeLike = None,
     ) -> None:
         super().__init__()
         self.channel_dim = channel_dim
@@ -123,6 +133,7 @@ class SimpleITKReader(ImageReader):
             "allow_4d": allow_4d,
             "check_finite": check_finite,
             "orthonormal_tolerance": orthonormal_tolerance,
+            "dtype": dtype,
         }
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
@@ -142,12 +153,20 @@ class SimpleITKReader(ImageReader):
         pending = [PendingImage((n,), frozen) for n in names]
         return pending[0] if len(pending) == 1 else pending
 
-    def get_data(self, img: PendingImage | Sequence[PendingImage]) -> tuple[np.ndarray, dict]:
+    def get_data(
+        self, img: PendingImage | Sequence[PendingImage], *, contiguous: bool = True
+    ) -> tuple[np.ndarray, dict]:
         """Read, check and return ``(array, meta)``; arrays of several images are stacked on a new axis 0.
 
+        Args:
+            img: what :meth:`read` returned.
+            contiguous: True (what ``LoadImage`` needs) returns a C-contiguous array; False may return a
+                transposed view of the file's voxel order instead, saving the reordering copy (for
+                :class:`~monai_unet.io.load.LoadScan`).
+
         Returns:
-            The voxels (x, y[, z])[, channel] in their stored type, or (C, x, y[, z]) for several files, and
-            the meta dict described in the module docstring.
+            The voxels (x, y[, z])[, channel] in the ``dtype`` option's type (default: stored), or
+            (C, x, y[, z]) for several files, and the meta dict described in the module docstring.
 
         Raises:
             ImageInputError: any bad input (see :mod:`monai_unet.io.dicom` and :mod:`monai_unet.io.image_file`),
@@ -156,7 +175,7 @@ class SimpleITKReader(ImageReader):
         items = [img] if isinstance(img, PendingImage) else list(img)
         arrays, metas = [], []
         for item in items:
-            array, meta = self._read_one(item)
+            array, meta = self._read_one(item, contiguous)
             arrays.append(array)
             metas.append(meta)
         if len(items) == 1:
@@ -179,24 +198,33 @@ class SimpleITKReader(ImageReader):
                 )
         meta = dict(first_meta)
         meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+        if not contiguous and all(a.T.flags.c_contiguous for a in arrays):
+            # Stack in memory order (C, z, y, x), then view it as (C, x, y, z): no reordering copy.
+            stacked = np.stack([a.T for a in arrays], axis=0)
+            return stacked.transpose(0, *range(stacked.ndim - 1, 0, -1)), meta
         return np.stack(arrays, axis=0), meta
 
-    def _read_one(self, item: PendingImage) -> tuple[np.ndarray, dict]:
+    def _read_one(self, item: PendingImage, contiguous: bool) -> tuple[np.ndarray, dict]:
         options = dict(item.options)
         path = item.paths[0]
         dicom_options = {k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample")}
-        if len(item.paths) > 1:
-            volume = read_dicom_series(list(item.paths), **dicom_options)
-        elif Path(path).is_dir():
-            volume = read_dicom_series(path, **dicom_options)
-        elif Path(path).is_file() and is_dicom_file(path):
-            volume = read_dicom_series([path], **dicom_options)
+        is_dicom_file_ = Path(path).is_file() and is_dicom_file(path)
+        if len(item.paths) > 1 or Path(path).is_dir() or is_dicom_file_:
+            source = list(item.paths) if len(item.paths) > 1 or is_dicom_file_ else path
+            volume = read_dicom_series(source, **dicom_options)  # stored type, C-contiguous (x, y, z)
+            volume.meta["source_dtype"] = volume.array.dtype.name
+            if options["dtype"] is not None:
+                volume.array = volume.array.astype(options["dtype"], copy=False)  # in memory order: cheap
         else:
             volume = read_image_file(
-                path, allow_4d=options["allow_4d"], orthonormal_tolerance=options["orthonormal_tolerance"]
+                path,
+                allow_4d=options["allow_4d"],
+                orthonormal_tolerance=options["orthonormal_tolerance"],
+                dtype=options["dtype"],
+                contiguous=contiguous,
             )
-        if options["check_finite"]:
-            _check_finite(item.name, volume.array)
+        if options["check_finite"] and np.dtype(volume.meta["source_dtype"]).kind in "fc":
+            _check_finite(item.name, volume.array)  # integers converted to float cannot become NaN or infinite
         return volume.array, self._meta(volume)
 
     def _meta(self, volume: Volume) -> dict:

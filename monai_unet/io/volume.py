@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from numpy.typing import DTypeLike
 
-__all__ = ["Volume", "lps_affine", "ras_affine", "reversed_axes_contiguous"]
+__all__ = ["Volume", "lps_affine", "ras_affine", "reversed_axes_contiguous", "reversed_axes_view"]
 
-_BLOCK = 64  # voxels per tile side in the blocked transpose (fits a tile pair in L2 cache)
+_BLOCK = 64  # voxels per tile side (x and y) in the blocked transpose
 
 
 @dataclass
@@ -55,24 +58,59 @@ def ras_affine(origin: np.ndarray, spacing: np.ndarray, direction: np.ndarray) -
     return flip[:, None] * affine
 
 
-def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int) -> np.ndarray:
-    """C-contiguous copy of ``array`` with its spatial axes reversed: ITK's (z, y, x) buffer → (x, y, z).
+def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int, dtype: DTypeLike = None) -> np.ndarray:
+    """C-contiguous copy of ``array`` with its spatial axes reversed (ITK's (z, y, x) buffer → (x, y, z)), converted
+    to ``dtype`` in the same pass.
 
-    MONAI's ``LoadImage`` makes every array C-contiguous, so a transposed view would be copied there anyway;
-    numpy copies a fully reversed 3D view about twice as slowly as this tile-by-tile copy, which keeps source
-    and destination tiles in cache. A trailing component axis (RGB) stays last.
+    MONAI's ``LoadImage`` makes every array C-contiguous and converts it to its ``dtype`` (float32 by default), so
+    an array returned in any other form is copied there once more. A plain ``np.ascontiguousarray`` of the reversed
+    view reads the source with a stride of a whole slice; this copy goes tile by tile so that source and destination
+    tiles stay in cache, and writes the target type directly (torch converts while it copies). A trailing component
+    axis (RGB) stays last.
 
     Args:
         array: voxels with ``spatial_dims`` spatial axes first, in reversed order (ITK: [t,] z, y, x), then an
             optional component axis.
         spatial_dims: number of spatial (and time) axes, 2 to 4.
+        dtype: type of the result; None keeps ``array.dtype``.
     """
-    if spatial_dims != 3 or array.ndim != 3:
-        order = tuple(reversed(range(spatial_dims))) + tuple(range(spatial_dims, array.ndim))
-        return np.ascontiguousarray(array.transpose(order))
+    dtype = np.dtype(array.dtype if dtype is None else dtype)
+    if spatial_dims != 3 or array.ndim != 3 or not (array.dtype.isnative and dtype.isnative):
+        return np.ascontiguousarray(array.transpose(_reversed_order(spatial_dims, array.ndim)), dtype=dtype)
     nz, ny, nx = array.shape
-    out = np.empty((nx, ny, nz), dtype=array.dtype)
+    out = np.empty((nx, ny, nz), dtype=dtype)
+    source, target = _as_torch(array), torch.from_numpy(out)
     for i in range(0, nx, _BLOCK):
         for j in range(0, ny, _BLOCK):
-            out[i : i + _BLOCK, j : j + _BLOCK, :] = array[:, j : j + _BLOCK, i : i + _BLOCK].T
+            target[i : i + _BLOCK, j : j + _BLOCK, :].copy_(source[:, j : j + _BLOCK, i : i + _BLOCK].permute(2, 1, 0))
     return out
+
+
+def reversed_axes_view(array: np.ndarray, spatial_dims: int, dtype: DTypeLike = None) -> np.ndarray:
+    """``array`` with its spatial axes reversed as a view (no reordering copy), converted to ``dtype`` first.
+
+    The result is indexed (x, y, z) like :func:`reversed_axes_contiguous` but keeps the source's memory order
+    (Fortran order for a C-contiguous buffer, as nibabel returns NIfTI voxels). Converting before transposing
+    walks memory in order, which costs a small fraction of the reordering copy. With ``dtype`` None or equal to
+    ``array.dtype`` a writable ``array`` is not copied (pass a buffer the caller owns); a read-only one is copied in
+    memory order, so that the result can always be written to.
+
+    Args:
+        array: voxels in ITK order ([t,] z, y, x), optionally with a trailing component axis.
+        spatial_dims: number of spatial (and time) axes, 2 to 4.
+        dtype: type of the result; None keeps ``array.dtype``.
+    """
+    if (dtype is not None and np.dtype(dtype) != array.dtype) or not array.flags.writeable:
+        array = array.astype(array.dtype if dtype is None else dtype, order="K")
+    return array.transpose(_reversed_order(spatial_dims, array.ndim))
+
+
+def _reversed_order(spatial_dims: int, ndim: int) -> tuple[int, ...]:
+    return tuple(reversed(range(spatial_dims))) + tuple(range(spatial_dims, ndim))
+
+
+def _as_torch(array: np.ndarray) -> torch.Tensor:
+    """A torch view of ``array`` (read-only arrays, such as SimpleITK's views, are only ever read here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
