@@ -47,8 +47,6 @@ __all__ = ["FILE_SUFFIXES", "read_image_file"]
 FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tif", ".tiff")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_NIFTI1_HEADER_SIZE = 348
-_VOX_OFFSET_AT = 108  # byte position of the float32 vox_offset field in a NIfTI-1 header
 _ITK_INTEGER_TYPES = {
     sitk.sitkUInt8: np.dtype(np.uint8),
     sitk.sitkInt8: np.dtype(np.int8),
@@ -82,13 +80,18 @@ def _first_line(message: str) -> str:
     return lines[-1] if lines else message
 
 
-def _check_nifti_complete(path: Path) -> nib.Nifti1Header:
-    """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download)."""
+def _check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int]:
+    """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download).
+
+    Returns:
+        The header and the byte offset of the voxels in the (uncompressed) file, header extensions included.
+    """
     try:
-        header = nib.load(path).header
+        image = nib.load(path)
     except Exception as error:  # nibabel raises many types for a damaged header
         raise ImageInputError(path, f"is not a readable NIfTI file ({error})", "re-export or re-download it") from None
-    offset = int(header.get("vox_offset", 0)) or header.single_vox_offset
+    header = image.header
+    offset = int(image.dataobj.offset)  # the loaded header's vox_offset reads 0; the array proxy has the file's
     expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
     if path.name.lower().endswith(".gz"):
         with open(path, "rb") as f:
@@ -105,7 +108,7 @@ def _check_nifti_complete(path: Path) -> nib.Nifti1Header:
             f"{'a gzip stream of ' if path.name.lower().endswith('.gz') else ''}{actual} bytes",
             "copy or download the file again",
         )
-    return header
+    return header, offset
 
 
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
@@ -187,10 +190,10 @@ def read_image_file(
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
     if is_nifti:
-        header = _check_nifti_complete(path)
+        header, offset = _check_nifti_complete(path)
         if header.get_data_dtype().kind in "fc":
             return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous)
-        inflated = _read_gzip_nifti_with_libdeflate(path, header, dtype, contiguous)
+        inflated = _read_gzip_nifti_with_libdeflate(path, header, offset, dtype, contiguous)
         if inflated is not None:
             return inflated
     try:
@@ -218,7 +221,7 @@ def read_image_file(
 
 
 def _read_gzip_nifti_with_libdeflate(
-    path: Path, header: nib.Nifti1Header, dtype: DTypeLike, contiguous: bool
+    path: Path, header: nib.Nifti1Header, offset: int, dtype: DTypeLike, contiguous: bool
 ) -> Volume | None:
     """Read an integer 3D ``.nii.gz`` with libdeflate and SimpleITK's header geometry; None where not applicable.
 
@@ -254,11 +257,8 @@ def _read_gzip_nifti_with_libdeflate(
     ):
         return None  # ITK would convert or reshape the stored voxels (e.g. rescale to float): let it
     raw = _gzip_decompress(path.read_bytes())  # a writable bytearray: the voxels below are a view of it
-    if len(raw) < _NIFTI1_HEADER_SIZE:
-        return None
-    offset = int(struct.unpack_from("<f", raw, _VOX_OFFSET_AT)[0])
     count = int(np.prod(shape))
-    if offset < _NIFTI1_HEADER_SIZE or len(raw) < offset + count * stored.itemsize:
+    if len(raw) < offset + count * stored.itemsize:
         return None  # e.g. a multi-member gzip file, of which libdeflate inflates only the first member
     buffer = np.frombuffer(raw, dtype=stored.newbyteorder("="), count=count, offset=offset).reshape(shape[::-1])
     origin, spacing, direction = _geometry(info)
