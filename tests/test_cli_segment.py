@@ -35,11 +35,8 @@ def ct_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ct_series(sample_data) -> Path:
-    """The TotalSegmentator CT DICOM series (20 slices, JPEG 2000) when ../shared is there, else its 5-slice copy."""
-    from conftest import SHARED_DATA
-
-    full = SHARED_DATA / "totalsegmentator_examples" / "ct_dicom" / "series"
-    return full if full.is_dir() else sample_data / "totalsegmentator_ct_dicom" / "series"
+    """5 slices of the TotalSegmentator CT DICOM series (512 x 512, JPEG 2000, empty UIDs as exported)."""
+    return sample_data / "totalsegmentator_ct_dicom" / "series"
 
 
 def series_grid(folder: Path) -> sitk.Image:

@@ -22,10 +22,22 @@ from pathlib import Path
 
 from monai_unet.cli.bundle import Bundle, BundleRunError, open_bundle, run_bundle_config
 
-__all__ = ["OUTPUT_POSTFIX", "SourceGrid", "output_ext_for", "register", "run"]
+__all__ = [
+    "OUTPUT_POSTFIX",
+    "PROBABILITY_POSTFIX",
+    "SourceGrid",
+    "check_output_grid",
+    "output_ext_for",
+    "read_source_grid",
+    "register",
+    "run",
+]
 
 #: ``output_postfix`` given to the bundle: its writer names the label file ``<case>_seg<ext>``.
 OUTPUT_POSTFIX = "seg"
+
+#: Postfix of the probability file the bundles write with ``save_probabilities`` (``<case>_prob.nii.gz``/``.tif``).
+PROBABILITY_POSTFIX = "prob"
 
 _GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
 
@@ -65,7 +77,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--device", choices=("cpu", "cuda"), default=None, help="where to run; default cuda when available, else cpu"
     )
     parser.add_argument(
-        "--probabilities", type=Path, metavar="PATH", help="also write the class probabilities (NIfTI) to PATH"
+        "--probabilities",
+        type=Path,
+        metavar="PATH",
+        help="also write the foreground probabilities to PATH, in the bundle's format (.nii.gz; .tif for 2D EM)",
     )
     speed = parser.add_mutually_exclusive_group()
     speed.add_argument(
@@ -82,20 +97,21 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def output_ext_for(output: Path) -> str:
-    """The bundle's ``output_ext`` for OUTPUT: ``".nii.gz"``, ``".nii"``, ``".seg.nrrd"`` or ``"dicomseg"``.
+    """The bundle's ``output_ext`` for OUTPUT: ``".nii.gz"``, ``".nii"``, ``".seg.nrrd"``, ``"dicomseg"``, or
+    ``".png"`` (2D bundles that write PNG label images, such as the EM bundle).
 
     Raises:
         ValueError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
     """
     name = output.name.lower()
-    for ext in (".nii.gz", ".nii", ".seg.nrrd"):
+    for ext in (".nii.gz", ".nii", ".seg.nrrd", ".png"):
         if name.endswith(ext):
             return ext
     if output.is_dir() or not Path(name).suffix:
         return "dicomseg"
     raise ValueError(
         f"{output}: cannot tell the output format from the suffix {Path(name).suffix!r}; use .nii.gz, .seg.nrrd, "
-        "or a folder name without suffix for DICOM SEG"
+        ".png (2D bundles), or a folder name without suffix for DICOM SEG"
     )
 
 
@@ -146,8 +162,6 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
         raise ValueError(f"{args.output}: is a folder; name a file ending in {ext}")
     if args.output.exists() and not args.output.is_dir() and ext == "dicomseg":
         raise ValueError(f"{args.output}: is a file; DICOM SEG output is a folder (or name a .nii.gz/.seg.nrrd file)")
-    if args.probabilities is not None and not args.probabilities.name.lower().endswith((".nii.gz", ".nii")):
-        raise ValueError(f"{args.probabilities}: probabilities are written as NIfTI; name the file .nii.gz")
     for target in (args.output, args.probabilities):
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
@@ -199,12 +213,12 @@ def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, 
     if not want_probabilities:
         return labels[0], None
     inside = set(labels[0].rglob("*")) if labels[0].is_dir() else {labels[0]}
-    nifti = [p for p in out_dir.rglob("*") if p.is_file() and p.name.lower().endswith((".nii.gz", ".nii"))]
-    candidates = [p for p in nifti if p not in inside]
+    candidates = [p for p in out_dir.rglob(f"*_{PROBABILITY_POSTFIX}.*") if p.is_file() and p not in inside]
     if len(candidates) != 1:
         raise BundleRunError(
-            f"{out_dir}: expected one probability file (NIfTI) from the bundle with save_probabilities, found "
-            f"{len(candidates)} (files written: {written}); does the bundle honour save_probabilities?"
+            f"{out_dir}: expected one probability file *_{PROBABILITY_POSTFIX}.* from the bundle with "
+            f"save_probabilities, found {len(candidates)} (files written: {written}); does the bundle honour "
+            "save_probabilities?"
         )
     return labels[0], candidates[0]
 
@@ -238,6 +252,13 @@ def check_output_grid(written: Path, grid: SourceGrid, atol_mm: float = _GEOMETR
                 f"{written.name}: the bundle wrote a segmentation whose {what} {tuple(np.round(got, 4))} differs "
                 f"from the input's {tuple(np.round(expected, 4))}; its inverse preprocessing is wrong"
             )
+
+
+def _check_same_format(produced: Path, target: Path) -> None:
+    """Refuse to store the bundle's probability file under a name of another format."""
+    suffix = "".join(produced.suffixes[-2:]) if produced.name.lower().endswith(".nii.gz") else produced.suffix
+    if not target.name.lower().endswith(suffix.lower()):
+        raise ValueError(f"{target}: the bundle writes probabilities as {suffix}; name the file *{suffix}")
 
 
 def _place(produced: Path, target: Path) -> None:
@@ -281,12 +302,14 @@ def run(args: argparse.Namespace) -> Path:
             "precise": bool(args.precise),
             "save_probabilities": args.probabilities is not None,
             "progress": bool(args.progress),
+            "save_overlays": False,  # the bundles' review overlays are for batch runs, not one OUTPUT
         }
         run_bundle_config(bundle, ["inference"], overrides)
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
         if ext != "dicomseg":
             check_output_grid(labels, grid)
         if probabilities is not None:
+            _check_same_format(probabilities, args.probabilities)
             check_output_grid(probabilities, grid)
             _place(probabilities, args.probabilities.resolve())
         _place(labels, target)
