@@ -1,0 +1,262 @@
+"""Both bundles run with the stock ``python -m monai.bundle`` on sample_data with small overrides.
+
+Train (1 epoch, tiny tiles), resume, evaluate, infer, multi-process DDP on CPU (gloo), the model-zoo checks
+(``check_properties``, ``verify_net_in_out``, ``ckpt_export``). The shipped weights must load on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+REPO = Path(__file__).resolve().parents[1]
+EM = REPO / "bundles" / "em_membrane_segmentation"
+MRI = REPO / "bundles" / "brain_tumor_mri_segmentation"
+SAMPLE = REPO / "sample_data"
+BRATS_CASE = "brats_2013_pat0004_1"
+
+
+def _configs(bundle: Path, *names: str) -> str:
+    return "[" + ",".join(f"'{bundle / 'configs' / n}'" for n in names) + "]"
+
+
+def _run(bundle: Path, configs: list[str], overrides: dict, launcher: list[str] | None = None) -> str:
+    command = [
+        *(launcher or [sys.executable, "-m"]),
+        "monai.bundle",
+        "run",
+        "--config_file",
+        _configs(bundle, *configs),
+    ]
+    command += ["--meta_file", str(bundle / "configs" / "metadata.json"), "--bundle_root", str(bundle)]
+    for key, value in overrides.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def _em_overrides(tmp_path: Path, **extra) -> dict:
+    return {
+        "dataset_dir": str(SAMPLE / "isbi2012_em"),
+        "train_ids": ["00", "01"],
+        "val_ids": ["02"],
+        "max_epochs": 1,
+        "val_interval": 1,
+        "tile_input": [188, 188],
+        "val_roi": [380, 380],
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "run"),
+        **extra,
+    }
+
+
+def _brats_dataset_json(tmp_path: Path) -> Path:
+    case = {
+        "image": [f"{BRATS_CASE}/Flair_subtrMeanDivStd.nii.gz", f"{BRATS_CASE}/T1c_subtrMeanDivStd.nii.gz"],
+        "label": f"{BRATS_CASE}/OTMultiClass.nii.gz",
+    }
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"training": [case], "validation": [case], "test": [{"image": case["image"]}]}))
+    return path
+
+
+def _mri_overrides(tmp_path: Path, **extra) -> dict:
+    return {
+        "dataset_dir": str(SAMPLE / "brats2013"),
+        "dataset_json": str(_brats_dataset_json(tmp_path)),
+        "max_epochs": 1,
+        "val_interval": 1,
+        "patch_size": [32, 32, 32],
+        "roi_size": [48, 48, 48],
+        "samples_per_case": 1,
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "run"),
+        **extra,
+    }
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "validation_history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------------------------- training
+def test_em_bundle_trains_resumes_and_evaluates(tmp_path):
+    _run(EM, ["train.json"], _em_overrides(tmp_path))
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [1]
+    for name in ("val_mean_dice", "val_mean_iou", "val_rand_error", "val_pixel_error"):
+        assert 0.0 <= float(_history(tmp_path / "run")[0][name]) <= 1.0, name
+
+    _run(EM, ["train.json"], _em_overrides(tmp_path, max_epochs=2, resume=True))
+    rows = _history(tmp_path / "run")
+    assert [int(r["epoch"]) for r in rows] == [1, 2], "resume must continue at epoch 2 and keep epoch 1's metrics"
+    state = torch.load(tmp_path / "run" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert state["trainer"]["iteration"] == 2 * 2  # two epochs of two training slices
+    assert {"network", "optimizer", "lr_scheduler", "trainer", "history"} <= set(state)
+
+    _run(EM, ["train.json", "evaluate.json"], _em_overrides(tmp_path, output_dir=str(tmp_path / "eval")))
+    summary = json.loads((tmp_path / "eval" / "metrics_summary.json").read_text())
+    for name in ("val_mean_dice", "val_hd95", "val_asd", "val_rand_error", "val_rand_error_best_threshold"):
+        assert name in summary["metrics"], name
+    assert summary["metrics"]["val_rand_error_best_threshold"] <= summary["metrics"]["val_rand_error"] + 1e-6
+    with open(tmp_path / "eval" / "val_mean_dice_raw.csv") as f:
+        assert [Path(r["filename"]).name for r in csv.DictReader(f)] == ["02.png"]
+
+
+def test_mri_bundle_trains_and_evaluates_on_the_scan_grid(tmp_path):
+    _run(MRI, ["train.json"], _mri_overrides(tmp_path))
+    assert (tmp_path / "models" / "model.pt").is_file()
+    _run(MRI, ["train.json", "evaluate.json"], _mri_overrides(tmp_path, output_dir=str(tmp_path / "eval")))
+    summary = json.loads((tmp_path / "eval" / "metrics_summary.json").read_text())
+    assert {"val_mean_dice", "val_mean_iou", "val_hd95", "val_asd"} <= set(summary["metrics"])
+    assert summary["cases"] == 1
+
+
+def test_multi_gpu_config_runs_two_processes_with_gloo(tmp_path):
+    overrides = _em_overrides(tmp_path, val_ids=["01", "02"])  # one validation slice per process
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"]
+    _run(EM, ["train.json", "multi_gpu_train.json"], overrides, launcher=launcher)
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [1]
+    weights = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in weights), "the best model is saved unwrapped from DDP"
+
+
+# ------------------------------------------------------------------------------------------------- inference
+@pytest.mark.parametrize("output_ext", [".png", ".nii.gz"])
+def test_em_inference_writes_labels_probabilities_and_overlays(tmp_path, output_ext):
+    out = tmp_path / "out"
+    _run(EM, ["inference.json"], {"output_dir": str(out), "output_ext": output_ext, "save_probabilities": True})
+    for stem in ("00", "01", "02"):
+        seg = sitk.ReadImage(str(out / f"{stem}_seg{output_ext}"))
+        labels = sitk.GetArrayFromImage(seg)
+        assert labels.shape == (512, 512)
+        assert set(np.unique(labels)) <= ({0, 255} if output_ext == ".png" else {0, 1})
+        prob = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{stem}_prob.tif")))
+        assert prob.dtype == np.float32 and prob.shape == (512, 512) and 0 <= prob.min() <= prob.max() <= 1
+        assert (out / f"{stem}_overlay.png").is_file()
+    # the shipped model finds membranes: label where the probability is above one half
+    assert ((prob >= 0.5) == (labels > 0)).mean() > 0.999
+
+
+def test_mri_inference_returns_to_the_input_grid(tmp_path):
+    out = tmp_path / "out"
+    _run(MRI, ["inference.json"], {"output_dir": str(out), "dataset_dir": str(_brats_dataset_json(tmp_path))})
+    [seg_path] = list(out.glob("*_seg.nii.gz"))
+    seg = sitk.ReadImage(str(seg_path))
+    flair = sitk.ReadImage(str(SAMPLE / "brats2013" / BRATS_CASE / "Flair_subtrMeanDivStd.nii.gz"))
+    assert seg.GetSize() == flair.GetSize()
+    assert np.allclose(seg.GetOrigin(), flair.GetOrigin(), atol=1e-4)
+    assert np.allclose(seg.GetSpacing(), flair.GetSpacing(), atol=1e-6)
+    assert np.allclose(seg.GetDirection(), flair.GetDirection(), atol=1e-6)
+    assert sitk.GetArrayFromImage(seg).dtype == np.uint8
+    assert list(out.glob("*_overlay.png"))
+
+
+# ------------------------------------------------------------------------------------------------- model-zoo checks
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+@pytest.mark.parametrize("workflow_type,config", [("train", "train.json"), ("inference", "inference.json")])
+def test_config_workflow_properties(bundle, workflow_type, config, tmp_path):
+    overrides = {"output_dir": str(tmp_path), "ckpt_dir": str(tmp_path)}
+    if workflow_type == "inference":
+        pass  # the inference configs default to sample_data/
+    elif bundle == EM:
+        overrides |= {"dataset_dir": str(SAMPLE / "isbi2012_em"), "train_ids": ["00"], "val_ids": ["02"]}
+    else:
+        overrides |= {"dataset_dir": str(SAMPLE / "brats2013"), "dataset_json": str(_brats_dataset_json(tmp_path))}
+    workflow = ConfigWorkflow(
+        config_file=str(bundle / "configs" / config),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle),
+        **overrides,
+    )
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_verify_net_in_out_and_torchscript_export(bundle, tmp_path):
+    configs = str(bundle / "configs" / "inference.json")
+    meta = str(bundle / "configs" / "metadata.json")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_net_in_out",
+            "network_def",
+            "--meta_file",
+            meta,
+            "--config_file",
+            configs,
+            "--n",
+            "1",
+            "--bundle_root",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "data shape of network is verified" in (result.stdout + result.stderr)
+
+    exported = tmp_path / "model.ts"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "ckpt_export",
+            "network_def",
+            "--filepath",
+            str(exported),
+            "--ckpt_file",
+            str(bundle / "models" / "model.pt"),
+            "--meta_file",
+            meta,
+            "--config_file",
+            configs,
+            "--bundle_root",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser["bundle_root"] = str(bundle)
+    network = parser.get_parsed_content("network_def").eval()
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    scripted = torch.jit.load(str(exported), map_location="cpu")
+    shape = (1, network.in_channels, *network.valid_input_shape((40,) * network.spatial_dims))
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert (scripted(x) - network(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_shipped_weights_are_small_and_load_on_cpu(bundle):
+    weights = bundle / "models" / "model.pt"
+    assert weights.stat().st_size <= 25 * 2**20
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    parser.get_parsed_content("network_def").load_state_dict(state)
