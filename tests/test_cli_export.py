@@ -1,0 +1,99 @@
+"""``monai-unet export``, ``infer`` and ``--help``/``--version``, in-process on the tiny test bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import SimpleITK as sitk
+import torch
+from test_cli_tiny_bundle import write_tiny_bundle
+
+from monai_unet import __version__
+from monai_unet.cli.bundle import open_bundle
+from monai_unet.cli.export import load_bundle_network
+from monai_unet.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return write_tiny_bundle(tmp_path_factory.mktemp("export") / "bundle", channels=1)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_the_eager_network(bundle, tmp_path, fmt, capsys):
+    out = tmp_path / f"net.{fmt}"
+    assert (
+        main(["export", "--bundle", str(bundle), "--format", fmt, "-o", str(out), "--input-shape", "16", "32", "16"])
+        == 0
+    )
+    assert "max |exported - eager|" in capsys.readouterr().err
+    network = load_bundle_network(open_bundle(bundle))
+    x = torch.randn(2, 1, 16, 32, 16, generator=torch.Generator().manual_seed(1))  # another batch size than exported
+    with torch.inference_mode():
+        eager = network(x).numpy()
+    if fmt == "torchscript":
+        extra = {"metadata.json": ""}
+        loaded = torch.jit.load(str(out), _extra_files=extra)
+        assert json.loads(extra["metadata.json"])["name"] == "tiny test bundle"
+        with torch.inference_mode():
+            exported = loaded(x).numpy()
+    else:
+        (exported,) = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+            None, {"image": x.numpy()}
+        )
+    np.testing.assert_allclose(exported, eager, atol=1e-4)
+
+
+def test_export_refuses_weights_that_do_not_fit(bundle, tmp_path, capsys):
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"head.weight": torch.zeros(1)}, wrong)
+    assert (
+        main(
+            [
+                "export",
+                "--bundle",
+                str(bundle),
+                "--format",
+                "onnx",
+                "--checkpoint",
+                str(wrong),
+                "-o",
+                str(tmp_path / "x.onnx"),
+            ]
+        )
+        == 2
+    )
+    assert "wrong.pt: weights do not fit" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_infer_wrapper_runs_the_inference_config(bundle, sample_data, tmp_path):
+    series = sample_data / "totalsegmentator_ct_dicom" / "series"
+    datalist = json.dumps([{"image": str(series)}])
+    assert main(["infer", "--bundle", str(bundle), "--output-dir", str(tmp_path / "o"), f"datalist={datalist}"]) == 0
+    (written,) = (tmp_path / "o").rglob("*_seg.nii.gz")
+    assert sitk.ReadImage(str(written)).GetSize() == (512, 512, 5)
+
+
+def test_help_of_every_command_has_examples_and_version(capsys):
+    for command in ("segment", "info", "train", "evaluate", "infer", "export", "demo"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "example" in text, command
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"monai-unet {__version__}"
+
+
+def test_override_without_equals_is_a_bad_argument(bundle, capsys):
+    assert main(["train", "--bundle", str(bundle), "num_epochs"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("num_epochs: an override must be written KEY=VALUE (e.g. num_epochs=5 or lr=1e-4)")
+    )
