@@ -10,7 +10,7 @@ from monai.data import load_decathlon_datalist
 
 from monai_unet.io.errors import ImageInputError
 
-__all__ = ["list_inputs"]
+__all__ = ["case_name", "list_inputs"]
 
 DEFAULT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff")
 
@@ -18,7 +18,7 @@ DEFAULT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff")
 def list_inputs(
     dataset_dir: str | os.PathLike, suffixes: Sequence[str] = DEFAULT_SUFFIXES, list_key: str = "test"
 ) -> list[dict]:
-    """The cases to segment, as ``[{"image": path or [path per channel]}, ...]`` for a MONAI dataset.
+    """The cases to segment, as ``[{"image": path or [path per channel], "case": name}, ...]`` for a MONAI dataset.
 
     Args:
         dataset_dir: a folder (every file whose name ends with one of ``suffixes``, sorted by name; label maps named
@@ -43,4 +43,17 @@ def list_inputs(
         raise ImageInputError(path, "no such folder or dataset.json", "Give a folder of images or a dataset.json")
     if not items:
         raise ImageInputError(path, f"no images found (looked for {', '.join(suffixes)})")
-    return items
+    return [{**item, "case": case_name(item["image"])} for item in items]
+
+
+def case_name(image: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """The name outputs are written under: the file name without its image suffix, or, for one file per channel
+    in a shared folder (``brats_2013_pat0004_1/Flair.nii.gz``, ``.../T1c.nii.gz``), that folder's name."""
+    paths = [Path(image)] if isinstance(image, str | os.PathLike) else [Path(p) for p in image]
+    if len(paths) > 1 and len({p.parent for p in paths}) == 1 and paths[0].parent.name:
+        return paths[0].parent.name
+    name = paths[0].name.rstrip("/")
+    for suffix in sorted((*DEFAULT_SUFFIXES, ".dcm"), key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name

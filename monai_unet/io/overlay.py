@@ -63,6 +63,7 @@ class SaveOverlayd(MapTransform):
         output_dir: folder for the PNGs (created if missing).
         colors: label value → RGB in [0, 1]; default palette otherwise.
         num_slices: axial slices shown for a 3D volume.
+        name_key: optional data key holding the case name (see :class:`~monai_unet.io.SaveSegmentationd`).
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class SaveOverlayd(MapTransform):
         output_dir: str | os.PathLike = ".",
         colors: Mapping[int | str, Sequence[float]] | None = None,
         num_slices: int = 3,
+        name_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -79,6 +81,7 @@ class SaveOverlayd(MapTransform):
         self.output_dir = Path(output_dir)
         self.colors = {int(k): v for k, v in (colors or {}).items()}
         self.num_slices = num_slices
+        self.name_key = name_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -97,9 +100,11 @@ class SaveOverlayd(MapTransform):
                 picture = overlay_rgb(image, labels, self.colors)
             # MONAI arrays are (x, y): transpose to rows = y for a picture in the usual orientation.
             picture = np.ascontiguousarray(picture.transpose(1, 0, 2))
-            meta = getattr(d[key], "meta", {})
-            source = str(meta.get("filename_or_obj", "image")).rstrip("/\\")
-            name = Path(source).name.split(".")[0] or "image"
+            if self.name_key is not None:
+                name = str(d[self.name_key])
+            else:
+                source = str(getattr(d[key], "meta", {}).get("filename_or_obj", "image")).rstrip("/\\")
+                name = Path(source).name.split(".")[0] or "image"
             target = self.output_dir / f"{name}_overlay.png"
             with atomic_path(target, suffix=".png") as tmp:
                 sitk.WriteImage(sitk.GetImageFromArray(picture, isVector=True), str(tmp))

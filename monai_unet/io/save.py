@@ -34,6 +34,8 @@ _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".m
 
 
 def _source_name(meta: Mapping) -> str:
+    if meta.get("case_name"):
+        return str(meta["case_name"])
     source = meta.get("filename_or_obj")
     if isinstance(source, (list, tuple)):
         source = source[0] if source else None
@@ -91,7 +93,12 @@ class SaveSegmentation(Transform):
 
 
 class SaveSegmentationd(MapTransform):
-    """Dictionary wrapper of :class:`SaveSegmentation`: write the label map under each key (e.g. ``"pred"``)."""
+    """Dictionary wrapper of :class:`SaveSegmentation`: write the label map under each key (e.g. ``"pred"``).
+
+    ``name_key``: optional data key holding the case name to write under (e.g. ``"case"`` from
+    :func:`~monai_unet.io.datalist.list_inputs`, needed when every case's files share names, as in BRATS folders);
+    by default the name comes from the prediction's ``filename_or_obj``.
+    """
 
     def __init__(
         self,
@@ -101,13 +108,17 @@ class SaveSegmentationd(MapTransform):
         output_ext: str = ".nii.gz",
         label_names: Mapping[int | str, str] | None = None,
         colors: Mapping[int | str, Sequence[float]] | None = None,
+        name_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.saver = SaveSegmentation(output_dir, output_postfix, output_ext, label_names, colors)
+        self.name_key = name_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
+            if self.name_key is not None:
+                d[key].meta["case_name"] = str(d[self.name_key])
             d[key] = self.saver(d[key])
         return d
