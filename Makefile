@@ -21,8 +21,19 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+EM := bundles/em_membrane_segmentation
+MRI := bundles/brain_tumor_mri_segmentation
+
+# The main job: both bundles' inference with their shipped weights on sample_data/, labels + probabilities +
+# overlays under outputs/demo/ (the same path as `python -m monai.bundle run`).
 demo: $(STAMP)
-	$(PY) -m monai_unet.cli.main demo --output-dir outputs/demo
+	$(PY) -m monai.bundle run --config_file $(EM)/configs/inference.json --meta_file $(EM)/configs/metadata.json \
+		--logging_file $(EM)/configs/logging.conf --bundle_root $(EM) \
+		--output_dir outputs/demo/em_membrane_segmentation --save_probabilities true
+	$(PY) -m monai.bundle run --config_file $(MRI)/configs/inference.json --meta_file $(MRI)/configs/metadata.json \
+		--logging_file $(MRI)/configs/logging.conf --bundle_root $(MRI) \
+		--output_dir outputs/demo/brain_tumor_mri_segmentation --output_ext .seg.nrrd --save_probabilities true
+	@echo "outputs written to outputs/demo/ (labels, probabilities, *_overlay.png)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
