@@ -126,3 +126,22 @@ def test_segment_brats_two_channels_to_nifti(sample_data, tmp_path):
     assert_same_grid(written, sitk.ReadImage(str(flair)))
     assert written.GetPixelID() == sitk.sitkUInt8
     assert "wrote" in result.stderr and "soft tissue" in result.stderr  # stage lines name the segments
+
+
+@pytest.mark.slow
+def test_segment_with_the_trained_brain_tumour_bundle(sample_data, tmp_path):
+    """The real MRI bundle (skipped until its models/model.pt is trained): FLAIR + T1c → .seg.nrrd on their grid."""
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "brain_tumor_mri_segmentation"
+    if not (bundle / "models" / "model.pt").is_file():
+        pytest.skip(f"{bundle}/models/model.pt is not trained yet")
+    subject = sample_data / "brats2013" / "brats_2013_pat0004_1"
+    flair, t1c = subject / "Flair_subtrMeanDivStd.nii.gz", subject / "T1c_subtrMeanDivStd.nii.gz"
+    out = tmp_path / "tumour.seg.nrrd"
+    result = monai_unet("segment", flair, t1c, "-o", out, "--bundle", bundle, "--device", "cpu", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_grid(sitk.ReadImage(str(out)), sitk.ReadImage(str(flair)))
+    header = nrrd.read_header(str(out))
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    names = metadata["network_data_format"]["outputs"]["pred"]["channel_def"]
+    written = {header[k] for k in header if k.endswith("_Name")}
+    assert written and written <= {v for k, v in names.items() if k != "0"}

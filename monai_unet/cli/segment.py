@@ -254,6 +254,12 @@ def check_output_grid(written: Path, grid: SourceGrid, atol_mm: float = _GEOMETR
             )
 
 
+def _case_name(output: Path, ext: str) -> str:
+    """OUTPUT's name without its format suffix (``scan.seg.nrrd`` → ``scan``)."""
+    name = output.name
+    return name[: -len(ext)] if ext != "dicomseg" and name.lower().endswith(ext) else name
+
+
 def _check_same_format(produced: Path, target: Path) -> None:
     """Refuse to store the bundle's probability file under a name of another format."""
     suffix = "".join(produced.suffixes[-2:]) if produced.name.lower().endswith(".nii.gz") else produced.suffix
@@ -293,7 +299,8 @@ def run(args: argparse.Namespace) -> Path:
         out_dir = staging / "out"
         out_dir.mkdir()
         overrides = {
-            "datalist": [{"image": image if len(image) > 1 else image[0]}],
+            # "case" names the outputs in bundles that take it (the BRATS bundle: subject folders share file names)
+            "datalist": [{"image": image if len(image) > 1 else image[0], "case": _case_name(target, ext)}],
             "output_dir": str(out_dir),
             "output_ext": ext,
             "output_postfix": OUTPUT_POSTFIX,
