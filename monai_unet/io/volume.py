@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import DTypeLike
 
 __all__ = ["Volume", "lps_affine", "ras_affine", "reversed_axes_contiguous", "reversed_axes_view"]
 
-_BLOCK = 64  # voxels per tile side (x and y) in the blocked transpose
+_BLOCK = 32  # voxels per block side in the blocked transpose
 
 
 @dataclass
@@ -64,9 +62,11 @@ def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int, dtype: DTypeL
 
     MONAI's ``LoadImage`` makes every array C-contiguous and converts it to its ``dtype`` (float32 by default), so
     an array returned in any other form is copied there once more. A plain ``np.ascontiguousarray`` of the reversed
-    view reads the source with a stride of a whole slice; this copy goes tile by tile so that source and destination
-    tiles stay in cache, and writes the target type directly (torch converts while it copies). A trailing component
-    axis (RGB) stays last.
+    view reads the source with a stride of a whole slice; this copy goes block by block (32³ voxels: source and
+    destination block stay in L2 cache) and numpy converts to the target type while it assigns. On a 512×512×300
+    int16 volume that is about 4× faster than ``np.ascontiguousarray`` and than tiles spanning all of z, and
+    3× faster than torch's ``copy_`` of the same blocks (whose thread pool suffers on a busy 2-core machine).
+    A trailing component axis (RGB) stays last.
 
     Args:
         array: voxels with ``spatial_dims`` spatial axes first, in reversed order (ITK: [t,] z, y, x), then an
@@ -75,14 +75,15 @@ def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int, dtype: DTypeL
         dtype: type of the result; None keeps ``array.dtype``.
     """
     dtype = np.dtype(array.dtype if dtype is None else dtype)
-    if spatial_dims != 3 or array.ndim != 3 or not (array.dtype.isnative and dtype.isnative):
+    if spatial_dims != 3 or array.ndim != 3:
         return np.ascontiguousarray(array.transpose(_reversed_order(spatial_dims, array.ndim)), dtype=dtype)
     nz, ny, nx = array.shape
     out = np.empty((nx, ny, nz), dtype=dtype)
-    source, target = _as_torch(array), torch.from_numpy(out)
-    for i in range(0, nx, _BLOCK):
-        for j in range(0, ny, _BLOCK):
-            target[i : i + _BLOCK, j : j + _BLOCK, :].copy_(source[:, j : j + _BLOCK, i : i + _BLOCK].permute(2, 1, 0))
+    b = _BLOCK
+    for k in range(0, nz, b):
+        for i in range(0, nx, b):
+            for j in range(0, ny, b):
+                out[i : i + b, j : j + b, k : k + b] = array[k : k + b, j : j + b, i : i + b].T
     return out
 
 
@@ -107,10 +108,3 @@ def reversed_axes_view(array: np.ndarray, spatial_dims: int, dtype: DTypeLike = 
 
 def _reversed_order(spatial_dims: int, ndim: int) -> tuple[int, ...]:
     return tuple(reversed(range(spatial_dims))) + tuple(range(spatial_dims, ndim))
-
-
-def _as_torch(array: np.ndarray) -> torch.Tensor:
-    """A torch view of ``array`` (read-only arrays, such as SimpleITK's views, are only ever read here)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
