@@ -32,9 +32,21 @@ def _activate(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
 
 
-def _labels(logits: torch.Tensor) -> torch.Tensor:
-    """Class index per voxel, ``(N, 1, ...)``: argmax over channels, or ``logit > 0`` for a single channel."""
-    return (logits > 0).to(torch.int64) if logits.shape[1] == 1 else logits.argmax(dim=1, keepdim=True)
+def _labels(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Class index per voxel, ``(N, 1, ...)``: argmax over channels (first on ties), or ``logit > 0`` for one channel.
+
+    One pass per class over contiguous planes: several times faster on the CPU than ``argmax(dim=1)``, which
+    strides across the channel axis.
+    """
+    if logits.shape[1] == 1:
+        return (logits > 0).to(dtype)
+    best = logits[:, :1].clone()
+    labels = torch.zeros(best.shape, dtype=dtype, device=logits.device)
+    for c in range(1, logits.shape[1]):
+        better = logits[:, c : c + 1] > best
+        labels.masked_fill_(better, c)
+        torch.maximum(best, logits[:, c : c + 1], out=best)
+    return labels
 
 
 def label_dtype(classes: int) -> torch.dtype:
@@ -111,7 +123,7 @@ class SlabSinks:
         elif self.output == "probabilities":
             self.main[where] = _activate(logits)
         else:
-            self.main[where] = _labels(logits).to(self.main.dtype)
+            self.main[where] = _labels(logits, self.main.dtype)
         if self.probabilities is not None:
             self.probabilities[where] = _activate(logits)
 
