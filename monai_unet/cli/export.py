@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> Path:
     """Export, check and report; returns the written file."""
     import torch
 
-    from monai_unet.io.writers import atomic_path
+    from monai_unet.io.atomic import atomic_path
 
     bundle = open_bundle(args.bundle)
     target = args.output or bundle.root / "models" / f"model{_SUFFIX[args.format]}"

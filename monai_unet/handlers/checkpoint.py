@@ -75,6 +75,7 @@ class TrainingCheckpoint:
     def save(self, engine: Engine | None = None) -> Path:
         """Write the checkpoint atomically; returns its path."""
         state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
         logger.info("saved training checkpoint %s", self.path)

@@ -68,6 +68,7 @@ class ValidationHistory:
         if self._improved(value):
             self.best_metric, self.best_epoch = value, epoch
             network = getattr(self.network, "module", self.network)
+            self.best_path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.best_path) as tmp:
                 torch.save(network.state_dict(), tmp)
             logger.info("epoch %d: new best %s = %.4f, saved %s", epoch, self.key_metric, value, self.best_path)
@@ -76,6 +77,7 @@ class ValidationHistory:
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(key for row in self.history for key in row))
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()

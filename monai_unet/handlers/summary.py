@@ -41,5 +41,6 @@ class MetricsSummary:
         loader = engine.state.dataloader
         cases = len(loader.dataset) if loader is not None and hasattr(loader, "dataset") else None
         summary = {"metrics": metrics, "cases": cases, **self.extra}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n")

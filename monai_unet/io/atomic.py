@@ -1,12 +1,15 @@
-"""Atomic writes: a file appears under its final name complete, or not at all."""
+"""Atomic writes: a file (or folder) appears under its final name complete, or not at all."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from monai_unet.io.errors import ImageInputError
 
 __all__ = ["atomic_path"]
 
@@ -18,23 +21,35 @@ os.umask(_UMASK)
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed to ``target``, on error removed.
 
-    The temporary file lives in the target's folder (same file system, so the rename is atomic) and is named
-    ``.<name>.<random>.part<suffix>`` so that a format chosen by extension (``suffix``, e.g. ``".nii.gz"``) still
-    applies. An existing ``target`` is replaced only when the write succeeded.
+    The temporary name lives in the target's folder (same file system, so ``os.replace`` is atomic), starts with a
+    dot and ends with ``.tmp<suffix>``, so that writers choosing the format by extension (SimpleITK: ``".nii.gz"``)
+    still do. Nothing exists at the temporary path when it is yielded: the writer creates a file there, or a folder
+    (DICOM SEG), which replaces ``target`` only when ``target`` does not exist or is an empty folder. An existing
+    ``target`` file is replaced only when the write succeeded. A written file gets the permissions a plain
+    ``open()`` would give it (``mkstemp`` makes it private).
+
+    Raises:
+        ImageInputError: the target's folder does not exist.
 
     Example:
         >>> with atomic_path("models/model.pt") as tmp:
         ...     torch.save(state, tmp)
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".part{suffix}")
-    os.close(fd)
-    tmp = Path(name)
+    if not target.parent.is_dir():
+        raise ImageInputError(target, "the output folder does not exist", "Create it first")
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(handle)
+    temporary = Path(name)
+    temporary.unlink()  # the writer creates it (some refuse to overwrite, some create a directory)
     try:
-        yield tmp
-        if tmp.is_file():  # mkstemp creates 0600; give the file the permissions a plain open() would
-            os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        yield temporary
+        if temporary.is_file():
+            os.chmod(temporary, 0o666 & ~_UMASK)
+        os.replace(temporary, target)
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary)
+        else:
+            temporary.unlink(missing_ok=True)
+        raise

@@ -36,9 +36,10 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 import monai_unet
+from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.grid import VoxelGrid
-from monai_unet.io.writers import Segment, atomic_path
+from monai_unet.io.writers import Segment
 
 __all__ = ["SEG_FILE_NAME", "read_source_series", "source_frames", "write_dicom_seg"]
 

@@ -18,10 +18,7 @@ modified.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -31,13 +28,13 @@ import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
 
+from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.grid import VoxelGrid
 
 __all__ = [
     "DEFAULT_PALETTE",
     "Segment",
-    "atomic_path",
     "label_array",
     "segment_table",
     "segmentation_format",
@@ -178,34 +175,6 @@ def _rgb(key: int | str, color: Sequence[float]) -> tuple[float, float, float]:
     if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
         raise ValueError(f"colour of label {key!r} must be three numbers in [0, 1] (RGB), got {list(color)}")
     return rgb  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success rename it over ``target``, on error delete it.
-
-    The temporary name lives in the target's folder (same file system, so ``os.replace`` is atomic) and keeps
-    ``suffix`` (writers such as SimpleITK choose the format and compression from it). A directory created at the
-    temporary path replaces ``target`` only when ``target`` does not exist or is an empty directory.
-    """
-    target = Path(target)
-    if not target.parent.is_dir():
-        raise ImageInputError(target, "the output folder does not exist", "Create it first")
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(handle)
-    temporary = Path(name)
-    temporary.unlink()  # the writer creates it (some refuse to overwrite, some create a directory)
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    except BaseException:
-        if temporary.is_dir():
-            for child in temporary.iterdir():
-                child.unlink()
-            temporary.rmdir()
-        else:
-            temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_segmentation(
