@@ -79,7 +79,7 @@ def test_infer_wrapper_runs_the_inference_config(bundle, sample_data, tmp_path):
 
 
 def test_help_of_every_command_has_examples_and_version(capsys):
-    for command in ("segment", "info", "train", "evaluate", "infer", "export", "demo"):
+    for command in ("segment", "info", "train", "evaluate", "infer", "export"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0

@@ -5,8 +5,7 @@ no traceback), 1 internal error (one line and a hint to rerun with ``--debug``, 
 130 interrupted.
 
 Each command lives in its own module with ``register(commands)`` and a ``run(args)`` set as ``args.run``. Command
-modules import torch and MONAI inside ``run``, so ``--help`` and argument errors answer at once; ``demo``, whose
-module imports them at the top, is registered in full only when it is the command being run.
+modules import torch and MONAI inside ``run``, so ``--help`` and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -30,16 +29,10 @@ COMMANDS = (
     "monai_unet.cli.bundle_commands",
     "monai_unet.cli.export",
 )
-_DEMO = "monai_unet.cli.demo"
-_DEMO_HELP = "run the paper's U-Net on a sample EM slice and print its size arithmetic"
 
 
-def build_parser(with_demo: bool = True) -> argparse.ArgumentParser:
-    """The argument parser with every sub-command registered.
-
-    Args:
-        with_demo: register ``demo`` in full (imports torch); otherwise only its name and help line.
-    """
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
         prog="monai-unet",
         description="U-Net segmentation for medical images on MONAI (Ronneberger et al. 2015).",
@@ -50,10 +43,6 @@ def build_parser(with_demo: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(commands)
-    if with_demo:
-        importlib.import_module(_DEMO).register(commands)
-    else:
-        commands.add_parser("demo", help=_DEMO_HELP, add_help=False)
     return parser
 
 
@@ -63,9 +52,7 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    words = [a for a in argv if not a.startswith("-")]
-    args = build_parser(with_demo=bool(words) and words[0] == "demo").parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.run(args)
     except (FileNotFoundError, ValueError) as error:
