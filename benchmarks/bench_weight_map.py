@@ -46,6 +46,6 @@ def run(quick: bool = False) -> list[Comparison]:
             repeats=3 if quick else 7,
         )
         comparison.extra["cells"] = int(ndi.label(label == 255)[1])
-        comparison.extra["max |ours − direct|"] = f"{difference:.1e}"
+        comparison.extra["max abs difference to direct"] = f"{difference:.1e}"
         results.append(comparison)
     return results
