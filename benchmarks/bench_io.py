@@ -8,9 +8,9 @@ Ours, each against the baseline that gives the same output type:
 - ``LoadScan()``: our transform, the same MetaTensor without MONAI's reordering copy (a Fortran-ordered view);
 - ``LoadScan(dtype=None)``: the same, int16 kept, against ``LoadImage(dtype=None)``;
 - ``LoadScan()`` with libdeflate disabled (``sitk.ReadImage`` inflates), the figure without the optional package;
-- a preprocessing chain (``EnsureChannelFirstd``, ``Orientationd("RAS")``, ``CTWindowd``) after ``LoadScand`` and
-  after ``LoadImaged()``, to show where the saved reordering copy goes (the first transform that makes its input
-  contiguous).
+- a preprocessing chain (``EnsureChannelFirstd``, ``Orientationd("RAS")``, ``CTWindowd``) after ``LoadScand``, and
+  after ``LoadImaged(reader=SimpleITKReader(dtype=np.float32))``, against the chain after ``LoadImaged()``: it shows
+  where the reordering copy that ``LoadScan`` saves goes (the first transform that makes its input contiguous).
 
 Inputs: a 512×512×300 int16 CT-like ``.nii.gz`` written once into a temporary folder (MONAI picks NibabelReader:
 gzip in Python, then a float conversion), and the real 20-slice JPEG 2000 CT series of
@@ -105,6 +105,7 @@ def run(quick: bool) -> list[Comparison]:
     chain = [EnsureChannelFirstd("image"), Orientationd("image", axcodes="RAS"), CTWindowd("image", preset="abdomen")]
     scan_chain = Compose([LoadScand("image"), *chain])
     default_chain = Compose([LoadImaged("image"), *chain])
+    reader_chain = Compose([LoadImaged("image", reader=SimpleITKReader(dtype=np.float32)), *chain])
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "ct.nii.gz")
@@ -129,6 +130,11 @@ def run(quick: bool) -> list[Comparison]:
             (
                 f"{name}: LoadScand + EnsureChannelFirstd, Orientationd(RAS), CTWindowd",
                 ("ours", lambda: scan_chain({"image": path})),
+                ("LoadImaged() + the same", lambda: default_chain({"image": path})),
+            ),
+            (
+                f"{name}: LoadImaged(reader=SimpleITKReader(dtype=float32)) + the same",
+                ("ours", lambda: reader_chain({"image": path})),
                 ("LoadImaged() + the same", lambda: default_chain({"image": path})),
             ),
         ]
