@@ -9,7 +9,9 @@ or a bundle config (``"reader": {"_target_": "monai_unet.io.SimpleITKReader"}``)
   and T1c of one subject); they must share shape and affine, else the error names both files.
 
 Voxels come back C-contiguous in (x, y, z) order: ITK's buffer is (z, y, x) and MONAI's ``LoadImage`` would copy a
-transposed view anyway, so the one copy is made here, tile by tile, which is about twice as fast. By default they
+transposed view anyway, so the one copy is made here, block by block, 3.5× faster than numpy's copy of a transposed
+view (:func:`~monai_unet.io.volume.reversed_axes_contiguous`). Integer ``.nii.gz`` files are inflated with libdeflate
+where the optional ``deflate`` package is installed (:mod:`~monai_unet.io.image_file`). By default voxels
 keep their stored type (int16 CT stays int16; ``LoadImage`` then converts to its ``dtype``, float32 unless
 ``dtype=None``, one more pass over the volume). ``SimpleITKReader(dtype=np.float32)`` converts during the reordering
 copy instead, and ``LoadImage``'s own conversion becomes a no-op: the faster choice with ``LoadImage``'s default
