@@ -41,6 +41,17 @@ def _as_2d_numpy(array: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     return array
 
 
+def _prediction_and_truth(
+    membrane_probability: np.ndarray | torch.Tensor, membrane_truth: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) probability and boolean membrane truth, checked to share one shape."""
+    prob = _as_2d_numpy(membrane_probability, "membrane_probability")
+    truth = _as_2d_numpy(membrane_truth, "membrane_truth") > 0
+    if prob.shape != truth.shape:
+        raise ValueError(f"prediction shape {prob.shape} differs from ground truth shape {truth.shape}.")
+    return prob, truth
+
+
 def pixel_error(
     membrane_probability: np.ndarray | torch.Tensor, membrane_truth: np.ndarray | torch.Tensor, threshold: float = 0.5
 ) -> float:
@@ -51,10 +62,7 @@ def pixel_error(
         membrane_truth: (H, W) binary ground truth, membrane = 1 (nonzero).
         threshold: probability at or above which a pixel is membrane.
     """
-    prob = _as_2d_numpy(membrane_probability, "membrane_probability")
-    truth = _as_2d_numpy(membrane_truth, "membrane_truth") > 0
-    if prob.shape != truth.shape:
-        raise ValueError(f"prediction shape {prob.shape} differs from ground truth shape {truth.shape}.")
+    prob, truth = _prediction_and_truth(membrane_probability, membrane_truth)
     return float(np.mean((prob >= threshold) != truth))
 
 
@@ -68,10 +76,7 @@ def rand_error(
         membrane_truth: (H, W) binary ground truth, membrane = 1 (nonzero).
         threshold: probability at or above which a pixel is membrane.
     """
-    prob = _as_2d_numpy(membrane_probability, "membrane_probability")
-    truth = _as_2d_numpy(membrane_truth, "membrane_truth") > 0
-    if prob.shape != truth.shape:
-        raise ValueError(f"prediction shape {prob.shape} differs from ground truth shape {truth.shape}.")
+    prob, truth = _prediction_and_truth(membrane_probability, membrane_truth)
     true_cells, _ = ndimage.label(~truth)
     pred_cells, _ = ndimage.label(prob < threshold)
     inside = true_cells > 0
