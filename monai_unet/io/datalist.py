@@ -9,8 +9,9 @@ from pathlib import Path
 from monai.data import load_decathlon_datalist
 
 from monai_unet.io.errors import ImageInputError
+from monai_unet.io.naming import case_name
 
-__all__ = ["case_name", "list_inputs"]
+__all__ = ["list_inputs"]
 
 DEFAULT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff")
 
@@ -44,16 +45,3 @@ def list_inputs(
     if not items:
         raise ImageInputError(path, f"no images found (looked for {', '.join(suffixes)})")
     return [{**item, "case": case_name(item["image"])} for item in items]
-
-
-def case_name(image: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
-    """The name outputs are written under: the file name without its image suffix, or, for one file per channel
-    in a shared folder (``brats_2013_pat0004_1/Flair.nii.gz``, ``.../T1c.nii.gz``), that folder's name."""
-    paths = [Path(image)] if isinstance(image, str | os.PathLike) else [Path(p) for p in image]
-    if len(paths) > 1 and len({p.parent for p in paths}) == 1 and paths[0].parent.name:
-        return paths[0].parent.name
-    name = paths[0].name.rstrip("/")
-    for suffix in sorted((*DEFAULT_SUFFIXES, ".dcm"), key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name

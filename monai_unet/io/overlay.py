@@ -13,6 +13,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from monai_unet.io.atomic import atomic_path
+from monai_unet.io.naming import output_name
 from monai_unet.io.writers import DEFAULT_PALETTE
 
 __all__ = ["SaveOverlayd", "overlay_rgb"]
@@ -100,11 +101,7 @@ class SaveOverlayd(MapTransform):
                 picture = overlay_rgb(image, labels, self.colors)
             # MONAI arrays are (x, y): transpose to rows = y for a picture in the usual orientation.
             picture = np.ascontiguousarray(picture.transpose(1, 0, 2))
-            if self.name_key is not None:
-                name = str(d[self.name_key])
-            else:
-                source = str(getattr(d[key], "meta", {}).get("filename_or_obj", "image")).rstrip("/\\")
-                name = Path(source).name.split(".")[0] or "image"
+            name = str(d[self.name_key]) if self.name_key is not None else output_name(d[key].meta)
             target = self.output_dir / f"{name}_overlay.png"
             with atomic_path(target, suffix=".png") as tmp:
                 sitk.WriteImage(sitk.GetImageFromArray(picture, isVector=True), str(tmp))

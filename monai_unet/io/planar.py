@@ -17,17 +17,11 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from monai_unet.io.atomic import atomic_path
+from monai_unet.io.naming import output_name
 
 __all__ = ["SavePlanard"]
 
 _FORMATS = {".png": np.uint8, ".tif": np.float32, ".tiff": np.float32}
-
-
-def _source_stem(meta: Mapping) -> str:
-    source = meta.get("filename_or_obj")
-    if not source:
-        raise ValueError("the image's meta has no filename_or_obj to name the output after; keep the reader's meta")
-    return Path(str(source)).name.split(".")[0]
 
 
 class SavePlanard(MapTransform):
@@ -72,7 +66,7 @@ class SavePlanard(MapTransform):
             if dtype == np.uint8:
                 values = np.clip(np.rint(values), 0, 255)
             meta = getattr(d[self.meta_key or key], "meta", {})
-            target = self.output_dir / f"{_source_stem(meta)}_{self.output_postfix}{self.output_ext}"
+            target = self.output_dir / f"{output_name(meta)}_{self.output_postfix}{self.output_ext}"
             with atomic_path(target, suffix=self.output_ext) as tmp:
                 sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(values.astype(dtype))), str(tmp))
         return d

@@ -23,31 +23,13 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
+from monai_unet.io.naming import output_name
 from monai_unet.io.writers import write_segmentation
 
 __all__ = ["OUTPUT_EXTENSIONS", "SaveSegmentation", "SaveSegmentationd"]
 
 #: Accepted ``output_ext`` values: NIfTI, 3D Slicer segmentation, DICOM SEG (a directory).
 OUTPUT_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", "dicomseg")
-
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".png", ".tif", ".tiff")
-
-
-def _source_name(meta: Mapping) -> str:
-    if meta.get("case_name"):
-        return str(meta["case_name"])
-    source = meta.get("filename_or_obj")
-    if isinstance(source, (list, tuple)):
-        source = source[0] if source else None
-    if not source:
-        raise ValueError(
-            "the prediction's meta has no filename_or_obj to name the output after; keep the reader's meta"
-        )
-    name = Path(str(source).rstrip("/\\")).name
-    for suffix in _IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 class SaveSegmentation(Transform):
@@ -81,7 +63,7 @@ class SaveSegmentation(Transform):
 
     def output_path(self, meta: Mapping) -> Path:
         """Where the prediction with this meta is written."""
-        stem = _source_name(meta) + (f"_{self.output_postfix}" if self.output_postfix else "")
+        stem = output_name(meta) + (f"_{self.output_postfix}" if self.output_postfix else "")
         return self.output_dir / (stem if self.output_ext == "dicomseg" else stem + self.output_ext)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:

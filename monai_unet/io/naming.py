@@ -1,0 +1,52 @@
+"""How outputs are named: after the case, i.e. the input file without its image suffix (or the case's folder)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["IMAGE_SUFFIXES", "case_name", "output_name", "strip_image_suffix"]
+
+#: File name endings that are image formats, longest first so that ``.nii.gz`` wins over ``.gz``-less ``.nii``.
+IMAGE_SUFFIXES = tuple(
+    sorted(
+        (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".png", ".tif", ".tiff"),
+        key=len,
+        reverse=True,
+    )
+)
+
+
+def strip_image_suffix(name: str) -> str:
+    """``case01.nii.gz`` → ``case01``; a name without an image suffix (a DICOM folder) is returned as it is."""
+    name = name.rstrip("/\\")
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def case_name(image: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """The name outputs are written under: the file name without its image suffix, or, for one file per channel
+    in a shared folder (``brats_2013_pat0004_1/Flair.nii.gz``, ``.../T1c.nii.gz``), that folder's name."""
+    paths = [Path(image)] if isinstance(image, str | os.PathLike) else [Path(p) for p in image]
+    if len(paths) > 1 and len({p.parent for p in paths}) == 1 and paths[0].parent.name:
+        return paths[0].parent.name
+    return strip_image_suffix(paths[0].name)
+
+
+def output_name(meta: Mapping) -> str:
+    """The case name recorded in a tensor's meta: ``case_name`` when set, else from ``filename_or_obj``.
+
+    Raises:
+        ValueError: the meta names no source (the reader's meta was dropped on the way).
+    """
+    if meta.get("case_name"):
+        return str(meta["case_name"])
+    source = meta.get("filename_or_obj")
+    if isinstance(source, list | tuple):
+        source = source[0] if source else None
+    if not source:
+        raise ValueError("the tensor's meta has no filename_or_obj to name the output after; keep the reader's meta")
+    return strip_image_suffix(Path(str(source).rstrip("/\\")).name)
