@@ -258,23 +258,3 @@ def test_runs_on_cuda_like_on_cpu():
         transform.set_random_state(3)
         outputs.append(transform(image.to(device)).cpu())
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("padding_mode", ["reflection", "border", "zeros"])
-@pytest.mark.parametrize("shape", [(9, 7), (6, 5, 4)])
-def test_nearest_gather_equals_grid_sample(padding_mode, shape):
-    from monai_unet.transforms.elastic import _gather_nearest
-
-    generator = torch.Generator().manual_seed(3)
-    labels = torch.randint(0, 7, (2, 2, *shape), generator=generator)
-    # coordinates up to 1.6× outside the image, kept off exact half-voxel ties (where float rounding may differ)
-    size = torch.tensor(shape[::-1], dtype=torch.float64)
-    voxels = (torch.rand(2, *shape, len(shape), generator=generator, dtype=torch.float64) * 3.2 - 1.1) * (size - 1)
-    voxels = torch.where((voxels - voxels.floor() - 0.5).abs() < 1e-3, voxels + 0.1, voxels)
-    grid = (2 * voxels / (size - 1) - 1).float()
-    expected = torch.nn.functional.grid_sample(
-        labels.float(), grid, mode="nearest", padding_mode=padding_mode, align_corners=True
-    )
-    got = _gather_nearest(labels, grid, padding_mode)
-    assert got.dtype == labels.dtype
-    assert torch.equal(got.float(), expected)

@@ -21,10 +21,11 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
+
+from monai_unet.transforms.grid_sampling import sample_on_grid
 
 __all__ = ["RandElasticGrid", "RandElasticGridd", "interpolation_basis"]
 
@@ -447,7 +448,7 @@ class RandElasticGrid(RandomizableTransform):
     ) -> list[torch.Tensor]:
         """Apply the current draw to several tensors of the same spatial shape (image and labels of one sample).
 
-        Tensors sharing an interpolation mode are stacked along the channels and resampled in one ``grid_sample``.
+        Tensors sharing an interpolation mode are resampled together (see ``grid_sampling.sample_on_grid``).
 
         Args:
             images: tensors, each ``(C_k, *spatial)`` or, for a batch, ``(N, C_k, *spatial)``.
@@ -491,57 +492,13 @@ class RandElasticGrid(RandomizableTransform):
         grid = self.sampling_grid(in_shape, normalized=True, device=device, dtype=float_dtype, out=self._grid_buffer)
         self._grid_buffer = grid
         outputs: list[torch.Tensor | None] = [None] * len(images)
-        for k, mode in enumerate(modes):
-            if mode == "nearest":  # an index gather: ~4× cheaper than grid_sample and keeps the label dtype
-                part = _gather_nearest(plain[k], grid, padding_mode)
-                outputs[k] = _with_meta(part if batched else part[0], images[k], maps)
-        for mode in dict.fromkeys(m for m in modes if m != "nearest"):
+        for mode in dict.fromkeys(modes):
             members = [k for k, m in enumerate(modes) if m == mode]
-            parts_in = [plain[k].to(float_dtype) for k in members]
-            stacked = parts_in[0] if len(parts_in) == 1 else torch.cat(parts_in, dim=1)
-            sampled = F.grid_sample(stacked, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
-            parts = torch.split(sampled, [plain[k].shape[1] for k in members], dim=1)
-            for k, part in zip(members, parts, strict=True):
-                if plain[k].is_floating_point():
-                    part = part.to(plain[k].dtype)
+            # Reflection padding folds the grid into range in place, once: folding is idempotent.
+            sampled = sample_on_grid([plain[k] for k in members], grid, mode, padding_mode)
+            for k, part in zip(members, sampled, strict=True):
                 outputs[k] = _with_meta(part if batched else part[0], images[k], maps)
         return [o for o in outputs if o is not None]
-
-
-def _gather_nearest(img: torch.Tensor, grid: torch.Tensor, padding_mode: str) -> torch.Tensor:
-    """``grid_sample(img, grid, mode="nearest", align_corners=True)`` as an index gather, in ``img``'s own dtype.
-
-    Args:
-        img: ``(N, C, *in_spatial)``.
-        grid: ``(N, *out_spatial, d)`` normalised coordinates, components in reversed axis order (x = last axis).
-        padding_mode: ``"reflection"`` (about the first and last voxel centres), ``"border"`` or ``"zeros"``.
-
-    Rounding is half to even, as in ``grid_sample``; reflecting or clamping before or after rounding gives the same
-    index, because both maps send whole numbers to whole numbers.
-    """
-    n, channels, *in_shape = img.shape
-    d = len(in_shape)
-    flat = torch.zeros(grid.shape[:-1], dtype=torch.int64, device=grid.device)
-    outside = None
-    for axis, size in enumerate(in_shape):
-        index = torch.round((grid[..., d - 1 - axis] + 1) * (0.5 * (size - 1)))
-        if padding_mode == "reflection":
-            period = 2 * max(size - 1, 1)
-            index = torch.remainder(index, period)
-            index = torch.where(index > size - 1, period - index, index)
-        elif padding_mode == "border":
-            index = index.clamp(0, size - 1)
-        else:
-            out_of_range = (index < 0) | (index > size - 1)
-            outside = out_of_range if outside is None else outside | out_of_range
-            index = index.clamp(0, size - 1)
-        flat = flat * size + index.to(torch.int64)
-    source = img.reshape(n, channels, -1)
-    gathered = torch.stack([source[b].index_select(1, flat[b].reshape(-1)) for b in range(n)])
-    gathered = gathered.reshape(n, channels, *grid.shape[1:-1])
-    if outside is not None:
-        gathered = gathered.masked_fill(outside.unsqueeze(1), 0)
-    return gathered
 
 
 def _spacing(img: torch.Tensor, spatial_dims: int) -> list[float] | None:
