@@ -35,7 +35,6 @@ from monai_unet.transforms import RandElasticGrid, RandElasticGridd
 TITLE = "Elastic deformation, image + label: RandElasticGridd vs MONAI Rand2D/3DElasticd and TorchIO (CPU)"
 
 KEYS = ["image", "label"]
-_TORCHIO_MAX_DISPLACEMENT = 32
 
 
 def _sample(shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -67,8 +66,13 @@ def _floor(sample: dict[str, torch.Tensor]) -> Callable[[], None]:
     return run
 
 
+def _torchio_transform() -> tio.RandomElasticDeformation:
+    """TorchIO's smallest control grid; 32 mm (1 mm spacing) gives our RMS displacement."""
+    return tio.RandomElasticDeformation(num_control_points=4, max_displacement=32, locked_borders=0)
+
+
 def _torchio(sample: dict[str, torch.Tensor]) -> Callable[[], object]:
-    transform = tio.RandomElasticDeformation(num_control_points=4, max_displacement=_TORCHIO_MAX_DISPLACEMENT, locked_borders=0)
+    transform = _torchio_transform()
 
     def run() -> object:
         subject = tio.Subject(image=tio.ScalarImage(tensor=sample["image"]), label=tio.LabelMap(tensor=sample["label"]))
@@ -118,7 +122,7 @@ def run(quick: bool = False) -> list[Comparison]:
     torchio3 = _torchio(volume)
     rms_ours3 = _rms_displacement(lambda x: ours3({"image": x, "label": x})["image"], size3, 3, draws)
     rms_monai3 = _rms_displacement(lambda x: monai3({"image": x, "label": x})["image"], size3, 3, draws)
-    tio_transform = tio.RandomElasticDeformation(num_control_points=4, max_displacement=_TORCHIO_MAX_DISPLACEMENT, locked_borders=0)
+    tio_transform = _torchio_transform()
     rms_torchio3 = _rms_displacement(
         lambda x: tio_transform(tio.Subject(image=tio.ScalarImage(tensor=x))).image.data, size3, 3, draws
     )

@@ -127,9 +127,11 @@ def _unfolding_scale(
 ) -> float:
     """The largest factor in (0, 1] by which to scale one draw's control displacements so that the map does not fold.
 
-    The Jacobian of the map ``q(p) = A p + u(p) + const`` is ``A + ∇u``; its determinant, relative to ``det A``, is
-    evaluated analytically on a lattice of 8 points per control interval over the whole input. When its minimum is
-    below ``min_jacobian`` the displacements are shrunk by bisection on the factor until it is not.
+    The Jacobian of the map ``q(p) = A p + s u(p) + const`` is ``A + s ∇u``; its determinant relative to ``det A`` is
+    ``det(I + s M)`` with ``M = A⁻¹ ∇u``, a polynomial in ``s`` whose coefficients are the elementary symmetric
+    functions of ``M`` (trace, sum of principal 2×2 minors, determinant). ``∇u`` is evaluated analytically on a lattice
+    of 8 points per control interval over the whole input. When the polynomial's minimum over the lattice at ``s = 1``
+    is below ``min_jacobian``, ``s`` is found by bisection.
 
     Args:
         displacements: ``(d, *num_control_points)`` control displacements (voxels).
@@ -144,15 +146,25 @@ def _unfolding_scale(
         values.append(_spline_weights(t, n))
         slopes.append(_spline_weights(t, n, derivative=True) * ((n - 1) / (size - 1) if size > 1 else 0.0))
     letters = "abc"[:d]
+    spec = ",".join(f"{letter.upper()}{letter}" for letter in letters) + f",{letters}->" + letters.upper()
     gradient = np.empty((*(len(v) for v in values), d, d))  # gradient[..., i, a] = d u_i / d p_a
     for i in range(d):
         for a in range(d):
             factors = [slopes[k] if k == a else values[k] for k in range(d)]
-            spec = ",".join(f"{letter.upper()}{letter}" for letter in letters) + f",{letters}->" + letters.upper()
-            gradient[..., i, a] = np.einsum(spec, *factors, displacements[i])
+            gradient[..., i, a] = np.einsum(spec, *factors, displacements[i], optimize=True)
+    m = np.linalg.inv(linear) @ gradient  # (..., d, d)
+    trace = np.trace(m, axis1=-2, axis2=-1)
+    if d == 2:
+        coefficients = [trace, m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]]
+    else:
+        minors = sum(m[..., i, i] * m[..., j, j] - m[..., i, j] * m[..., j, i] for i, j in ((0, 1), (0, 2), (1, 2)))
+        coefficients = [trace, minors, np.linalg.det(m)]
 
     def smallest_ratio(scale: float) -> float:
-        return float(np.min(np.linalg.det(linear + scale * gradient)) / np.linalg.det(linear))
+        polynomial = np.zeros_like(trace)
+        for coefficient in reversed(coefficients):  # Horner: 1 + s (c1 + s (c2 + s c3))
+            polynomial = (polynomial + coefficient) * scale
+        return float(np.min(polynomial)) + 1.0
 
     if smallest_ratio(1.0) >= min_jacobian:
         return 1.0
