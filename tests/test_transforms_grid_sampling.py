@@ -42,6 +42,15 @@ def test_folded_grid_with_border_padding_equals_reflection_padding(shape, reach)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
+def test_bicubic_keeps_reflection_padding_for_its_taps():
+    """Folding only the centres is not enough for cubic taps beyond the edge: they must be mirrored, not clamped."""
+    image = torch.randn(1, 1, 9, 7, generator=torch.Generator().manual_seed(0))
+    grid = _grid((9, 7), 0.6)
+    expected = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=True)
+    (got,) = sample_on_grid([image], grid.clone(), "bicubic", "reflection")
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
 def test_folding_leaves_an_in_range_grid_untouched():
     grid = _grid((8, 8), 0.0)
     assert reflect_into_range(grid.clone()).equal(grid)

@@ -117,7 +117,7 @@ def sample_on_grid(images: list[torch.Tensor], grid: torch.Tensor, mode: str, pa
     Args:
         images: tensors ``(N, C_k, *in_spatial)`` on the grid's device.
         grid: ``(N, *out_spatial, d)`` in ``align_corners=True`` coordinates, float32 or float64. With
-            ``padding_mode="reflection"`` it is folded into range in place.
+            ``padding_mode="reflection"`` and a linear or nearest mode it is folded into range in place.
         mode: ``"bilinear"`` (linear in 2D and 3D), ``"bicubic"`` (2D) or ``"nearest"``.
         padding_mode: ``"reflection"``, ``"border"`` or ``"zeros"``.
 
@@ -125,7 +125,7 @@ def sample_on_grid(images: list[torch.Tensor], grid: torch.Tensor, mode: str, pa
         ``(N, C_k, *out_spatial)`` per input, in order; linear and cubic outputs of integer inputs are in the grid's
         dtype.
     """
-    if padding_mode == "reflection":
+    if padding_mode == "reflection" and mode != "bicubic":  # cubic taps beyond the edge must still be mirrored
         reflect_into_range(grid)
         padding_mode = "border"
     outputs: list[torch.Tensor | None] = [None] * len(images)
