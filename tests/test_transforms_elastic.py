@@ -257,9 +257,22 @@ def test_compose_and_bundle_config():
     assert torch.equal(results[0]["label"], results[1]["label"])
 
 
+def test_3d_cubic_and_linear_agree_on_a_smooth_image():
+    image = MetaTensor(_smooth_image((24, 28, 20)), affine=torch.diag(torch.tensor([0.8, 0.8, 2.0, 1.0])))
+    outputs = {}
+    for mode in ("bilinear", "bicubic"):
+        transform = RandElasticGrid(mode=mode, rotate_range=0.2)
+        transform.set_random_state(7)
+        outputs[mode] = transform(image)
+    cubic, linear = outputs["bicubic"], outputs["bilinear"]
+    assert isinstance(cubic, MetaTensor) and torch.equal(cubic.affine, linear.affine)
+    difference = (cubic - linear).abs().mean().item()
+    assert 0 < difference < 0.05 * image.std().item()
+
+
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match="2D only"):
-        RandElasticGrid(mode="bicubic")(torch.zeros(1, 8, 8, 8))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        RandElasticGrid(mode="trilinear")
     with pytest.raises(ValueError, match="one spatial shape"):
         RandElasticGridd(keys=["image", "label"])({"image": torch.zeros(1, 8, 8), "label": torch.zeros(1, 8, 9)})
     with pytest.raises(KeyError, match="label"):

@@ -3,6 +3,7 @@ a plain ``grid_sample`` gives, and outputs keep the label dtypes."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -124,3 +125,60 @@ def test_linear_sampling_of_an_integer_image_is_floating_point():
     (got,) = sample_on_grid([image], grid, "bilinear", "border")
     assert got.dtype == torch.float32
     assert not torch.equal(got, got.round())
+
+
+def _keys_weight(distance: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel, a = -0.75 (torch's bicubic), at |distance|."""
+    a, x = -0.75, np.abs(distance)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def _reference_tricubic(image: np.ndarray, voxels: np.ndarray, padding_mode: str) -> np.ndarray:
+    """Direct 64-tap cubic convolution, (C, D, H, W) at voxel positions (M, 3) in (z, y, x), per-tap padding."""
+    shape = image.shape[1:]
+    total = np.zeros((image.shape[0], len(voxels)))
+    floors = np.floor(voxels).astype(int)
+    for offsets in np.ndindex(4, 4, 4):
+        taps = floors + np.asarray(offsets) - 1
+        weight = np.prod(_keys_weight(voxels - taps), axis=1)
+        index, inside = [], np.ones(len(voxels), dtype=bool)
+        for axis, size in enumerate(shape):
+            tap = taps[:, axis]
+            if padding_mode == "reflection":
+                period = 2 * max(size - 1, 1)
+                tap = np.mod(tap, period)
+                tap = np.where(tap > size - 1, period - tap, tap)
+            else:
+                inside &= (tap >= 0) & (tap < size)
+                tap = np.clip(tap, 0, size - 1)
+            index.append(tap)
+        values = image[:, index[0], index[1], index[2]]
+        if padding_mode == "zeros":
+            values = values * inside
+        total += weight * values
+    return total
+
+
+@pytest.mark.parametrize("padding_mode", ["reflection", "border", "zeros"])
+def test_3d_cubic_equals_direct_cubic_convolution(padding_mode):
+    shape = (7, 6, 5)
+    image = torch.randn(1, 2, *shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    grid = _grid(shape, 0.7).double()
+    size = np.asarray(shape[::-1], dtype=np.float64)
+    voxels = ((grid[0].numpy() + 1) / 2 * (size - 1))[..., ::-1].reshape(-1, 3)  # (z, y, x)
+    expected = _reference_tricubic(image[0].numpy(), voxels, padding_mode).reshape(2, *shape)
+    (got,) = sample_on_grid([image], grid, "bicubic", padding_mode)
+    assert got.shape == (1, 2, *shape)
+    np.testing.assert_allclose(got[0].numpy(), expected, atol=1e-9)
+
+
+def test_3d_cubic_of_a_volume_constant_along_z_is_the_2d_bicubic_of_its_slice():
+    plane = torch.randn(1, 1, 12, 10, generator=torch.Generator().manual_seed(5))
+    volume = plane.unsqueeze(2).expand(1, 1, 6, 12, 10).contiguous()
+    grid3 = _grid((6, 12, 10), 0.3)
+    (got,) = sample_on_grid([volume], grid3.clone(), "bicubic", "border")
+    grid2 = grid3[..., :2].reshape(1, 6 * 12, 10, 2)
+    expected = F.grid_sample(plane, grid2, mode="bicubic", padding_mode="border", align_corners=True)
+    torch.testing.assert_close(got.reshape(expected.shape), expected, atol=1e-4, rtol=0)  # float32 rows
