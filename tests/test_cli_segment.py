@@ -100,8 +100,11 @@ def test_segment_equals_monai_bundle_run_and_writes_slicer_segmentation(ct_bundl
 def test_segment_dicom_series_to_dicom_seg_references_the_source(ct_bundle, ct_series, tmp_path):
     hd = pytest.importorskip("highdicom")
     out = tmp_path / "ct_seg"
-    result = monai_unet("segment", ct_series, "-o", out, "--bundle", ct_bundle, "--no-progress")
+    result = monai_unet("segment", ct_series, "-o", out, "--bundle", ct_bundle, "--no-progress", "--verbose")
     assert result.returncode == 0, result.stderr[-2000:]
+    # --verbose shows the bundle's log lines, on stderr; stdout stays the answer alone
+    assert result.stdout == f"{out}\n"
+    assert "- INFO -" in result.stderr and "input summary" in result.stderr
     (written,) = out.iterdir()
     seg = hd.seg.segread(written)
     assert seg.Modality == "SEG"
@@ -126,6 +129,8 @@ def test_segment_brats_two_channels_to_nifti(sample_data, tmp_path):
     assert_same_grid(written, sitk.ReadImage(str(flair)))
     assert written.GetPixelID() == sitk.sitkUInt8
     assert "wrote" in result.stderr and "soft tissue" in result.stderr  # stage lines name the segments
+    assert result.stdout == f"{out}\n"  # the answer alone on stdout, for scripts
+    assert "- INFO -" not in result.stderr  # MONAI's and ignite's informational lines only with --verbose
 
 
 @pytest.mark.slow

@@ -11,14 +11,21 @@ Only pass bundles you trust.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Bundle", "BundleRunError", "open_bundle", "parse_overrides", "run_bundle_config"]
+__all__ = ["Bundle", "BundleRunError", "bundle_logs_on_stderr", "open_bundle", "parse_overrides", "run_bundle_config"]
+
+
+# MONAI logs (and warns) on every run without NVIDIA's nvImageCodec that its GPU DICOM decoder is unavailable.
+_GPU_CODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
 
 
 class BundleRunError(RuntimeError):
@@ -179,6 +186,44 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
         ) from error
     return workflow
+
+
+@contextlib.contextmanager
+def bundle_logs_on_stderr(verbose: bool = False) -> Iterator[None]:
+    """Send everything a bundle run logs or prints to stderr, keeping stdout for the command's own answer.
+
+    MONAI's loggers write to stdout (``monai.apps.utils.get_logger`` handlers, and the bundles' ``logging.conf``,
+    as in the model zoo). Inside this context ``sys.stdout`` is stderr, so handlers configured during the run (they
+    keep stderr afterwards) and ``print`` calls land there, and handlers made earlier that hold stdout are pointed
+    at stderr until it ends.
+
+    Args:
+        verbose: False: only warnings and errors pass (MONAI's ``INFO`` lines, such as its input summary and the
+            engine's epoch lines, are dropped, and so is MONAI's notice that NVIDIA's GPU image codec is absent,
+            which every CPU machine gets); True: everything the bundle logs.
+    """
+    stdout = sys.stdout
+    moved = []
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (stdout, sys.__stdout__):
+                moved.append((handler, handler.setStream(sys.stderr)))
+    previous_disable = logging.root.manager.disable
+    codec_logger = logging.getLogger(_GPU_CODEC_LOGGER)
+    previous_codec_level = codec_logger.level
+    if not verbose:
+        logging.disable(logging.INFO)
+        codec_logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            if not verbose:
+                warnings.filterwarnings("ignore", message=".*nvImageCodec")
+            yield
+    finally:
+        logging.disable(previous_disable)
+        codec_logger.setLevel(previous_codec_level)
+        for handler, stream in moved:
+            handler.setStream(stream)
 
 
 def _exception_chain(error: BaseException) -> list[BaseException]:

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from monai_unet.cli.bundle import Bundle, BundleRunError, open_bundle, run_bundle_config
+from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 
 __all__ = [
     "OUTPUT_POSTFIX",
@@ -92,6 +92,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="print stages and a progress bar on stderr (default on)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show the bundle's informational log lines (MONAI, ignite) on stderr; warnings always show",
     )
     parser.set_defaults(run=run, precise=False)
 
@@ -311,7 +316,8 @@ def run(args: argparse.Namespace) -> Path:
             "progress": bool(args.progress),
             "save_overlays": False,  # the bundles' review overlays are for batch runs, not one OUTPUT
         }
-        run_bundle_config(bundle, ["inference"], overrides)
+        with bundle_logs_on_stderr(verbose=args.verbose):
+            run_bundle_config(bundle, ["inference"], overrides)
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
         if ext != "dicomseg":
             check_output_grid(labels, grid)
@@ -324,4 +330,5 @@ def run(args: argparse.Namespace) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     names = ", ".join(f"{value} {name}" for value, name in sorted(bundle.label_names.items()))
     _say(args, f"wrote {args.output} (segments: {names or 'unnamed'})")
+    print(args.output)  # stdout carries only the answer, for scripts: OUTPUT's path
     return args.output
