@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
+from benchmarks.baseline_training import train_within_budget
 from monai_unet.metrics import best_threshold_errors, pixel_error, rand_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,43 +129,22 @@ def _train_baseline(minutes: float, output_dir: Path, cases: list[dict]) -> dict
     net = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
-    start, epoch, best, history = time.monotonic(), 0, None, []
-    best_path = output_dir / "best_basicunet.pt"
 
     def predict(image: torch.Tensor) -> torch.Tensor:
         return sliding_window_inference(image, ROI, 4, net, overlap=0.25)
 
-    while time.monotonic() - start < 60 * minutes:
-        epoch += 1
-        net.train()
-        losses = []
-        for batch in loader:
-            if time.monotonic() - start >= 60 * minutes:
-                break
-            optimizer.zero_grad()
-            loss = loss_function(net(batch["image"]), batch["label"])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        row = {"epoch": epoch, "seconds": round(time.monotonic() - start, 1), "loss": float(np.mean(losses))}
-        if epoch % 5 == 0:
-            net.eval()
-            row.update(_evaluate(predict, cases))
-            if best is None or row["dice"] > best["dice"]:
-                best = dict(row)
-                torch.save(net.state_dict(), best_path)
-        history.append(row)
-        print(json.dumps(row), flush=True)
-    if best is not None:  # a budget shorter than 5 epochs keeps the last epoch
-        net.load_state_dict(torch.load(best_path, weights_only=True))
-    net.eval()
-    return {
-        "epochs": epoch,
-        "best_epoch": best["epoch"] if best else None,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "scores": _evaluate(predict, cases),
-        "history": history,
-    }
+    trained = train_within_budget(
+        net,
+        loader,
+        loss_function,
+        optimizer,
+        minutes,
+        lambda: _evaluate(predict, cases),
+        5,
+        "dice",
+        output_dir / "best_basicunet.pt",
+    )
+    return {**trained, "parameters": sum(p.numel() for p in net.parameters()), "scores": _evaluate(predict, cases)}
 
 
 def _score_bundle(cases: list[dict]) -> dict:

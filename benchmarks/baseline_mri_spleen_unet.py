@@ -26,7 +26,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -51,6 +50,8 @@ from monai.transforms import (
     Spacingd,
 )
 from monai.utils import set_determinism
+
+from benchmarks.baseline_training import train_within_budget
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "brain_tumor_mri_segmentation"
@@ -110,37 +111,16 @@ def _train_baseline(minutes: float, output_dir: Path) -> dict:
     net = _network()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
-    start, epoch, best, history = time.monotonic(), 0, None, []
-    best_path = output_dir / "best_spleen_unet.pt"
-    while time.monotonic() - start < 60 * minutes:
-        epoch += 1
-        net.train()
-        losses = []
-        for batch in loader:
-            if time.monotonic() - start >= 60 * minutes:
-                break
-            optimizer.zero_grad()
-            loss = loss_function(net(batch["image"]), batch["label"])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        row = {"epoch": epoch, "seconds": round(time.monotonic() - start, 1), "loss": float(np.mean(losses))}
-        if epoch % 20 == 0:
-            net.eval()
-            with torch.no_grad():
-                logits = sliding_window_inference(validation["image"][None], PATCH, 4, net, overlap=0.5)
-            prediction = logits.argmax(1)[0].numpy()
-            truth = validation["label"][0].numpy()
-            row["dice_2mm"] = float(2 * np.sum((prediction > 0) & (truth > 0)) / (np.sum(prediction > 0) + truth.sum()))
-            if best is None or row["dice_2mm"] > best["dice_2mm"]:
-                best = dict(row)
-                torch.save(net.state_dict(), best_path)
-        history.append(row)
-        print(json.dumps(row), flush=True)
-    if best is not None:  # a budget shorter than 20 epochs keeps the last epoch
-        net.load_state_dict(torch.load(best_path, weights_only=True))
-    net.eval()
-    return {"net": net, "epochs": epoch, "best_epoch": best["epoch"] if best else None, "history": history}
+
+    def validate() -> dict[str, float]:
+        logits = sliding_window_inference(validation["image"][None], PATCH, 4, net, overlap=0.5)
+        prediction, truth = logits.argmax(1)[0].numpy() > 0, validation["label"][0].numpy() > 0
+        return {"dice_2mm": float(2 * np.sum(prediction & truth) / (prediction.sum() + truth.sum()))}
+
+    trained = train_within_budget(
+        net, loader, loss_function, optimizer, minutes, validate, 20, "dice_2mm", output_dir / "best_spleen_unet.pt"
+    )
+    return {"net": net, **trained}
 
 
 def _baseline_on_own_grid(net: UNet) -> np.ndarray:
