@@ -57,7 +57,9 @@ def register(commands: argparse._SubParsersAction) -> None:
             epilog=_examples(command),
         )
         parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder")
-        parser.add_argument("--dataset-dir", type=Path, help="sets the config id dataset_dir")
+        parser.add_argument(
+            "--dataset-dir", type=Path, help="sets the config id dataset_dir (a folder, or a dataset.json)"
+        )
         parser.add_argument("--output-dir", type=Path, help="sets the config id output_dir")
         parser.add_argument("--device", choices=("cpu", "cuda"), help="sets the config id device (a torch.device)")
         parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any other config id to override")
@@ -68,8 +70,9 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
     """The config overrides given by the options and the ``KEY=VALUE`` items (the items win)."""
     overrides: dict[str, Any] = {}
     if args.dataset_dir is not None:
-        if not args.dataset_dir.is_dir():
-            raise FileNotFoundError(f"{args.dataset_dir}: no such dataset folder")
+        is_json = args.dataset_dir.is_file() and args.dataset_dir.suffix.lower() == ".json"
+        if not (args.dataset_dir.is_dir() or is_json):
+            raise FileNotFoundError(f"{args.dataset_dir}: no such dataset folder or dataset.json")
         overrides["dataset_dir"] = str(args.dataset_dir.resolve())
     if args.output_dir is not None:
         overrides["output_dir"] = str(args.output_dir.resolve())

@@ -24,6 +24,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Command modules, in the order ``--help`` lists them (``bundle_commands`` registers train, evaluate and infer).
 COMMANDS = (
+    "monai_unet.cli.plan",
     "monai_unet.cli.segment",
     "monai_unet.cli.info",
     "monai_unet.cli.bundle_commands",

@@ -1,4 +1,4 @@
-"""Reading one image file (NIfTI, NRRD, MetaImage, PNG, TIFF) through SimpleITK, with its geometry.
+"""Reading one image file (NIfTI, NRRD, MetaImage, PNG, JPEG, TIFF) through SimpleITK, with its geometry.
 
 SimpleITK decompresses ``.nii.gz`` with its own zlib and returns the voxels in their stored type, which is why
 it is several times faster than nibabel's Python gzip followed by a float conversion. Two things SimpleITK gets
@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 
 #: Suffixes read by :func:`read_image_file` (lower case).
-FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tif", ".tiff")
+FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _ITK_INTEGER_TYPES = {

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["IMAGE_SUFFIXES", "case_name", "output_name", "strip_image_suffix"]
+__all__ = ["CHANNEL_FILE", "IMAGE_SUFFIXES", "case_name", "output_name", "strip_image_suffix"]
+
+#: A channel file in the MSD/nnU-Net layout: ``<case>_<4-digit channel>`` (after the image suffix is removed).
+CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 #: File name endings that are image formats, longest first so that ``.nii.gz`` wins over ``.gz``-less ``.nii``.
 IMAGE_SUFFIXES = tuple(
     sorted(
-        (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".png", ".tif", ".tiff"),
+        (
+            ".nii.gz",
+            ".nii",
+            ".seg.nrrd",
+            ".nrrd",
+            ".nhdr",
+            ".mha",
+            ".mhd",
+            ".dcm",
+            ".png",
+            ".jpg",
+            ".jpeg",
+            ".tif",
+            ".tiff",
+        ),
         key=len,
         reverse=True,
     )
@@ -28,9 +46,14 @@ def strip_image_suffix(name: str) -> str:
 
 
 def case_name(image: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
-    """The name outputs are written under: the file name without its image suffix, or, for one file per channel
-    in a shared folder (``brats_2013_pat0004_1/Flair.nii.gz``, ``.../T1c.nii.gz``), that folder's name."""
+    """The name outputs are written under: the file name without its image suffix; for one file per channel named
+    in the MSD/nnU-Net way (``la_003_0000.nii.gz``, ``la_003_0001.nii.gz``), the shared case (``la_003``); for other
+    channel files in a shared folder (``brats_2013_pat0004_1/Flair.nii.gz``, ``.../T1c.nii.gz``), that folder's name."""
     paths = [Path(image)] if isinstance(image, str | os.PathLike) else [Path(p) for p in image]
+    if len(paths) > 1:
+        matches = [CHANNEL_FILE.match(strip_image_suffix(p.name)) for p in paths]
+        if all(matches) and len({m["case"] for m in matches}) == 1:
+            return matches[0]["case"]
     if len(paths) > 1 and len({p.parent for p in paths}) == 1 and paths[0].parent.name:
         return paths[0].parent.name
     return strip_image_suffix(paths[0].name)

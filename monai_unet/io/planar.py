@@ -34,6 +34,8 @@ class SavePlanard(MapTransform):
         output_ext: ``".png"`` (values rounded to uint8 after ``scale``) or ``".tif"``/``".tiff"`` (float32).
         scale: multiplier applied before writing (e.g. 255 to see a 0/1 label map as black/white); 1 keeps values.
         meta_key: key whose ``meta`` names the output (default: the written key's own meta).
+        name_key: data key holding the case name to write under (e.g. ``"case"`` from
+            :func:`~monai_unet.io.datalist.list_inputs`); takes precedence over the meta's source name.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class SavePlanard(MapTransform):
         output_ext: str = ".png",
         scale: float = 1.0,
         meta_key: str | None = None,
+        name_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -54,6 +57,7 @@ class SavePlanard(MapTransform):
         self.output_ext = output_ext
         self.scale = scale
         self.meta_key = meta_key
+        self.name_key = name_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
@@ -66,7 +70,8 @@ class SavePlanard(MapTransform):
             if dtype == np.uint8:
                 values = np.clip(np.rint(values), 0, 255)
             meta = getattr(d[self.meta_key or key], "meta", {})
-            target = self.output_dir / f"{output_name(meta)}_{self.output_postfix}{self.output_ext}"
+            name = str(d[self.name_key]) if self.name_key is not None and self.name_key in d else output_name(meta)
+            target = self.output_dir / f"{name}_{self.output_postfix}{self.output_ext}"
             with atomic_path(target, suffix=self.output_ext) as tmp:
                 sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(values.astype(dtype))), str(tmp))
         return d

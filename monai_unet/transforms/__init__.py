@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from monai_unet.transforms.elastic import RandElasticGrid, RandElasticGridd
-from monai_unet.transforms.intensity import CT_WINDOWS, CTWindow, CTWindowd, ForegroundZScore, ForegroundZScored
+from monai_unet.transforms.intensity import (
+    CT_WINDOWS,
+    ClipZScore,
+    ClipZScored,
+    CTWindow,
+    CTWindowd,
+    ForegroundZScore,
+    ForegroundZScored,
+)
 from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
 from monai_unet.transforms.weight_map import BorderWeightMap, BorderWeightMapd
 
@@ -14,6 +22,8 @@ __all__: list[str] = [
     "CTWindow",
     "CTWindowd",
     "CheckGeometryd",
+    "ClipZScore",
+    "ClipZScored",
     "ForegroundZScore",
     "ForegroundZScored",
     "OrientSpacingd",

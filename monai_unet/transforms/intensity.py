@@ -1,4 +1,5 @@
-"""Intensity preprocessing: CT window presets (HU → [0, 1]) and MR z-score within the foreground.
+"""Intensity preprocessing: CT window presets (HU → [0, 1]), CT clip + z-score with dataset statistics, and MR
+z-score within the foreground.
 
 Intensity transforms change values, never geometry, so ``Invertd`` passes over them (they are not
 ``InvertibleTransform``); a prediction is returned to the source grid by inverting the spatial steps alone.
@@ -13,7 +14,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 
-__all__ = ["CT_WINDOWS", "CTWindow", "CTWindowd", "ForegroundZScore", "ForegroundZScored"]
+__all__ = ["CT_WINDOWS", "CTWindow", "CTWindowd", "ClipZScore", "ClipZScored", "ForegroundZScore", "ForegroundZScored"]
 
 #: CT display windows as ``name: (level, width)`` in Hounsfield units (HU), the usual values listed by Radiopaedia,
 #: "Windowing (CT)". The window shows HU in ``[level - width / 2, level + width / 2]``.
@@ -140,4 +141,58 @@ class ForegroundZScored(MapTransform):
         mask = d[self.mask_key] if self.mask_key is not None else None
         for key in self.key_iterator(d):
             d[key] = self.zscore(d[key], mask)
+        return d
+
+
+class ClipZScore(Transform):
+    """Clip each channel to fixed bounds, then z-score it with fixed statistics (CT, as nnU-Net normalises it).
+
+    The bounds and statistics come from the whole training set (the planner's fingerprint: 0.5/99.5 percentiles,
+    mean and standard deviation of the labelled foreground), so every scan is mapped the same way and Hounsfield
+    units keep their meaning across scans.
+
+    Args:
+        clip: ``[[low, high], ...]`` per channel, in the image's units (HU).
+        mean: per-channel mean (same units).
+        std: per-channel standard deviation (> 0).
+
+    Input: ``(C, *spatial)``; output: same shape, float32.
+    """
+
+    def __init__(self, clip: list[list[float]], mean: list[float], std: list[float]) -> None:
+        if not len(clip) == len(mean) == len(std):
+            raise ValueError(f"clip, mean and std need one entry per channel, got {len(clip)}, {len(mean)}, {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {std}")
+        self.clip = [(float(lo), float(hi)) for lo, hi in clip]
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[0] != len(self.mean):
+            raise ValueError(f"expected {len(self.mean)} channels, got an image of shape {tuple(img.shape)}")
+        out = img.float().clone() if isinstance(img, MetaTensor) else torch.as_tensor(img).float().clone()
+        for c, ((low, high), mean, std) in enumerate(zip(self.clip, self.mean, self.std, strict=True)):
+            out[c] = (out[c].clamp(low, high) - mean) / std
+        return out
+
+
+class ClipZScored(MapTransform):
+    """Dictionary wrapper of :class:`ClipZScore` (images only, never labels)."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        clip: list[list[float]],
+        mean: list[float],
+        std: list[float],
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = ClipZScore(clip, mean, std)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
         return d

@@ -1,0 +1,94 @@
+"""``monai-unet plan``: measure a labelled dataset, derive the recipe, and write a bundle that trains within a budget.
+
+Reads an MSD-style ``dataset.json`` or an MSD/nnU-Net folder (``imagesTr/``, ``labelsTr/``), checks every case
+(one line naming the case and the problem, before anything is trained), measures it (the fingerprint), times the
+training step on this machine, and writes a MONAI bundle: ``configs/train.json``, ``evaluate.json``,
+``inference.json``, ``multi_gpu_train.json``, ``metadata.json``, ``plans.json`` (every choice with its reason and
+the fingerprint), ``split.json``, ``docs/README.md`` and ``LICENSE`` (the dataset's terms). Stdout carries only the
+bundle's path; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+EXAMPLES = """examples:
+  monai-unet plan data/Task02_Heart -o bundles/heart --budget-min 20
+  monai-unet plan data/polyps/dataset.json -o polyps_bundle --fold 1 --name "Polyp segmentation"
+  monai-unet train --bundle bundles/heart      # then evaluate, infer, segment
+
+exit codes: 0 success, 2 bad dataset or arguments (one line naming the case or file), 1 internal error."""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "plan",
+        help="derive a recipe from a labelled dataset and write a bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    parser.add_argument("dataset", type=Path, metavar="DATASET", help="a dataset.json or an MSD/nnU-Net folder")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="BUNDLE_DIR", help="the bundle to write")
+    parser.add_argument(
+        "--budget-min",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="wall-clock minutes for the whole training, validation included (default 20)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where training will run")
+    parser.add_argument("--fold", type=int, default=0, metavar="K", help="cross-validation fold held out (default 0)")
+    parser.add_argument("--name", help="the bundle's name (default: the dataset's)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--force", action="store_true", help="replace BUNDLE_DIR when it exists")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _say(message: str) -> None:
+    print(f"monai-unet plan: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Plan the dataset and write the bundle; returns the bundle folder."""
+    if args.output.exists() and not args.force:
+        raise ValueError(f"{args.output}: already exists; choose another folder or pass --force to replace it")
+    if args.budget_min <= 0:
+        raise ValueError(f"--budget-min must be a positive number of minutes, got {args.budget_min}")
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("cuda: no CUDA device is available to torch here; plan with --device cpu")
+    from monai_unet.plan import make_plan, measure, read_dataset
+    from monai_unet.plan.bundle import write_bundle
+
+    dataset = read_dataset(args.dataset)
+    _say(f"{dataset.name}: {len(dataset.training)} training, {len(dataset.validation)} validation cases")
+    start = time.monotonic()
+    fingerprint = measure(dataset, seed=args.seed, progress=args.progress)
+    read_seconds = time.monotonic() - start
+    _say(f"measured in {read_seconds:.1f} s; timing the training step on {args.device}")
+    plan = make_plan(
+        dataset,
+        fingerprint,
+        args.budget_min,
+        device=args.device,
+        fold=args.fold,
+        seed=args.seed,
+        read_seconds=read_seconds,
+    )
+    name = args.name or dataset.name
+    bundle = write_bundle(args.output, plan, dataset, fingerprint, name, force=args.force)
+    _say(
+        f"{plan.spatial_dims}D, patch {plan.patch_size}, batch {plan.batch_size}, "
+        f"widths {plan.network['features']}, about {plan.budget['iterations_estimate']} iterations in "
+        f"{args.budget_min:g} min"
+    )
+    print(bundle)
+    return bundle

@@ -1,0 +1,151 @@
+"""A wall-clock training budget: the learning rate decays with elapsed time and reaches zero as the budget ends.
+
+A polynomial schedule over a fixed iteration count cut short by ignite's ``TimeLimit`` never finishes its decay; an
+iteration count guessed in advance either ends early or overruns. This handler drives the schedule by the clock:
+at every iteration the learning rate is ``lr0 * (1 - t / T) ** power``, with ``t`` the seconds since training
+started (validations included) and ``T`` the budget less the time the final validation needs (the last one's
+measured duration, or the plan's estimate before any has run). When ``t`` reaches ``T`` the trainer is stopped,
+one last validation runs (unless the last iteration was just validated), and the run ends within the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_unet.io.atomic import atomic_path
+
+__all__ = ["TimeBudget"]
+
+logger = logging.getLogger(__name__)
+
+_RESERVE_FACTOR = 1.2  # the final validation may take a little longer than the last one did
+
+
+class TimeBudget:
+    """End training when ``budget_s`` seconds of wall clock are spent; decay the learning rate by elapsed time.
+
+    Args:
+        budget_s: seconds for the whole run (training and validations), from the trainer's start.
+        optimizer: its parameter groups' ``lr`` are set at every iteration.
+        validator: the evaluator (MONAI ``SupervisedEvaluator``) run once more at the end when the last iteration
+            was not validated; its runs are timed to reserve time for that final one.
+        power: exponent of the polynomial decay (0.9, as nnU-Net).
+        validation_estimate_s: seconds reserved for the final validation before any validation has been timed.
+        summary_path: optional JSON file written when training ends: seconds, iterations, epochs, validations.
+
+    The elapsed time is part of ``state_dict``, so a run resumed from a checkpoint continues the same schedule.
+    """
+
+    def __init__(
+        self,
+        budget_s: float,
+        optimizer: torch.optim.Optimizer,
+        validator: Engine | None = None,
+        power: float = 0.9,
+        validation_estimate_s: float = 0.0,
+        summary_path: str | Path | None = None,
+    ) -> None:
+        if budget_s <= 0:
+            raise ValueError(f"budget_s must be positive seconds, got {budget_s}")
+        self.budget_s = float(budget_s)
+        self.optimizer = optimizer
+        self.validator = validator
+        self.power = float(power)
+        self.validation_s = float(validation_estimate_s)
+        self.summary_path = Path(summary_path) if summary_path is not None else None
+        self.initial_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        self._offset = 0.0
+        self._start: float | None = None
+        self._validations = 0
+        self._validated_iteration = -1
+        self._validation_started = 0.0
+        self._trainer: Engine | None = None
+
+    # ------------------------------------------------------------------------------------------------- clock
+    def elapsed(self) -> float:
+        """Seconds of the budget spent so far (including those before a resume)."""
+        return self._offset if self._start is None else self._offset + time.monotonic() - self._start
+
+    @property
+    def horizon_s(self) -> float:
+        """Seconds at which training stops: the budget less the reserve for the final validation."""
+        reserve = _RESERVE_FACTOR * self.validation_s if self.validator is not None else 0.0
+        return max(self.budget_s - reserve, 1e-3)
+
+    def fraction(self) -> float:
+        """Fraction of the training horizon spent, in [0, 1]."""
+        return min(self.elapsed() / self.horizon_s, 1.0)
+
+    # ----------------------------------------------------------------------------------------------- events
+    def attach(self, trainer: Engine) -> None:
+        """Attach to the trainer (and time the validator's runs)."""
+        self._trainer = trainer
+        trainer.add_event_handler(Events.STARTED, self._started)
+        trainer.add_event_handler(Events.ITERATION_STARTED, self._set_learning_rate)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._stop_when_spent)
+        trainer.add_event_handler(Events.COMPLETED, self._completed)
+        if self.validator is not None:
+            self.validator.add_event_handler(Events.STARTED, self._validation_begins)
+            self.validator.add_event_handler(Events.COMPLETED, self._validation_ends)
+
+    def start_clock(self) -> None:
+        """Start counting now (call it first thing in a run, so loading and caching the data count too); without
+        it the clock starts with the trainer."""
+        if self._start is None:
+            self._start = time.monotonic()
+
+    def _started(self, engine: Engine) -> None:
+        self.start_clock()
+
+    def _set_learning_rate(self, engine: Engine) -> None:
+        factor = (1.0 - self.fraction()) ** self.power
+        for group, lr in zip(self.optimizer.param_groups, self.initial_lrs, strict=True):
+            group["lr"] = lr * factor
+
+    def _stop_when_spent(self, engine: Engine) -> None:
+        if self.elapsed() >= self.horizon_s:
+            logger.info("time budget: %.0f of %.0f s spent, stopping training", self.elapsed(), self.budget_s)
+            engine.terminate()
+
+    def _validation_begins(self, engine: Engine) -> None:
+        self._validation_started = time.monotonic()
+
+    def _validation_ends(self, engine: Engine) -> None:
+        self.validation_s = time.monotonic() - self._validation_started
+        self._validations += 1
+        if self._trainer is not None:
+            self._validated_iteration = self._trainer.state.iteration
+
+    def _completed(self, engine: Engine) -> None:
+        if self.validator is not None and self._validated_iteration != engine.state.iteration:
+            self.validator.run(engine.state.epoch)
+        if self.summary_path is not None:
+            summary = {
+                "budget_s": self.budget_s,
+                "seconds": round(self.elapsed(), 1),
+                "iterations": int(engine.state.iteration),
+                "epochs": int(engine.state.epoch),
+                "validations": self._validations,
+                "last_validation_s": round(self.validation_s, 2),
+            }
+            self.summary_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.summary_path) as tmp:
+                Path(tmp).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    # ------------------------------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_s": self.elapsed(), "validation_s": self.validation_s, "validations": self._validations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._offset = float(state["elapsed_s"])
+        self.validation_s = float(state["validation_s"])
+        self._validations = int(state["validations"])
+        if self._start is not None:
+            self._start = time.monotonic()

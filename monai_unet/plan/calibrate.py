@@ -1,0 +1,91 @@
+"""A short measured calibration of the training step on this machine, so the plan fits its time budget.
+
+One training step is what the bundle's trainer runs per iteration: a forward and backward pass of the planned
+network on a batch of patches with the planned loss, and an optimiser step. Augmentation runs on the same CPU threads
+before it (``num_workers`` 0 on a 2-core machine), so it is timed too, on one patch. Each measurement is the median
+of a few repeats after one warm-up step; a candidate is a few seconds of work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["StepTiming", "time_augmentation", "time_training_step"]
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds per training iteration (network) and per forward pass of one patch (inference)."""
+
+    train_step_s: float
+    forward_s: float
+
+
+def _median_seconds(action, repeats: int) -> float:
+    action()  # warm-up: allocations, oneDNN kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def time_training_step(
+    network_kwargs: dict,
+    patch_size: Sequence[int],
+    batch_size: int,
+    device: str = "cpu",
+    repeats: int = 2,
+) -> StepTiming:
+    """Time one optimiser step of ``UNet(**network_kwargs)`` on ``batch_size`` random patches, and one forward pass.
+
+    Args:
+        network_kwargs: keyword arguments of :class:`monai_unet.networks.UNet`.
+        patch_size: spatial patch shape in voxels.
+        batch_size: patches per step.
+        device: ``"cpu"`` or ``"cuda"``.
+        repeats: timed repeats after the warm-up (the median is returned).
+    """
+    from monai.losses import DiceCELoss
+
+    from monai_unet.networks import UNet
+
+    torch.manual_seed(0)
+    net = UNet(**network_kwargs).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
+    shape = (batch_size, network_kwargs["in_channels"], *patch_size)
+    image = torch.randn(shape, device=device)
+    label = torch.randint(0, network_kwargs["out_channels"], (batch_size, 1, *patch_size), device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_function(net(image), label)
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    net.train()
+    train_s = _median_seconds(step, repeats)
+    net.eval()
+    one = image[:1]
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(one)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return StepTiming(train_step_s=train_s, forward_s=_median_seconds(forward, repeats))
+
+
+def time_augmentation(transform, sample: dict, repeats: int = 3) -> float:
+    """Median seconds of ``transform(sample)`` (one patch through the planned random augmentation)."""
+    return _median_seconds(lambda: transform(dict(sample)), repeats)

@@ -1,0 +1,242 @@
+"""The dataset fingerprint: what the planner measures on every training and validation case.
+
+Per case: spatial shape (voxels), spacing (mm; 1 for pictures), channels, the fraction of nonzero image voxels and
+how much a crop to them would shrink the case, class voxel counts, and per channel the 0.5 and 99.5 percentiles,
+mean and standard deviation over the image and inside the labelled foreground. Over the dataset: the same
+intensity statistics pooled over a seeded sample of foreground voxels (at most 10,000 per case and channel, as
+nnU-Net samples), which is what CT normalisation uses.
+
+Reading goes through :class:`monai_unet.io.LoadScan` (our fast reader) with a progress bar on stderr. Every
+voxel-level problem is raised here, naming the case: image and label on different grids, a label value not in
+``labels``, a case whose channel count or number of dimensions differs from the first case's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from monai.data.utils import affine_to_spacing
+
+from monai_unet.io import ImageInputError, LoadScan
+from monai_unet.plan.dataset import Case, DatasetError, PlanDataset
+
+__all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
+
+_SAMPLES_PER_CASE = 10_000
+_GRID_TOLERANCE_MM = 1e-3
+_PERCENTILES = (0.5, 99.5)
+
+
+@dataclass
+class ChannelStats:
+    """Intensity statistics of one channel (units of the image: HU for CT, arbitrary for MR, 0-255 for pictures)."""
+
+    p00_5: float
+    p99_5: float
+    mean: float
+    std: float
+    foreground_p00_5: float | None
+    foreground_p99_5: float | None
+    foreground_mean: float | None
+    foreground_std: float | None
+
+
+@dataclass
+class CaseFingerprint:
+    """What one case looks like.
+
+    Args:
+        name: the case name.
+        shape: spatial shape in voxels (x, y[, z]).
+        spacing: voxel size in mm per spatial axis (1.0 for pictures without a physical size).
+        channels: input channels read from the files (an RGB picture is 3).
+        class_voxels: voxel count per class (class index order, background first).
+        nonzero_fraction: fraction of voxels where any channel is nonzero.
+        nonzero_crop_fraction: volume of the bounding box of those voxels over the whole volume.
+        intensities: statistics per channel.
+    """
+
+    name: str
+    shape: list[int]
+    spacing: list[float]
+    channels: int
+    class_voxels: list[int]
+    nonzero_fraction: float
+    nonzero_crop_fraction: float
+    intensities: list[ChannelStats]
+
+
+@dataclass
+class Fingerprint:
+    """The whole dataset's measurements; ``cases`` in dataset order (training then validation)."""
+
+    spatial_dims: int
+    channels: int
+    num_classes: int
+    cases: list[CaseFingerprint]
+    foreground: list[ChannelStats]
+    source_dtype: str
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+    def median(self, attribute: str) -> np.ndarray:
+        """Per-axis median of ``shape`` or ``spacing`` over the cases."""
+        return np.median(np.array([getattr(c, attribute) for c in self.cases], dtype=float), axis=0)
+
+    def class_fractions(self) -> list[float]:
+        """Fraction of all voxels in each class."""
+        counts = np.sum([c.class_voxels for c in self.cases], axis=0).astype(float)
+        return (counts / max(counts.sum(), 1.0)).tolist()
+
+
+def _stats(values: np.ndarray) -> tuple[float, float, float, float]:
+    if values.size == 0:
+        return (float("nan"),) * 4  # type: ignore[return-value]
+    low, high = np.percentile(values, _PERCENTILES)
+    return float(low), float(high), float(values.mean()), float(values.std())
+
+
+def _channel_stats(image: np.ndarray, foreground: np.ndarray | None) -> ChannelStats:
+    low, high, mean, std = _stats(image.ravel())
+    if foreground is None or foreground.size == 0:
+        return ChannelStats(low, high, mean, std, None, None, None, None)
+    f_low, f_high, f_mean, f_std = _stats(foreground)
+    return ChannelStats(low, high, mean, std, f_low, f_high, f_mean, f_std)
+
+
+def _bounding_box_fraction(mask: np.ndarray) -> float:
+    if not mask.any():
+        return 1.0
+    extent = 1.0
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(mask.any(axis=other))
+        extent *= (present[-1] - present[0] + 1) / mask.shape[axis]
+    return float(extent)
+
+
+def _read_case(case: Case, loader: LoadScan, label_loader: LoadScan) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    try:
+        image = loader([str(p) for p in case.images] if len(case.images) > 1 else str(case.images[0]))
+        label = label_loader(str(case.label))
+    except ImageInputError as error:
+        raise DatasetError(f"case {case.name}: {error}") from None
+    if label.shape[0] != 1:
+        raise DatasetError(
+            f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
+        )
+    if image.shape[1:] != label.shape[1:]:
+        raise DatasetError(
+            f"case {case.name}: image {case.images[0]} is {tuple(image.shape[1:])} voxels but label {case.label} is "
+            f"{tuple(label.shape[1:])}; image and label must share one grid"
+        )
+    difference = float(torch.max(torch.abs(image.affine - label.affine)))
+    if difference > _GRID_TOLERANCE_MM:
+        raise DatasetError(
+            f"case {case.name}: image {case.images[0]} and label {case.label} have the same size but different "
+            f"origin, spacing or direction (affines differ by up to {difference:.4g} mm); resample the label onto "
+            "the image's grid"
+        )
+    spacing = affine_to_spacing(image.affine.numpy(), r=image.ndim - 1)
+    return image.numpy(), label.numpy()[0], np.asarray(spacing, dtype=float), str(image.meta.get("source_dtype", ""))
+
+
+def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Fingerprint:
+    """Read every training and validation case once and measure it.
+
+    Args:
+        dataset: the dataset from :func:`~monai_unet.plan.dataset.read_dataset`.
+        seed: seeds the foreground voxel sample (the fingerprint is deterministic for a fixed seed).
+        progress: show a progress bar on stderr.
+
+    Raises:
+        DatasetError: an unreadable case, image and label on different grids, a label value not declared in
+            ``labels``, a case whose channel count or dimensions differ from the first case's.
+    """
+    from tqdm import tqdm
+
+    loader = LoadScan(dtype=np.float32, ensure_channel_first=True)
+    label_loader = LoadScan(dtype=None, ensure_channel_first=True)
+    rng = np.random.default_rng(seed)
+    lookup = {value: index for index, value in enumerate(dataset.label_values)}
+    cases: list[CaseFingerprint] = []
+    samples: list[list[np.ndarray]] = []
+    first: tuple[int, int, str] | None = None
+    source_dtype = ""
+    for case in tqdm(dataset.all_cases(), desc="measuring", unit="case", disable=not progress, leave=False):
+        image, label, spacing, dtype = _read_case(case, loader, label_loader)
+        shape = (image.ndim - 1, image.shape[0])
+        if first is None:
+            first = (*shape, str(case.images[0]))
+            source_dtype = dtype
+        elif shape != first[:2]:
+            raise DatasetError(
+                f"case {case.name}: {image.ndim - 1}D with {image.shape[0]} channel(s), but the first case "
+                f"({first[2]}) is {first[0]}D with {first[1]} channel(s); every case needs the same dimensions and "
+                "channels"
+            )
+        values, counts = np.unique(label, return_counts=True)
+        undeclared = [v for v in values.tolist() if v not in lookup]
+        if undeclared:
+            shown = ", ".join(f"{v:g}" for v in undeclared[:5])
+            raise DatasetError(
+                f"case {case.name}: label {case.label} holds value(s) {shown} not declared in 'labels' "
+                f"({', '.join(map(str, lookup))})"
+            )
+        class_voxels = [0] * len(lookup)
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            class_voxels[lookup[value]] = int(count)
+        foreground_mask = label != dataset.label_values[0]
+        nonzero = np.any(image != 0, axis=0)
+        intensities, case_samples = [], []
+        for channel in image:
+            foreground = channel[foreground_mask]
+            if foreground.size > _SAMPLES_PER_CASE:
+                foreground = rng.choice(foreground, _SAMPLES_PER_CASE, replace=False)
+            case_samples.append(foreground)
+            intensities.append(_channel_stats(channel, foreground))
+        samples.append(case_samples)
+        cases.append(
+            CaseFingerprint(
+                name=case.name,
+                shape=[int(s) for s in image.shape[1:]],
+                spacing=[float(s) for s in spacing],
+                channels=int(image.shape[0]),
+                class_voxels=class_voxels,
+                nonzero_fraction=float(nonzero.mean()),
+                nonzero_crop_fraction=_bounding_box_fraction(nonzero),
+                intensities=intensities,
+            )
+        )
+    assert first is not None  # read_dataset refuses an empty training list
+    pooled = [
+        _channel_stats(np.concatenate(channel_samples), np.concatenate(channel_samples))
+        for channel_samples in zip(*samples, strict=True)
+    ]
+    return Fingerprint(
+        spatial_dims=first[0],
+        channels=first[1],
+        num_classes=len(lookup),
+        cases=cases,
+        foreground=pooled,
+        source_dtype=source_dtype,
+    )
+
+
+def summarise_shapes(cases: Sequence[CaseFingerprint]) -> dict[str, list[float]]:
+    """Minimum, median and maximum shape and spacing over the cases (for the bundle's README)."""
+    shapes = np.array([c.shape for c in cases], dtype=float)
+    spacings = np.array([c.spacing for c in cases], dtype=float)
+    return {
+        "shape_min": shapes.min(axis=0).tolist(),
+        "shape_median": np.median(shapes, axis=0).tolist(),
+        "shape_max": shapes.max(axis=0).tolist(),
+        "spacing_min": spacings.min(axis=0).tolist(),
+        "spacing_median": np.median(spacings, axis=0).tolist(),
+        "spacing_max": spacings.max(axis=0).tolist(),
+    }

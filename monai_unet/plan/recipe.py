@@ -1,0 +1,521 @@
+"""The recipe: every training and inference choice derived from the fingerprint, each with its reason.
+
+The rules follow nnU-Net's (Isensee et al. 2021, "nnU-Net: a self-configuring method for deep learning-based
+biomedical image segmentation"), adapted to a wall-clock budget on the machine that will train:
+
+- **Spacing** (3D): the median spacing; for strongly anisotropic data (coarsest axis more than 3× the finest, and
+  few voxels along it) the coarse axis takes the 10th percentile of its spacings instead, so thin-slice cases are
+  not thrown away. 2D pictures keep their pixels, scaled down only when the median image exceeds 1024 pixels.
+- **Normalisation**: CT (a modality named CT): clip to the 0.5/99.5 percentiles of the foreground over the dataset,
+  then z-score with the foreground mean and standard deviation. 3-channel 8-bit pictures (RGB): each channel
+  0-255 → 0-1. Everything else (MR, microscopy, grey pictures): per-case z-score per channel, inside the nonzero
+  region when cropping to it shrinks the median case by at least a quarter (skull-stripped MR).
+- **Network**: same-padding U-Net with instance norm; every axis is pooled (×2) until its feature map would drop
+  below 4 voxels, at most 5 times; an axis whose spacing is more than twice the finest current spacing is not
+  pooled and gets 1-voxel kernels until the others catch up (anisotropic data). Widths double per level from the
+  base width, capped at 256.
+- **Patch, batch, width**: start from the median case (at the target spacing) as the patch, capped at 128³
+  voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D); base width 32. The training step of that
+  configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`); when the budget would then hold fewer
+  than ``40 × minutes`` iterations (at least 250), the plan steps down a ladder (2D batch 8 → 4, then base width
+  32 → 16, then the patch by 15 % per step) until it does, or reaches the smallest configuration.
+- **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
+  Dice term); two of three patches are centred on a foreground voxel (classes equally often), one on background.
+- **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
+  (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
+  intensity scale, shift, gamma and noise (MONAI's).
+- **Optimiser and schedule**: Adam, learning rate 1e-3, weight decay 1e-5, polynomial decay (power 0.9) driven
+  by elapsed time so that it reaches zero when the budget ends (:class:`monai_unet.handlers.TimeBudget`).
+- **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
+  groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names
+  (neighbouring names are usually one patient, series or video). Validations fill about 10 % of the budget; the
+  best network by mean foreground Dice is kept.
+- **Inference**: the patch as tile, overlap 0.5, Gaussian blending; mirroring is off by default (it multiplies
+  the cost by 2^axes on a CPU) and on with ``tta_axes``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from monai_unet.plan.calibrate import StepTiming, time_training_step
+from monai_unet.plan.dataset import PlanDataset
+from monai_unet.plan.fingerprint import Fingerprint
+
+__all__ = ["Plan", "choose_split", "make_plan"]
+
+ANISOTROPY = 3.0
+MAX_POOLS = 5
+MIN_FEATURE_MAP = 4
+FEATURE_CAP = 256
+MAX_PATCH_VOXELS = {2: 512 * 512, 3: 128**3}
+MIN_PATCH = {2: 64, 3: 32}
+LARGE_PICTURE = 1024
+VALIDATION_SHARE = 0.10
+MAX_VALIDATIONS = 10
+VALIDATION_OVERLAP = 0.25
+INFERENCE_OVERLAP = 0.5
+LEARNING_RATE = 1e-3
+ITERATIONS_PER_MINUTE = 40
+
+
+@dataclass
+class Plan:
+    """Everything the bundle writer needs; ``reasons`` says why each value is what it is."""
+
+    spatial_dims: int
+    in_channels: int
+    num_classes: int
+    label_values: list[int]
+    label_names: list[str]
+    channel_names: list[str]
+    target_spacing: list[float] | None
+    normalisation: dict[str, Any]
+    network: dict[str, Any]
+    patch_size: list[int]
+    batch_size: int
+    samples_per_case: int
+    augmentation: dict[str, Any]
+    loss: dict[str, Any]
+    optimiser: dict[str, Any]
+    budget: dict[str, Any]
+    split: dict[str, Any]
+    inference: dict[str, Any]
+    device: str
+    seed: int
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------- geometry
+def _target_spacing(fp: Fingerprint) -> tuple[list[float] | None, str]:
+    if fp.spatial_dims == 2:
+        return None, "2D pictures are trained on their own pixels (no physical spacing to unify)."
+    spacings = np.array([c.spacing for c in fp.cases], dtype=float)
+    shapes = np.array([c.shape for c in fp.cases], dtype=float)
+    target = np.median(spacings, axis=0)
+    worst = int(np.argmax(target))
+    others = [a for a in range(3) if a != worst]
+    finest = float(target[others].min())
+    median_shape = np.median(shapes * spacings / target, axis=0)
+    anisotropic = target[worst] > ANISOTROPY * finest and median_shape[worst] * ANISOTROPY < median_shape[others].min()
+    if anisotropic:
+        target[worst] = max(float(np.percentile(spacings[:, worst], 10)), finest)
+        reason = (
+            f"median spacing {np.round(np.median(spacings, axis=0), 3).tolist()} mm; axis {worst} is more than "
+            f"{ANISOTROPY:g}x coarser with few voxels, so it takes the 10th percentile of its spacings "
+            f"({target[worst]:.3g} mm) and keeps its slices."
+        )
+    else:
+        reason = f"median spacing of the training cases ({np.round(target, 3).tolist()} mm)."
+    return [round(float(s), 5) for s in target], reason
+
+
+def _median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
+    """Median case shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``cropped``,
+    cropping to the nonzero region (its bounding box, shrunk evenly over the axes as an estimate)."""
+    shapes = np.array([c.shape for c in fp.cases], dtype=float)
+    crop = np.array([c.nonzero_crop_fraction if cropped else 1.0 for c in fp.cases]) ** (1.0 / fp.spatial_dims)
+    if spacing is None:
+        return np.median(shapes * crop[:, None], axis=0) * scale
+    spacings = np.array([c.spacing for c in fp.cases], dtype=float)
+    return np.median(shapes * spacings / np.asarray(spacing) * crop[:, None], axis=0)
+
+
+def _topology(patch: Sequence[int], spacing: Sequence[float]) -> tuple[list[list[int]], list[list[int]]]:
+    """Per-level pooling factors and kernel sizes for a patch (voxels) at ``spacing`` (mm, or 1 per pixel)."""
+    sizes = np.asarray(patch, dtype=float)
+    current = np.asarray(spacing, dtype=float)
+
+    def kernel() -> list[int]:
+        return [3 if s <= 2 * current.min() else 1 for s in current]
+
+    kernels, pools = [kernel()], []
+    while len(pools) < MAX_POOLS:
+        pool = [
+            2 if sizes[a] / 2 >= MIN_FEATURE_MAP and current[a] <= 2 * current.min() else 1 for a in range(len(sizes))
+        ]
+        if not any(p == 2 for p in pool):
+            break
+        pools.append(pool)
+        sizes = sizes / np.asarray(pool)
+        current = current * np.asarray(pool)
+        kernels.append(kernel())
+    return pools, kernels
+
+
+def _divisors(pools: Sequence[Sequence[int]], n: int) -> list[int]:
+    return [int(np.prod([p[a] for p in pools])) if pools else 1 for a in range(n)]
+
+
+def _fit_patch(shape: Sequence[float], spacing: Sequence[float], dims: int) -> tuple[list[int], list, list]:
+    """Round a wanted patch to the network's divisors; the topology follows the rounded patch."""
+    patch = [max(1, round(s)) for s in shape]
+    for _ in range(3):  # pools depend on the patch and the patch on the pools' divisors: settle in a few rounds
+        pools, kernels = _topology(patch, spacing)
+        divisors = _divisors(pools, dims)
+        patch = [max(d, round(p / d) * d) for p, d in zip(patch, divisors, strict=True)]
+    pools, kernels = _topology(patch, spacing)
+    return patch, pools, kernels
+
+
+def _initial_patch(median_shape: np.ndarray, dims: int) -> np.ndarray:
+    patch = np.maximum(median_shape, 1.0)
+    while np.prod(patch) > MAX_PATCH_VOXELS[dims]:
+        largest = int(np.argmax(patch))
+        patch[largest] *= 0.9
+    return patch
+
+
+# ------------------------------------------------------------------------------------------------ normalisation
+def _normalisation(dataset: PlanDataset, fp: Fingerprint) -> tuple[dict[str, Any], str]:
+    names = " ".join(dataset.modality).lower().replace("-", " ").split()
+    if "ct" in names:
+        stats = fp.foreground
+        scheme = {
+            "scheme": "ct",
+            "clip": [[round(s.p00_5, 4), round(s.p99_5, 4)] for s in stats],
+            "mean": [round(s.mean, 4) for s in stats],
+            "std": [round(max(s.std, 1e-8), 4) for s in stats],
+            "nonzero": False,
+        }
+        return scheme, (
+            "CT: intensities are comparable across scans, so every case is clipped to the 0.5/99.5 percentiles of "
+            "the labelled foreground over the dataset and z-scored with its mean and standard deviation."
+        )
+    if fp.channels == 3 and fp.source_dtype == "uint8":
+        return {"scheme": "rgb", "nonzero": False}, "8-bit RGB pictures: each channel is scaled from 0-255 to 0-1."
+    crop = float(np.median([c.nonzero_crop_fraction for c in fp.cases]))
+    nonzero = crop <= 0.75
+    where = (
+        f"inside the nonzero region (cropping to it keeps {crop:.0%} of the median case)"
+        if nonzero
+        else "over the whole image"
+    )
+    return {"scheme": "zscore", "nonzero": nonzero}, (
+        f"{', '.join(dataset.modality) or 'non-CT'} intensities have no fixed unit, so each case is z-scored per "
+        f"channel {where}."
+    )
+
+
+# ------------------------------------------------------------------------------------------------------- split
+def choose_split(dataset: PlanDataset, fold: int) -> dict[str, Any]:
+    """The training and validation case names: the dataset's own validation list, or fold ``fold`` of up to 5.
+
+    Folds are contiguous blocks of the sorted groups (cases of one patient share a group), so neighbouring names
+    (one patient's phases, one video's frames) stay on one side. Deterministic: no random draw is involved.
+
+    Raises:
+        ValueError: ``fold`` out of range, or a dataset with a single group and no validation list.
+    """
+    if dataset.validation:
+        if fold != 0:
+            raise ValueError(
+                f"{dataset.source}: the dataset has its own validation list, so there is only fold 0 "
+                f"(got --fold {fold})"
+            )
+        return {
+            "mode": "dataset validation list",
+            "fold": 0,
+            "num_folds": 1,
+            "training": [c.name for c in dataset.training],
+            "validation": [c.name for c in dataset.validation],
+        }
+    groups = sorted({c.group for c in dataset.training})
+    if len(groups) < 2:
+        raise ValueError(
+            f"{dataset.source}: all {len(dataset.training)} training cases form one group ({groups[0]}), so no case "
+            "can be held out for validation; add a 'validation' list or give the cases distinct names or groups"
+        )
+    num_folds = min(5, len(groups))
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"--fold must be between 0 and {num_folds - 1} for this dataset ({len(groups)} groups)")
+    bounds = np.linspace(0, len(groups), num_folds + 1).round().astype(int)
+    held = set(groups[bounds[fold] : bounds[fold + 1]])
+    return {
+        "mode": f"fold {fold} of {num_folds} (contiguous blocks of sorted groups)",
+        "fold": fold,
+        "num_folds": num_folds,
+        "training": [c.name for c in dataset.training if c.group not in held],
+        "validation": [c.name for c in dataset.training if c.group in held],
+    }
+
+
+# ------------------------------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class _Candidate:
+    patch: tuple[float, ...]
+    batch: int
+    base: int
+
+
+def _ladder(patch: np.ndarray, batch: int, dims: int, minimum: np.ndarray) -> Iterator[_Candidate]:
+    """Candidates from the most to the least expensive: smaller batch (2D), narrower network, smaller patch."""
+    yield _Candidate(tuple(patch), batch, 32)
+    if dims == 2 and batch > 4:
+        batch = 4
+        yield _Candidate(tuple(patch), batch, 32)
+    yield _Candidate(tuple(patch), batch, 16)
+    current = patch.copy()
+    while np.any(current > minimum):
+        current = np.maximum(current * 0.85, minimum)
+        yield _Candidate(tuple(current), batch, 16)
+
+
+def _network(dims: int, channels: int, classes: int, base: int, pools: list, kernels: list) -> dict[str, Any]:
+    features = [min(base * 2**level, FEATURE_CAP) for level in range(len(pools) + 1)]
+    return {
+        "spatial_dims": dims,
+        "in_channels": channels,
+        "out_channels": classes,
+        "features": features,
+        "padding": "same",
+        "upsample": "deconv",
+        "norm": "instance",
+        "dropout": 0.0,
+        "pools": pools,
+        "kernels": kernels,
+    }
+
+
+def _windows(shape: Sequence[float], patch: Sequence[int], overlap: float) -> int:
+    count = 1
+    for size, tile in zip(shape, patch, strict=True):
+        step = max(1, int(tile * (1 - overlap)))
+        count *= 1 if size <= tile else math.ceil((size - tile) / step) + 1
+    return count
+
+
+def make_plan(
+    dataset: PlanDataset,
+    fp: Fingerprint,
+    budget_minutes: float,
+    device: str = "cpu",
+    fold: int = 0,
+    seed: int = 0,
+    read_seconds: float = 0.0,
+    timer=time_training_step,
+) -> Plan:
+    """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
+
+    Args:
+        dataset: the dataset (labels, modality, cases).
+        fp: its fingerprint.
+        budget_minutes: wall-clock minutes for the whole training, validation included.
+        device: where training runs (``"cpu"`` or ``"cuda"``); the calibration runs there.
+        fold: the cross-validation fold held out (ignored when the dataset has a validation list, which must be 0).
+        seed: training seed (the plan itself is deterministic up to the measured step times).
+        read_seconds: seconds the fingerprint took to read every case, an estimate of caching at training start.
+        timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
+    """
+    dims = fp.spatial_dims
+    reasons: dict[str, str] = {}
+    split = choose_split(dataset, fold)
+    reasons["split"] = (
+        f"{split['mode']}: {len(split['training'])} training, {len(split['validation'])} validation cases."
+    )
+    spacing, reasons["target_spacing"] = _target_spacing(fp)
+    scale = 1.0
+    if dims == 2:
+        median = float(np.max(fp.median("shape")))
+        if median > LARGE_PICTURE:
+            scale = LARGE_PICTURE / median
+            reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
+    normalisation, reasons["normalisation"] = _normalisation(dataset, fp)
+    normalisation["scale"] = scale
+    median_shape = _median_shape(fp, spacing, scale, normalisation["nonzero"])
+    # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
+    minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(median_shape, 1.0))
+    grid_spacing = spacing if spacing is not None else [1.0] * dims
+    batch = 2 if dims == 3 else 8
+    budget_s = 60.0 * budget_minutes
+    min_iterations = max(250, int(ITERATIONS_PER_MINUTE * budget_minutes))
+    startup_s = 1.5 * read_seconds
+    val_shapes = [_median_shape_of(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
+
+    def evaluate(candidate: _Candidate, timing: StepTiming) -> dict[str, float]:
+        patch, _pools, _ = _fit_patch(candidate.patch, grid_spacing, dims)
+        windows = sum(_windows(s, patch, VALIDATION_OVERLAP) for s in val_shapes)
+        validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
+        usable = budget_s - startup_s
+        n_val = int(np.clip(VALIDATION_SHARE * usable / max(validation_s, 1e-6), 1, MAX_VALIDATIONS))
+        train_s = max(usable - n_val * validation_s, 0.1 * usable)
+        return {
+            "validation_s": validation_s,
+            "validations": n_val,
+            "iterations": train_s / timing.train_step_s,
+            "train_s": train_s,
+        }
+
+    # Time the cheapest configuration, predict the others from it (cost ∝ batch × voxels × width²), then time
+    # the first predicted to fit and step down until a measured one does: a few short measurements in all.
+    rungs: list[tuple[_Candidate, list[int], dict[str, Any]]] = []
+    for candidate in _ladder(_initial_patch(median_shape, dims), batch, dims, minimum):
+        patch, pools, kernels = _fit_patch(candidate.patch, grid_spacing, dims)
+        if (
+            rungs
+            and rungs[-1][1] == patch
+            and rungs[-1][0].base == candidate.base
+            and rungs[-1][0].batch == candidate.batch
+        ):
+            continue
+        rungs.append((candidate, patch, _network(dims, fp.channels, fp.num_classes, candidate.base, pools, kernels)))
+    timings: dict[int, StepTiming] = {}
+
+    def cost(index: int) -> float:
+        candidate, patch, _ = rungs[index]
+        return float(candidate.batch * np.prod(patch) * candidate.base**2)
+
+    def timing_of(index: int) -> StepTiming:
+        if index in timings:
+            return timings[index]
+        nearest = min(timings, key=lambda k: abs(math.log(cost(k) / cost(index))))
+        ratio = cost(index) / cost(nearest)
+        forward_ratio = ratio * rungs[nearest][0].batch / rungs[index][0].batch
+        return StepTiming(timings[nearest].train_step_s * ratio, timings[nearest].forward_s * forward_ratio)
+
+    def measure_rung(index: int) -> StepTiming:
+        candidate, patch, net = rungs[index]
+        timings[index] = timer(net, patch, candidate.batch, device)
+        return timings[index]
+
+    def first_fitting(start: int) -> int:
+        for index in range(start, len(rungs)):
+            if evaluate(rungs[index][0], timing_of(index))["iterations"] >= min_iterations:
+                return index
+        return len(rungs) - 1
+
+    last = len(rungs) - 1
+    measure_rung(last)
+    index = first_fitting(0)
+    for _ in range(3):
+        measure_rung(index)
+        if evaluate(rungs[index][0], timings[index])["iterations"] >= 0.9 * min_iterations or index == last:
+            break
+        index = first_fitting(index + 1)
+    candidate, patch, net = rungs[index]
+    timing = timings[index]
+    measured = [(rungs[k][0], timings[k], evaluate(rungs[k][0], timings[k])) for k in sorted(timings)]
+    outcome = evaluate(candidate, timing)
+    reasons["calibration"] = (
+        f"{len(measured)} configuration(s) timed on {device}; the first whose training step lets the "
+        f"{budget_minutes:g}-minute budget hold at least {min_iterations} iterations "
+        f"({ITERATIONS_PER_MINUTE} per minute, at least 250) "
+        f"is kept: {timing.train_step_s:.3f} s per step, about {outcome['iterations']:.0f} iterations."
+        + ("" if outcome["iterations"] >= min_iterations else " No configuration reached that; the smallest is used.")
+    )
+    reasons["network"] = (
+        f"same-padding U-Net, instance norm, {len(net['pools'])} poolings for a {patch} patch "
+        f"(per axis until the map is {MIN_FEATURE_MAP} voxels, a coarse axis waiting until the others catch up), "
+        f"widths from {candidate.base} doubling to at most {FEATURE_CAP}."
+    )
+    reasons["patch_size"] = (
+        f"median case at the target spacing is {np.round(median_shape).astype(int).tolist()} voxels; the patch "
+        f"{patch} is the largest the budget allows (capped at {MAX_PATCH_VOXELS[dims]} voxels), rounded to the "
+        "network's pooling factors."
+    )
+    samples_per_case = 1 if dims == 2 else 2
+    epoch_length = max(1, int(outcome["iterations"] / max(outcome["validations"], 1)))
+    budget = {
+        "minutes": budget_minutes,
+        "seconds": budget_s,
+        "train_step_s": round(timing.train_step_s, 4),
+        "forward_s": round(timing.forward_s, 4),
+        "validation_estimate_s": round(outcome["validation_s"], 2),
+        "validations_planned": int(outcome["validations"]),
+        "iterations_estimate": int(outcome["iterations"]),
+        "epoch_length": epoch_length,
+        "calibrated": [
+            {
+                "patch": _fit_patch(c.patch, grid_spacing, dims)[0],
+                "batch": c.batch,
+                "base_width": c.base,
+                "train_step_s": round(t.train_step_s, 4),
+                "iterations": int(o["iterations"]),
+            }
+            for c, t, o in measured
+        ],
+    }
+    reasons["budget"] = (
+        f"an epoch is {epoch_length} iterations, so about {outcome['validations']} validations "
+        f"({outcome['validation_s']:.1f} s each) take about {VALIDATION_SHARE:.0%} of the budget; the learning "
+        "rate follows the elapsed time and reaches zero when the budget ends."
+    )
+    anisotropic_axis = None
+    if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
+        anisotropic_axis = int(np.argmax(spacing))
+    rotate = 0.26
+    rotate_range: float | list[float] = rotate
+    if dims == 3 and anisotropic_axis is not None:
+        rotate_range = [rotate if a == anisotropic_axis else 0.0 for a in range(3)]
+    augmentation = {
+        "elastic_sigma_voxels": [round(0.03 * p, 3) for p in patch],
+        "num_control_points": 3,
+        "rotate_range": rotate_range,
+        "zoom_range": [0.85, 1.2],
+        "flip_axes": list(range(dims)),
+        "margin": [min(8, max(0, p // 8)) for p in patch],
+    }
+    reasons["augmentation"] = (
+        "elastic deformation on a 3-point control grid (σ = 3 % of the patch per axis), rotation ±15°"
+        + (" about the coarse axis only (anisotropic data)" if isinstance(rotate_range, list) else "")
+        + ", zoom 0.85-1.2 and flips of every axis, in one resampling; intensity scale, shift, gamma and noise."
+    )
+    inference = {
+        "roi_size": patch,
+        "overlap": INFERENCE_OVERLAP,
+        "validation_overlap": VALIDATION_OVERLAP,
+        "mode": "gaussian",
+        "sw_batch_size": 2 if dims == 3 else 4,
+        "tta_axes": [],
+    }
+    reasons["inference"] = (
+        f"tiles of the training patch, overlap {INFERENCE_OVERLAP} with Gaussian blending; validation during training "
+        f"uses overlap {VALIDATION_OVERLAP} to keep its cost inside the budget. Test-time mirroring is off "
+        "(2^axes times the cost on a CPU); set tta_axes to turn it on."
+    )
+    return Plan(
+        spatial_dims=dims,
+        in_channels=fp.channels,
+        num_classes=fp.num_classes,
+        label_values=dataset.label_values,
+        label_names=list(dataset.labels.values()),
+        channel_names=_channel_names(dataset, fp),
+        target_spacing=spacing,
+        normalisation=normalisation,
+        network=net,
+        patch_size=patch,
+        batch_size=candidate.batch,
+        samples_per_case=samples_per_case,
+        augmentation=augmentation,
+        loss={"name": "DiceCELoss", "include_background": False, "batch": True},
+        optimiser={"name": "Adam", "lr": LEARNING_RATE, "weight_decay": 1e-5, "poly_power": 0.9},
+        budget=budget,
+        split=split,
+        inference=inference,
+        device=device,
+        seed=seed,
+        reasons=reasons,
+    )
+
+
+def _median_shape_of(case, spacing: Sequence[float] | None, scale: float) -> list[float]:
+    if spacing is None:
+        return [s * scale for s in case.shape]
+    return [s * sp / t for s, sp, t in zip(case.shape, case.spacing, spacing, strict=True)]
+
+
+def _channel_names(dataset: PlanDataset, fp: Fingerprint) -> list[str]:
+    if len(dataset.modality) == fp.channels:
+        return list(dataset.modality)
+    if fp.channels == 3 and len(dataset.modality) <= 1:
+        base = dataset.modality[0] if dataset.modality else "image"
+        return [f"{base} {c}" for c in ("red", "green", "blue")]
+    return [dataset.modality[i] if i < len(dataset.modality) else f"channel {i}" for i in range(fp.channels)]

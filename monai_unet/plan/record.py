@@ -1,0 +1,96 @@
+"""What training leaves in the plans: iterations, epochs and seconds spent, and the post-processing it chose."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from monai_unet.io.atomic import atomic_path
+
+__all__ = ["MIN_GAIN", "history_rows", "read_plans", "record_training"]
+
+logger = logging.getLogger(__name__)
+
+#: Mean validation Dice a class must gain from keeping its largest component for the step to be kept.
+MIN_GAIN = 0.002
+
+
+def _plans_path(bundle_root: str | Path) -> Path:
+    return Path(bundle_root) / "configs" / "plans.json"
+
+
+def read_plans(bundle_root: str | Path) -> dict[str, Any]:
+    """``configs/plans.json`` of a planned bundle.
+
+    Raises:
+        ValueError: the file is missing or not JSON (the message names it).
+    """
+    path = _plans_path(bundle_root)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing; this bundle was not written by monai-unet plan") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: is not valid JSON ({error})") from None
+
+
+def _best_row(history) -> dict[str, float] | None:
+    rows = [row for row in history.history if row.get("epoch") == history.best_epoch]
+    return rows[-1] if rows else None
+
+
+def record_training(bundle_root: str | Path, history, output_dir: str | Path) -> dict[str, Any]:
+    """Write the training summary and the post-processing decision into ``configs/plans.json`` (atomically).
+
+    Post-processing: keeping only the largest connected component of class ``c`` is chosen when, at the best
+    validation, it raised that class's mean Dice by at least :data:`MIN_GAIN` (the ``val_dice_lcc_<c>`` and
+    ``val_dice_<c>`` metrics of :class:`monai_unet.handlers.ComponentChoice`).
+
+    Args:
+        bundle_root: the planned bundle.
+        history: the run's :class:`monai_unet.handlers.ValidationHistory`.
+        output_dir: the run folder holding ``training_summary.json``.
+
+    Returns:
+        The updated plans.
+    """
+    plans = read_plans(bundle_root)
+    summary_path = Path(output_dir) / "training_summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    best = _best_row(history)
+    summary.update({"best_epoch": history.best_epoch, "best_metric": history.best_metric, "best_row": best})
+    keep, gains = [], {}
+    num_classes = int(plans["plan"]["num_classes"])
+    if best is not None:
+        for c in range(1, num_classes):
+            raw, kept = best.get(f"val_dice_{c}"), best.get(f"val_dice_lcc_{c}")
+            if raw is None or kept is None:
+                continue
+            gains[str(c)] = round(kept - raw, 5)
+            if kept - raw >= MIN_GAIN:
+                keep.append(c)
+    plans["training"] = summary
+    plans["postprocessing"] = {
+        "keep_largest_labels": keep,
+        "decided": best is not None,
+        "dice_gain_per_class": gains,
+        "reason": (
+            f"kept for the classes whose validation Dice rose by at least {MIN_GAIN} at the best epoch"
+            if best is not None
+            else "no validation ran; nothing is post-processed"
+        ),
+    }
+    path = _plans_path(bundle_root)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(plans, indent=4) + "\n", encoding="utf-8")
+    logger.info("recorded training (%s) and post-processing %s in %s", summary, keep, path)
+    return plans
+
+
+def history_rows(csv_path: str | Path) -> list[dict[str, float]]:
+    """Rows of a ``validation_history.csv`` as floats (for reports)."""
+    with open(csv_path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

@@ -1,0 +1,377 @@
+"""``monai-unet plan``: datasets read and refused, plans derived, bundles written that the stock runner accepts."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.bundle import ConfigWorkflow
+from PIL import Image
+from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_dataset, write_rgb_dataset
+
+from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
+from monai_unet.plan.bundle import write_bundle
+from monai_unet.plan.calibrate import StepTiming
+
+
+def fixed_timer(network_kwargs, patch, batch, device="cpu"):
+    """A machine-independent stand-in for the calibration: cost ∝ voxels × batch × width²."""
+    work = math.prod(patch) * batch * network_kwargs["features"][0] ** 2
+    return StepTiming(train_step_s=work * 2e-8, forward_s=work * 5e-9 / batch)
+
+
+def _plan(source, budget=20.0, fold=0):
+    dataset = read_dataset(source)
+    fingerprint = measure(dataset, progress=False)
+    return dataset, fingerprint, make_plan(dataset, fingerprint, budget, fold=fold, timer=fixed_timer)
+
+
+# --------------------------------------------------------------------------------------------------- reading
+def test_png_dataset_labels_map_background_by_name(tmp_path):
+    dataset = read_dataset(write_png_dataset(tmp_path))
+    assert dataset.label_values == [255, 0]  # the class named "background" is class 0 whatever its value
+    assert list(dataset.labels.values()) == ["background", "membrane"]
+    assert [c.name for c in dataset.training][:2] == ["em00", "em01"]
+    assert dataset.terms == "CC0 (synthetic test data)"
+
+
+def test_msd_folder_groups_channels(tmp_path):
+    dataset = read_dataset(write_msd_folder(tmp_path))
+    assert len(dataset.training) == 4
+    assert all(len(c.images) == 2 for c in dataset.training)
+    assert dataset.training[0].images[0].name == "pat0_0000.nii.gz"
+    assert dataset.modality == ("T1", "T2")
+
+
+def test_time_points_of_one_patient_share_a_fold(tmp_path):
+    from monai_unet.plan.dataset import group_of
+
+    assert group_of("patient001_frame01") == group_of("patient001_frame02") == "patient001"
+    assert group_of("la_003") == "la_003"
+    assert group_of("brats_2013_pat0004_1") == "brats_2013_pat0004_1"
+
+
+# ------------------------------------------------------------------------------------------------ bad datasets
+def _dataset_json(root: Path, **changes) -> Path:
+    path = write_nifti_dataset(root, cases=3)
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_missing_file_names_the_case(tmp_path):
+    path = _dataset_json(tmp_path)
+    (tmp_path / "imagesTr" / "case1.nii.gz").unlink()
+    with pytest.raises(DatasetError, match=r"case case1.*case1.nii.gz does not exist"):
+        read_dataset(path)
+
+
+def test_label_on_another_grid_is_refused(tmp_path):
+    path = _dataset_json(tmp_path)
+    label = tmp_path / "labelsTr" / "case2.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((24, 20, 15), np.uint8), np.eye(4)), label)
+    with pytest.raises(
+        DatasetError, match=r"case case2: image .* is \(24, 20, 16\) voxels but label .* \(24, 20, 15\)"
+    ):
+        measure(read_dataset(path), progress=False)
+
+
+def test_label_with_shifted_origin_is_refused(tmp_path):
+    path = _dataset_json(tmp_path)
+    label = tmp_path / "labelsTr" / "case0.nii.gz"
+    image = nib.load(label)
+    affine = image.affine.copy()
+    affine[0, 3] += 2.0
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), affine), label)
+    with pytest.raises(DatasetError, match=r"case case0: .*different origin, spacing or direction"):
+        measure(read_dataset(path), progress=False)
+
+
+def test_undeclared_label_value_is_refused(tmp_path):
+    path = _dataset_json(tmp_path, labels={"0": "background", "1": "outer"})
+    with pytest.raises(DatasetError, match=r"case case0: label .* holds value\(s\) 2 not declared"):
+        measure(read_dataset(path), progress=False)
+
+
+def test_channel_count_must_agree(tmp_path):
+    path = _dataset_json(tmp_path)
+    data = json.loads(path.read_text())
+    data["training"][1]["image"] = ["imagesTr/case1.nii.gz", "imagesTr/case2.nii.gz"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"case imagesTr: 3D with 2 channel\(s\), but the first case"):
+        measure(read_dataset(path), progress=False)
+
+
+def test_dimensions_must_agree(tmp_path):
+    path = _dataset_json(tmp_path)
+    Image.fromarray(np.zeros((24, 20), np.uint8)).save(tmp_path / "imagesTr" / "flat.png")
+    Image.fromarray(np.zeros((24, 20), np.uint8)).save(tmp_path / "labelsTr" / "flat.png")
+    data = json.loads(path.read_text())
+    data["training"].append({"image": "imagesTr/flat.png", "label": "labelsTr/flat.png"})
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"case flat: 2D with 1 channel\(s\), but the first case .* is 3D"):
+        measure(read_dataset(path), progress=False)
+
+
+def test_empty_training_list_is_refused(tmp_path):
+    path = _dataset_json(tmp_path, training=[])
+    with pytest.raises(DatasetError, match="'training' list is empty"):
+        read_dataset(path)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("[1, 2]", "holds a list"),
+        ('{"labels": {"0": "background", "1": "x"}}', "no 'training' list"),
+        ("{not json", "is not valid JSON"),
+        ('{"training": [{"image": "a.nii.gz"}], "labels": {"0": "background", "1": "x"}}', "with 'image' and 'label'"),
+        ('{"training": [], "labels": {"0": "a", "1": "b"}}', "'training' list is empty"),
+        ('{"training": [{"image": "a", "label": "b"}], "labels": {"1": "x", "2": "y"}}', "no value 0"),
+        ('{"training": [{"image": "a", "label": "b"}], "labels": {"zero": "background", "1": "y"}}', "not an integer"),
+    ],
+)
+def test_json_that_is_not_msd_shaped(tmp_path, content, message):
+    path = tmp_path / "dataset.json"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(path)
+
+
+def test_cli_reports_a_bad_dataset_with_exit_2(tmp_path):
+    path = _dataset_json(tmp_path, labels={"0": "background", "1": "outer"})
+    result = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", "plan", str(path), "-o", str(tmp_path / "b"), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "case case0" in result.stderr and "not declared" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------------------------------------------- plans
+def test_anisotropic_two_channel_plan(tmp_path):
+    _dataset, fingerprint, plan = _plan(write_msd_folder(tmp_path))
+    assert fingerprint.spatial_dims == 3 and fingerprint.channels == 2
+    assert plan.in_channels == 2 and plan.channel_names == ["T1", "T2"]
+    assert plan.target_spacing == [1.0, 1.0, 6.0]
+    pools = plan.network["pools"]
+    assert pools[0] == [2, 2, 1], "the 6 mm axis is not pooled at the first level"
+    assert plan.network["kernels"][0] == [3, 3, 1]
+    divisors = [math.prod(p[a] for p in pools) for a in range(3)]
+    assert all(s % d == 0 for s, d in zip(plan.patch_size, divisors, strict=True))
+    assert plan.augmentation["rotate_range"] == [0.0, 0.0, 0.26]
+    assert plan.split["num_folds"] == 4 and len(plan.split["validation"]) == 1
+    assert plan.normalisation["scheme"] == "zscore"
+
+
+def test_rgb_jpeg_plan_reads_three_channels(tmp_path):
+    _, fingerprint, plan = _plan(write_rgb_dataset(tmp_path))
+    assert fingerprint.channels == 3 and fingerprint.source_dtype == "uint8"
+    assert plan.normalisation["scheme"] == "rgb"
+    assert plan.channel_names == ["colonoscopy RGB red", "colonoscopy RGB green", "colonoscopy RGB blue"]
+    assert plan.target_spacing is None and plan.spatial_dims == 2
+
+
+def test_ct_is_clipped_and_z_scored_with_dataset_statistics(tmp_path):
+    path = _dataset_json(tmp_path, modality={"0": "CT"})
+    _, fingerprint, plan = _plan(path)
+    norm = plan.normalisation
+    assert norm["scheme"] == "ct"
+    low, high = norm["clip"][0]
+    assert low < fingerprint.foreground[0].mean < high
+    assert norm["mean"][0] == pytest.approx(fingerprint.foreground[0].mean, abs=1e-3)
+
+
+def test_plans_are_deterministic(tmp_path):
+    source = write_nifti_dataset(tmp_path)
+    first = _plan(source)[2].to_dict()
+    second = _plan(source)[2].to_dict()
+    assert first == second
+
+
+def test_budget_shrinks_the_configuration(tmp_path):
+    source = write_png_dataset(tmp_path, size=(256, 256))
+    big = _plan(source, budget=60.0)[2]
+    small = _plan(source, budget=0.5)[2]
+    cost = [p.batch_size * math.prod(p.patch_size) * p.network["features"][0] ** 2 for p in (big, small)]
+    assert cost[1] < cost[0]
+    assert small.budget["iterations_estimate"] > 0
+
+
+def test_folds_are_disjoint_and_cover_every_case(tmp_path):
+    source = write_png_dataset(tmp_path, cases=10)
+    dataset = read_dataset(source)
+    from monai_unet.plan.recipe import choose_split
+
+    held = [choose_split(dataset, k)["validation"] for k in range(5)]
+    assert sorted(n for names in held for n in names) == sorted(c.name for c in dataset.training)
+    with pytest.raises(ValueError, match="--fold must be between 0 and 4"):
+        choose_split(dataset, 5)
+
+
+# --------------------------------------------------------------------------------------------------- bundles
+def _write(source, tmp_path, budget=20.0):
+    dataset, fingerprint, plan = _plan(source, budget)
+    return write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "test bundle"), plan
+
+
+def test_train_and_inference_share_network_and_preprocessing(tmp_path):
+    bundle, _ = _write(write_nifti_dataset(tmp_path / "data"), tmp_path)
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    inference = json.loads((bundle / "configs" / "inference.json").read_text())
+    for key in ("network_def", "preprocessing_steps", "patch_size", "target_spacing", "num_classes"):
+        assert train[key] == inference[key], key
+
+
+def test_bundle_is_not_overwritten_without_force(tmp_path):
+    source = write_png_dataset(tmp_path / "data")
+    bundle, _ = _write(source, tmp_path)
+    dataset, fingerprint, plan = _plan(source)
+    with pytest.raises(FileExistsError, match="--force"):
+        write_bundle(bundle, plan, dataset, fingerprint, "again")
+    write_bundle(bundle, plan, dataset, fingerprint, "again", force=True)
+    assert json.loads((bundle / "configs" / "metadata.json").read_text())["name"] == "again"
+
+
+@pytest.mark.parametrize("workflow_type,config", [("train", "train.json"), ("inference", "inference.json")])
+def test_planned_bundle_passes_check_properties(tmp_path, workflow_type, config):
+    bundle, _ = _write(write_nifti_dataset(tmp_path / "data"), tmp_path)
+    workflow = ConfigWorkflow(
+        config_file=str(bundle / "configs" / config),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        workflow_type=workflow_type,
+        bundle_root=str(bundle),
+    )
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+
+
+@pytest.mark.parametrize("writer", [write_msd_folder, write_rgb_dataset], ids=["3d-anisotropic", "2d-rgb"])
+def test_planned_bundle_passes_verify_net_in_out(tmp_path, writer):
+    bundle, _ = _write(writer(tmp_path / "data"), tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_net_in_out",
+            "network_def",
+            "--meta_file",
+            str(bundle / "configs" / "metadata.json"),
+            "--config_file",
+            str(bundle / "configs" / "inference.json"),
+            "--n",
+            "1",
+            "--bundle_root",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "data shape of network is verified" in result.stdout + result.stderr
+
+
+def test_bundle_docs_and_license(tmp_path):
+    bundle, plan = _write(write_png_dataset(tmp_path / "data"), tmp_path)
+    readme = (bundle / "docs" / "README.md").read_text()
+    for reason in plan.reasons.values():
+        assert reason in readme
+    assert "CC0 (synthetic test data)" in (bundle / "LICENSE").read_text()
+    split = json.loads((bundle / "configs" / "split.json").read_text())
+    assert split["validation"] and split["training"]
+    assert {item["image"] for item in split["validation"]}.isdisjoint(item["image"] for item in split["training"])
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.mark.parametrize(
+    "writer,ext",
+    [(write_png_dataset, ".png"), (write_nifti_dataset, ".nii.gz")],
+    ids=["2d-png", "3d-nifti-multiclass"],
+)
+def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
+    source = writer(tmp_path / "data")
+    bundle = tmp_path / "bundle"
+    planned = _cli("plan", str(source), "-o", str(bundle), "--budget-min", "0.25", "--no-progress")
+    assert planned.stdout.strip() == str(bundle.resolve())
+
+    _cli("train", "--bundle", str(bundle))
+    plans = json.loads((bundle / "configs" / "plans.json").read_text())
+    summary = plans["training"]
+    assert summary["iterations"] >= 1 and summary["validations"] >= 1
+    assert summary["seconds"] <= 0.25 * 60 + 20, "the run overshot its budget by more than the slack"
+    assert plans["postprocessing"]["decided"] is True
+    assert (bundle / "models" / "model.pt").is_file()
+
+    _cli("evaluate", "--bundle", str(bundle))
+    metrics = json.loads((bundle / "eval" / "metrics_summary.json").read_text())
+    assert 0.0 <= metrics["metrics"]["val_mean_dice"] <= 1.0
+
+    cases = read_dataset(source).training
+    out = tmp_path / "out"
+    if ext == ".png":
+        inputs = tmp_path / "inputs"
+        inputs.mkdir()
+        for case in cases[:2]:
+            shutil.copy(case.images[0], inputs / case.images[0].name)
+        _cli("infer", "--bundle", str(bundle), "--dataset-dir", str(inputs), "--output-dir", str(out))
+        for case in cases[:2]:
+            written = np.asarray(Image.open(out / f"{case.name}_seg.png"))
+            assert written.shape == np.asarray(Image.open(case.images[0])).shape
+            assert set(np.unique(written)) <= {0, 1}
+    else:
+        _cli("infer", "--bundle", str(bundle), "--dataset-dir", str(source), "--output-dir", str(out))
+        written = nib.load(out / "new_seg.nii.gz")
+        source_image = nib.load(source.parent / "imagesTs" / "new.nii.gz")
+        assert written.shape == source_image.shape
+        np.testing.assert_allclose(written.affine, source_image.affine, atol=1e-4)
+        assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2}
+
+    single = tmp_path / f"single_seg{ext}"
+    _cli("segment", str(cases[0].images[0]), "-o", str(single), "--bundle", str(bundle), "--no-progress")
+    assert single.is_file()
+
+
+def test_plan_on_real_acdc_cases(tmp_path, shared_data):
+    acdc = shared_data / "acdc_3dcardiac_subset"
+    data = json.loads((acdc / "dataset.json").read_text())
+    subset = {
+        **data,
+        "training": data["training"][:4],
+        "validation": [],
+    }
+    for item in subset["training"]:
+        for key in ("image", "label"):
+            item[key] = str(acdc / item[key])
+    source = tmp_path / "dataset.json"
+    source.write_text(json.dumps(subset))
+    dataset, fingerprint, plan = _plan(source)
+    assert plan.num_classes == 4 and plan.spatial_dims == 3
+    assert plan.target_spacing[2] == pytest.approx(10.0) and plan.network["pools"][0][2] == 1
+    assert set(plan.split["validation"]) == {"patient001_frame01", "patient001_frame02"} or set(
+        plan.split["validation"]
+    ) == {"patient002_frame01", "patient002_frame02"}
+    bundle = write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "acdc")
+    assert json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"][
+        "channel_def"
+    ] == {"0": "background", "1": "right ventricle", "2": "myocardium", "3": "left ventricle"}
