@@ -174,6 +174,36 @@ def test_roi_is_corrected_to_the_nearest_valid_size(caplog) -> None:
     assert "nearest valid size (60, 60)" in caplog.text
 
 
+def _anisotropic_net(pools, features=(4, 8, 16)) -> UNet:
+    torch.manual_seed(7)
+    kernels = [[3, 3, 1] if 1 in step else [3, 3, 3] for step in pools] + [[3, 3, 3]]
+    return UNet(
+        3, 1, 3, features=features, padding="same", norm="batch", dropout=0.0, pools=pools, kernels=kernels
+    ).eval()
+
+
+def test_anisotropic_net_roi_is_corrected_per_axis() -> None:
+    plan = [[2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]]  # depth 5, divisors (16, 16, 4)
+    for pools, z_divisor, z_tile in [(plan[1:3], 2, 10), (plan[2:], 4, 12), (plan, 4, 12), (plan[:2], 1, 10)]:
+        net = _anisotropic_net(pools, features=(2,) * (len(pools) + 1))
+        assert net.divisors[2] == z_divisor
+        tilings = OverlapTileInferer((160, 160, 10))._tilings(net, (300, 280, 17))
+        assert tuple(t.input_tile for t in tilings) == (160, 160, z_tile)  # 10 is a tie between 8 and 12: up
+
+
+def test_anisotropic_net_returns_the_input_shape_and_equals_monai(caplog) -> None:
+    net = _anisotropic_net([[2, 2, 1], [2, 2, 2]]).double()  # divisors (4, 4, 2)
+    image = torch.from_numpy(np.random.default_rng(8).normal(size=(1, 1, 21, 18, 7)))  # z = 7: not a multiple of 2
+    with caplog.at_level(logging.INFO, logger="monai_unet.inferers.overlap_tile"):
+        ours = OverlapTileInferer((16, 16, 5), sw_batch_size=2, overlap=0.5, strict_fp32=True)(image, net)
+    assert "nearest valid size (16, 16, 6)" in caplog.text
+    assert ours.shape == (1, 3, 21, 18, 7)
+    expected = sliding_window_inference(image, (16, 16, 6), 2, net, overlap=0.5)
+    assert (ours.double() - expected).abs().max() <= 1e-5
+    labels = OverlapTileInferer((16, 16, 5), output="labels", fast=True)(image.float(), net.float())
+    assert labels.shape == (1, 1, 21, 18, 7)
+
+
 def test_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="mode"):
         OverlapTileInferer(16, mode="linear")

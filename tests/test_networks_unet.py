@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,10 @@ from torch import nn
 from monai_unet.networks import UNet, UNetGeometry
 
 TINY = (2, 3, 4, 5, 6)  # channel widths small enough to forward many sizes quickly
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "bundles/brain_tumor_mri_segmentation/models/model.pt"
+# nnU-Net-style 3D plan for thick slices, depth 3: z is pooled only at the second step and convolved in-plane at the top
+ANISO_POOLS = [[2, 2, 1], [2, 2, 2]]
+ANISO_KERNELS = [[3, 3, 1], [3, 3, 3], [3, 3, 3]]
 
 
 def _tiny(spatial_dims: int, depth: int, **kwargs) -> UNet:
@@ -60,14 +65,17 @@ def test_he_normal_initialisation():
 def _pool_input_sizes(net: UNet, x: torch.Tensor) -> list[tuple[int, ...]]:
     """Spatial sizes that reach each max pooling, recorded by a hook on an un-checked (scripted-path) forward."""
     seen: list[tuple[int, ...]] = []
-    handle = net.pool.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[2:])))
+    handles = [
+        pool.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[2:]))) for pool in net.pools[1:]
+    ]
     try:
         net._check_input = lambda _x: None  # bypass the size check to watch what the layers receive
         net(x)
     except RuntimeError:
         seen.append((0,))  # a layer could not run at all: the size is invalid
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         del net._check_input
     return seen
 
@@ -163,7 +171,8 @@ def test_valid_mode_is_translation_exact(spatial_dims, depth, upsample, norm):
 # ----------------------------------------------------------------------------------- training and construction
 def test_every_parameter_receives_a_gradient():
     torch.manual_seed(0)
-    for kwargs in [dict(), dict(upsample="interp", norm="batch"), dict(padding="same", norm="instance")]:
+    anisotropic = dict(padding="same", upsample="interp", pools=[[2, 1], [2, 2]], kernels=[[3, 1], [3, 3], [1, 3]])
+    for kwargs in [dict(), dict(upsample="interp", norm="batch"), dict(padding="same", norm="instance"), anisotropic]:
         net = UNet(2, 2, 3, features=(4, 8, 16), dropout=0.5, **kwargs).train()
         x = torch.randn(2, 2, *net.valid_input_shape((40, 40)))
         net(x).square().mean().backward()
@@ -249,7 +258,15 @@ def test_torchscript_matches_eager(spatial_dims, kwargs, tmp_path):
             assert (other(x) - reference).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("spatial_dims,kwargs", [(2, dict()), (3, dict(upsample="interp", norm="batch"))])
+@pytest.mark.parametrize(
+    "spatial_dims,kwargs",
+    [
+        (2, dict()),
+        (3, dict(upsample="interp", norm="batch")),
+        (3, dict(padding="same", upsample="interp", pools=ANISO_POOLS, kernels=ANISO_KERNELS)),
+        (3, dict(padding="same", norm="batch", pools=ANISO_POOLS, kernels=ANISO_KERNELS)),
+    ],
+)
 def test_onnx_export_matches_eager(spatial_dims, kwargs, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -273,3 +290,148 @@ def test_geometry_margin_formula_agrees_with_walking_sizes():
         for k in range(4):
             n = size + k * geometry.divisor
             assert geometry.output_size(n) == n - 2 * geometry.margin
+
+
+# ---------------------------------------------------------------------------------------- anisotropic (nnU-Net) plans
+def _aniso(**kwargs) -> UNet:
+    kwargs.setdefault("dropout", 0.0)
+    kwargs.setdefault("padding", "same")
+    kwargs.setdefault("pools", ANISO_POOLS)
+    kwargs.setdefault("kernels", ANISO_KERNELS)
+    return UNet(3, 1, 2, features=(4, 8, 16), **kwargs).eval()
+
+
+@pytest.mark.parametrize("upsample", ["deconv", "interp"])
+def test_anisotropic_network_layers_and_output_shape(upsample):
+    torch.manual_seed(0)
+    net = _aniso(upsample=upsample)
+    assert net.pool_factors == ((2, 2, 1), (2, 2, 2))
+    assert net.kernel_sizes == ((3, 3, 1), (3, 3, 3), (3, 3, 3))
+    assert net.divisors == (4, 4, 2)
+    assert [g.poolings for g in net.axis_geometries] == [2, 2, 1]
+    assert net.margin == 0 and net.geometry.divisor == 4
+    # encoder: the level's kernel with k // 2 zero padding; pooling kernel = stride = the step's factors
+    top = net.down[0][0]
+    assert top.kernel_size == (3, 3, 1) and top.padding == (1, 1, 0)
+    assert net.down[0][2].kernel_size == (3, 3, 1)
+    assert net.down[1][0].kernel_size == (3, 3, 3) and net.down[1][0].padding == (1, 1, 1)
+    assert isinstance(net.pools[0], nn.Identity)
+    assert [tuple(p.kernel_size) for p in net.pools[1:]] == [(2, 2, 1), (2, 2, 2)]
+    assert [tuple(p.stride) for p in net.pools[1:]] == [(2, 2, 1), (2, 2, 2)]
+    # decoder[0] undoes step 1 (into level 1), decoder[1] undoes step 0 and convolves with the top level's kernel
+    assert net.decoder[1].conv[0].kernel_size == (3, 3, 1)
+    if upsample == "deconv":
+        assert net.decoder[0].up.kernel_size == (2, 2, 2) and net.decoder[0].up.stride == (2, 2, 2)
+        assert net.decoder[1].up.kernel_size == (2, 2, 1) and net.decoder[1].up.stride == (2, 2, 1)
+    else:
+        assert net.decoder[1].up[1].scale_factor == (2.0, 2.0, 1.0)
+    with torch.no_grad():
+        for shape in [(32, 32, 4), (12, 8, 2), (16, 20, 6)]:
+            y = net(torch.randn(1, 1, *shape))
+            assert tuple(y.shape) == (1, 2, *shape) == net.output_shape((1, 1, *shape))
+
+
+def test_anisotropic_network_refuses_sizes_off_its_per_axis_grid():
+    net = _aniso()
+    with pytest.raises(ValueError, match=r"size 5 along spatial axis 2 .* multiples of 2.* 4 or 6"):
+        net(torch.zeros(1, 1, 32, 32, 5))
+    with pytest.raises(ValueError, match=r"size 30 along spatial axis 0 .* multiples of 4.* 28 or 32"):
+        net.output_shape((30, 32, 4))
+    assert net.valid_input_shape((30, 17, 5)) == (32, 20, 6)
+    assert net.valid_input_shape(1) == (4, 4, 2)
+    # the arithmetic agrees with what the layers do along the sparsely pooled axis
+    for z in range(1, 11):
+        x = torch.zeros(1, 1, 8, 8, z)
+        if net.axis_geometries[2].output_size(z) is None:
+            with pytest.raises(ValueError, match="does not fit this U-Net"):
+                net(x)
+        else:
+            with torch.no_grad():
+                assert net(x).shape[2:] == (8, 8, z)
+            assert all(s[2] % 2 == 0 for s in _pool_input_sizes(net, x)[1:])  # z is pooled at the second step
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(padding="valid", pools=ANISO_POOLS), r"pools other than the default .* need padding='same'"),
+        (dict(padding="valid", kernels=ANISO_KERNELS), r"kernels other than the default .* need padding='same'"),
+        (dict(pools=[[2, 2, 1]]), r"pools needs 2 entries \(one per pooling step.* got 1 entries"),
+        (dict(kernels=ANISO_KERNELS[:2]), r"kernels needs 3 entries \(one per level.* got 2 entries"),
+        (dict(pools=[[2, 2, 1], [2, 2]]), r"pools\[1\] must be a list of 3 values, each 1 or 2"),
+        (dict(pools=[[2, 2, 4], [2, 2, 2]]), r"pools\[0\] values must each be 1 or 2"),
+        (dict(kernels=[[3, 3, 5], [3, 3, 3], [3, 3, 3]]), r"kernels\[0\] values must each be 1 or 3"),
+        (dict(pools=2), "pools must be a list of 2 entries"),
+    ],
+)
+def test_bad_anisotropic_arguments_raise_clear_errors(kwargs, message):
+    kwargs = dict(padding="same") | kwargs
+    with pytest.raises(ValueError, match=message):
+        UNet(3, 1, 2, features=(4, 8, 16), **kwargs)
+
+
+def test_default_pools_and_kernels_are_the_isotropic_network():
+    explicit = UNet(3, 1, 2, features=(4, 8, 16), pools=[[2, 2, 2]] * 2, kernels=[[3, 3, 3]] * 3)  # valid is fine
+    assert explicit.geometry == UNetGeometry(3) and explicit.axis_geometries == (UNetGeometry(3),) * 3
+    assert explicit.divisors == (4, 4, 4)
+    assert UNetGeometry(3, "same", poolings=None) == UNetGeometry(3, "same", poolings=2)
+    assert UNetGeometry(5, "same", poolings=2).divisor == 4
+    with pytest.raises(ValueError, match="valid padding needs a 2× pooling of every axis"):
+        UNetGeometry(3, "valid", poolings=1)
+    with pytest.raises(ValueError, match="poolings must be an int from 0 to depth - 1 = 2"):
+        UNetGeometry(3, "same", poolings=3)
+
+
+# Keys of UNet(3, 2, 2, features=(16, 32, 64, 128), padding="same", norm="batch"), recorded from the network before
+# the anisotropic options existed: shipped weights are loaded by these names.
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_BRAIN_KEYS = (
+    [f"down.{lv}.{i}.weight" for lv in range(4) for i in (0, 3)]
+    + [f"down.{lv}.{i}.{b}" for lv in range(4) for i in (1, 4) for b in _BN]
+    + [f"decoder.{st}.up.{w}" for st in range(3) for w in ("weight", "bias")]
+    + [f"decoder.{st}.conv.{i}.weight" for st in range(3) for i in (0, 3)]
+    + [f"decoder.{st}.conv.{i}.{b}" for st in range(3) for i in (1, 4) for b in _BN]
+    + ["head.weight", "head.bias"]
+)
+
+
+def test_default_state_dict_is_unchanged_and_loads_the_shipped_weights():
+    net = UNet(3, 2, 2, features=(16, 32, 64, 128), padding="same", norm="batch")
+    assert len(_BRAIN_KEYS) == 92
+    assert set(net.state_dict()) == set(_BRAIN_KEYS)
+    state = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+
+
+def test_anisotropic_torchscript_matches_eager(tmp_path):
+    torch.manual_seed(0)
+    for kwargs in [dict(norm="batch"), dict(upsample="interp", norm="instance")]:
+        net = _aniso(**kwargs)
+        x = torch.randn(1, 1, 16, 12, 6)
+        scripted = torch.jit.script(net)
+        scripted.save(str(tmp_path / "net.ts"))
+        loaded = torch.jit.load(str(tmp_path / "net.ts"))
+        with torch.no_grad():
+            reference = net(x)
+            assert reference.shape == (1, 2, 16, 12, 6)
+            for other in (scripted, loaded):
+                assert (other(x) - reference).abs().max().item() <= 1e-5
+
+
+def test_anisotropic_network_from_a_bundle_config():
+    config = {
+        "network_def": {
+            "_target_": "monai_unet.networks.UNet",
+            "spatial_dims": 3,
+            "in_channels": 1,
+            "out_channels": 4,
+            "features": [4, 8, 16, 32, 64],
+            "padding": "same",
+            "pools": [[2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]],
+            "kernels": [[3, 3, 1], [3, 3, 1], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+        }
+    }
+    net = ConfigParser(config).get_parsed_content("network_def")
+    assert net.divisors == (16, 16, 4)
+    assert net.output_shape((160, 160, 12)) == (160, 160, 12)
+    assert net.valid_input_shape((150, 150, 9)) == (160, 160, 12)

@@ -72,10 +72,20 @@ def _is_valid_unet(network: nn.Module) -> bool:
     return getattr(network, "padding", None) == "valid" and hasattr(network, "geometry")
 
 
-def _nearest_valid(network: nn.Module, size: int) -> int:
-    """The valid size nearest ``size`` for a network with ``geometry`` (ties go up)."""
-    above = network.geometry.valid_size_at_least(size)
-    below = network.geometry.valid_size_at_most(size)
+def _axis_geometries(network: nn.Module, spatial_dims: int) -> tuple | None:
+    """The network's per-axis ``UNetGeometry``: its ``axis_geometries`` (an anisotropic U-Net pools some axes fewer
+    times), else its one ``geometry`` for every axis, else ``None`` (not our U-Net)."""
+    per_axis = getattr(network, "axis_geometries", None)
+    if per_axis is not None and len(per_axis) == spatial_dims:
+        return tuple(per_axis)
+    geometry = getattr(network, "geometry", None)
+    return None if geometry is None else (geometry,) * spatial_dims
+
+
+def _nearest_valid(geometry: Any, size: int) -> int:
+    """The valid size (voxels) nearest ``size`` along an axis with this ``UNetGeometry`` (ties go up)."""
+    above = geometry.valid_size_at_least(size)
+    below = geometry.valid_size_at_most(size)
     return below if below is not None and size - below < above - size else above
 
 
@@ -272,17 +282,18 @@ class OverlapTileInferer(Inferer):
         roi = tuple(int(r) for r in self._per_axis(self.roi_size, len(spatial)))
         if min(roi) < 1:
             raise ValueError(f"roi_size must be positive, got {self.roi_size}.")
-        if hasattr(network, "geometry"):
-            corrected = tuple(_nearest_valid(network, r) for r in roi)
+        geometries = _axis_geometries(network, len(spatial))
+        if geometries is not None:
+            corrected = tuple(_nearest_valid(g, r) for g, r in zip(geometries, roi, strict=True))
             if corrected != roi:
                 logger.info("roi_size %s is not valid for this U-Net; using the nearest valid size %s", roi, corrected)
             roi = corrected
         if not _is_valid_unet(network):
             overlap = self._per_axis(self.overlap, len(spatial))
             return [sliding_window_axis(s, r, o) for s, r, o in zip(spatial, roi, overlap, strict=True)]
-        margin, geometry = int(network.margin), network.geometry
+        margin = int(network.margin)
         tilings = []
-        for size, r in zip(spatial, roi, strict=True):
+        for size, r, geometry in zip(spatial, roi, geometries, strict=True):
             needed = geometry.valid_size_at_least(size + 2 * margin)  # one tile covering the whole axis
             tile_in = min(r, needed)
             tile_out = geometry.output_size(tile_in)

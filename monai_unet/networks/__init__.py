@@ -1,8 +1,9 @@
-"""Networks: the U-Net and its size arithmetic."""
+"""Networks: the U-Net, its size arithmetic and the CPU-training-friendly 3D convolution it uses."""
 
 from __future__ import annotations
 
+from monai_unet.networks.folded_conv import FoldedConv3d
 from monai_unet.networks.size_arithmetic import UNetGeometry
 from monai_unet.networks.unet import UNet
 
-__all__ = ["UNet", "UNetGeometry"]
+__all__ = ["FoldedConv3d", "UNet", "UNetGeometry"]

@@ -2,8 +2,9 @@
 
 In valid mode (the paper's unpadded convolutions) every 3×3 convolution loses one voxel per side, so a level with
 two convolutions loses 4 voxels per axis at its own resolution, and each 2×2 max pooling needs an even size. In
-same mode nothing is lost and the only condition is that every pooling divides evenly. All sizes here are per
-spatial axis, in voxels.
+same mode nothing is lost and the only condition is that every pooling divides evenly: an axis pooled by 2 at k of
+the steps needs a multiple of 2^k (an anisotropic network, nnU-Net style, pools its thick-slice axis fewer times).
+All sizes here are per spatial axis, in voxels.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ class UNetGeometry:
         upsample: ``"deconv"`` (2×2 up-convolution) or ``"interp"`` (bilinear/trilinear upsampling). In valid mode
             the interpolated map is cropped by one voxel per side, because its outermost voxels are extrapolated
             (replicated) rather than computed from real neighbours; this keeps valid mode translation-exact.
+        poolings: how many of the ``depth - 1`` pooling steps halve this axis (the others leave it as it is);
+            ``None`` (the default) means all of them. Fewer poolings need ``padding="same"``: the valid-mode
+            arithmetic assumes a 2× pooling and 3-voxel convolutions at every level. Stored resolved (an int).
     """
 
     depth: int
     padding: str = "valid"
     upsample: str = "deconv"
+    poolings: int | None = None
 
     def __post_init__(self) -> None:
         if self.depth < 2:
@@ -40,11 +45,24 @@ class UNetGeometry:
             raise ValueError(f"padding must be one of {_PADDINGS}, got {self.padding!r}.")
         if self.upsample not in _UPSAMPLES:
             raise ValueError(f"upsample must be one of {_UPSAMPLES}, got {self.upsample!r}.")
+        poolings = self.depth - 1 if self.poolings is None else self.poolings
+        if isinstance(poolings, bool) or not isinstance(poolings, int) or not 0 <= poolings <= self.depth - 1:
+            raise ValueError(
+                f"poolings must be an int from 0 to depth - 1 = {self.depth - 1} (how many pooling steps halve "
+                f"this axis), got {self.poolings!r}."
+            )
+        if self.padding == "valid" and poolings != self.depth - 1:
+            raise ValueError(
+                f"valid padding needs a 2× pooling of every axis at every step (poolings = depth - 1 = "
+                f"{self.depth - 1}), got poolings={poolings}; use padding='same' for anisotropic pooling."
+            )
+        object.__setattr__(self, "poolings", poolings)  # frozen: resolve the default once, so equal axes compare equal
 
     @property
     def divisor(self) -> int:
-        """Total down-sampling factor, 2^(depth-1): the step between consecutive valid sizes."""
-        return 2 ** (self.depth - 1)
+        """Total down-sampling factor of this axis, 2^poolings (2^(depth-1) by default): the step between
+        consecutive valid sizes, in voxels."""
+        return 2**self.poolings
 
     @property
     def _upsample_crop(self) -> int:
@@ -109,7 +127,11 @@ class UNetGeometry:
             nearest = f"the smallest valid size is {above}. Pad the input to it"
         else:
             nearest = f"the nearest valid sizes are {below} or {above}. Pad or crop the input to one of them"
+        setup = f"depth {self.depth}, {self.padding} padding"
+        if self.padding == "same":
+            pooled = "" if self.poolings == self.depth - 1 else f", pooled {self.poolings}× along this axis"
+            setup += f"{pooled}; sizes must be multiples of {self.divisor}"
         return (
-            f"input size {size} along spatial axis {axis} does not fit this U-Net (depth {self.depth}, "
-            f"{self.padding} padding): {nearest} (UNet.valid_input_shape gives the smallest fitting shape)."
+            f"input size {size} along spatial axis {axis} does not fit this U-Net ({setup}): {nearest} "
+            "(UNet.valid_input_shape gives the smallest fitting shape)."
         )

@@ -1,4 +1,8 @@
-"""The U-Net of Ronneberger et al. (2015) and its 3D form (Çiçek et al. 2016), one class for 2D and 3D."""
+"""The U-Net of Ronneberger et al. (2015) and its 3D form (Çiçek et al. 2016), one class for 2D and 3D.
+
+Anisotropic variants (per-step pooling factors and per-level kernel sizes, as nnU-Net plans them for thick-slice
+scans) are available in same-padding mode.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from monai.networks.layers.factories import Conv, Norm, Pool
 from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
+from monai_unet.networks.folded_conv import FoldedConv3d
 from monai_unet.networks.size_arithmetic import UNetGeometry
 
 __all__ = ["UNet"]
@@ -27,23 +32,26 @@ def _center_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
 
 
 class _DoubleConv(nn.Sequential):
-    """Two 3×3(×3) convolutions, each followed by the optional norm and the activation, then optional dropout."""
+    """Two convolutions (3×3(×3), or the level's per-axis sizes), each followed by the optional norm and the
+    activation, then optional dropout. ``padding`` is per axis, in voxels (0 in valid mode, ``k // 2`` in same)."""
 
     def __init__(
         self,
         spatial_dims: int,
         in_channels: int,
         out_channels: int,
-        padding: int,
+        kernel_size: tuple[int, ...],
+        padding: tuple[int, ...],
         norm: str | None,
         act: str | tuple,
         dropout: float,
     ) -> None:
         layers: list[nn.Module] = []
+        # 3D: FoldedConv3d, an nn.Conv3d (same parameters and state-dict keys) that trains several times faster on
+        # the CPU; it runs the plain conv3d in evaluation, on CUDA and in TorchScript.
+        conv_type = FoldedConv3d if spatial_dims == 3 else Conv[Conv.CONV, spatial_dims]
         for c_in in (in_channels, out_channels):
-            layers.append(
-                Conv[Conv.CONV, spatial_dims](c_in, out_channels, kernel_size=3, padding=padding, bias=norm is None)
-            )
+            layers.append(conv_type(c_in, out_channels, kernel_size=kernel_size, padding=padding, bias=norm is None))
             if norm is not None:
                 norm_type = _NORMS[norm]
                 kwargs = {"affine": True} if norm == "instance" else {}
@@ -55,7 +63,11 @@ class _DoubleConv(nn.Sequential):
 
 
 class _UpStage(nn.Module):
-    """One level of the expansive path: upsample, crop-and-concatenate the encoder map, two convolutions."""
+    """One level of the expansive path: upsample, crop-and-concatenate the encoder map, two convolutions.
+
+    ``factors`` are the per-axis pooling factors (1 or 2) of the step this stage undoes; ``kernel_size`` the
+    per-axis convolution sizes of its level.
+    """
 
     def __init__(
         self,
@@ -66,23 +78,29 @@ class _UpStage(nn.Module):
         upsample: str,
         norm: str | None,
         act: str | tuple,
+        factors: tuple[int, ...],
+        kernel_size: tuple[int, ...],
     ) -> None:
         super().__init__()
         if upsample == "deconv":
-            self.up: nn.Module = Conv[Conv.CONVTRANS, spatial_dims](in_channels, out_channels, kernel_size=2, stride=2)
+            self.up: nn.Module = Conv[Conv.CONVTRANS, spatial_dims](
+                in_channels, out_channels, kernel_size=factors, stride=factors
+            )
         else:
             # The 1×1 convolution and linear interpolation commute (interpolation weights sum to 1), so the channel
-            # reduction runs first, at the coarse resolution: same result, 4× (2D) or 8× (3D) cheaper.
+            # reduction runs first, at the coarse resolution: same result, prod(factors)× cheaper (4× 2D, 8× 3D).
             mode = "bilinear" if spatial_dims == 2 else "trilinear"
+            scale: float | tuple[float, ...] = (
+                float(factors[0]) if len(set(factors)) == 1 else tuple(float(f) for f in factors)
+            )
             self.up = nn.Sequential(
                 Conv[Conv.CONV, spatial_dims](in_channels, out_channels, kernel_size=1),
-                nn.Upsample(scale_factor=2, mode=mode, align_corners=False),
+                nn.Upsample(scale_factor=scale, mode=mode, align_corners=False),
             )
         # Valid mode drops the outermost interpolated voxel per side: it is extrapolated, not computed.
         self.border_crop = 1 if (padding == "valid" and upsample == "interp") else 0
-        self.conv = _DoubleConv(
-            spatial_dims, 2 * out_channels, out_channels, 1 if padding == "same" else 0, norm, act, 0.0
-        )
+        conv_pad = tuple(k // 2 for k in kernel_size) if padding == "same" else (0,) * spatial_dims
+        self.conv = _DoubleConv(spatial_dims, 2 * out_channels, out_channels, kernel_size, conv_pad, norm, act, 0.0)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -92,6 +110,32 @@ class _UpStage(nn.Module):
         return self.conv(torch.cat([skip, x], dim=1))
 
 
+def _per_axis_table(
+    name: str, table: Sequence[Sequence[int]] | None, entries: str, count: int, spatial_dims: int, allowed: tuple
+) -> tuple[tuple[int, ...], ...]:
+    """``table`` as a tuple of ``count`` per-axis int tuples with values in ``allowed``; ``None``: ``allowed[-1]``
+    everywhere. ``entries`` says what one entry is, for the error messages."""
+    if table is None:
+        return ((allowed[-1],) * spatial_dims,) * count
+    choices = " or ".join(str(a) for a in allowed)
+    expected = (
+        f"{count} entries ({entries}), each a list of {spatial_dims} values (one per spatial axis), each {choices}"
+    )
+    if isinstance(table, str | bytes) or not isinstance(table, Sequence):
+        raise ValueError(f"{name} must be a list of {expected}; got {table!r}.")
+    if len(table) != count:
+        raise ValueError(f"{name} needs {expected}; got {len(table)} entries: {list(table)!r}.")
+    rows = []
+    for i, row in enumerate(table):
+        if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != spatial_dims:
+            raise ValueError(f"{name}[{i}] must be a list of {spatial_dims} values, each {choices}; got {row!r}.")
+        values = tuple(int(v) for v in row)
+        if any(v not in allowed or v != r for v, r in zip(values, row, strict=True)):
+            raise ValueError(f"{name}[{i}] values must each be {choices}; got {row!r}.")
+        rows.append(values)
+    return tuple(rows)
+
+
 class UNet(nn.Module):
     """U-Net for 2D and 3D segmentation (Ronneberger et al. 2015; Çiçek et al. 2016).
 
@@ -99,6 +143,13 @@ class UNet(nn.Module):
     activation), then 2×2(×2) max pooling. Expansive path: upsampling to the width of the level below (the paper's
     2×2 up-convolution, or interpolation followed by a 1×1 convolution), concatenation with the encoder map of the
     same level (centre-cropped in valid mode), two convolutions. A final 1×1 convolution gives logits.
+
+    Anisotropic networks (same padding only), the way nnU-Net plans them for thick-slice scans such as cardiac MRI
+    at 1.5 × 1.5 × 10 mm: ``pools`` gives each pooling step a factor 1 or 2 per axis (max pooling and the
+    up-convolution use kernel = stride = these factors, interpolation scales by them) and ``kernels`` gives each
+    level a convolution size 1 or 3 per axis (used by both convolutions of the level, in the encoder and in the
+    decoder stage of the same level). An axis pooled at k steps needs sizes that are multiples of 2^k
+    (:attr:`divisors`). Defaults reproduce the isotropic network and its state-dict keys exactly.
 
     With the defaults (the paper's configuration, 2D, one input channel, two classes) a 572×572 input gives a
     388×388 output through 23 convolutional layers and 31,030,658 parameters.
@@ -119,16 +170,30 @@ class UNet(nn.Module):
         dropout: dropout probability at the end of the contracting path, applied (as in the authors' released
             Caffe model) to the outputs of the two deepest levels; 0 disables it. Inactive in ``eval()`` mode.
         act: activation name or ``(name, kwargs)`` tuple understood by MONAI's ``get_act_layer``.
+        pools: per pooling step (``len(features) - 1`` entries, from the top) the factor per spatial axis, 1 or 2,
+            e.g. ``[[2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]]`` for 10 mm slices. ``None``: 2 on every axis at every
+            step. Anything else needs ``padding="same"``.
+        kernels: per level (``len(features)`` entries, from the top) the convolution size per spatial axis, 1 or 3,
+            e.g. ``[[3, 3, 1], [3, 3, 1], [3, 3, 3], [3, 3, 3], [3, 3, 3]]``. ``None``: 3 everywhere. Anything else
+            needs ``padding="same"`` (zero padding ``k // 2`` voxels per side).
+
+    Attributes:
+        pool_factors: the resolved ``pools``, a tuple of per-axis int tuples (one per pooling step).
+        kernel_sizes: the resolved ``kernels``, a tuple of per-axis int tuples (one per level).
+        axis_geometries: one :class:`UNetGeometry` per spatial axis (its number of 2× poolings included).
+        geometry: the geometry of the most-pooled axis; all axes share it in valid mode (any size it accepts fits
+            every axis).
 
     Shapes:
-        input ``(N, in_channels, *spatial)`` with each spatial size valid for the network (see
-        :meth:`valid_input_shape`); output ``(N, out_channels, *output_shape(spatial))``.
+        input ``(N, in_channels, *spatial)`` with each spatial size valid for its axis (see
+        :meth:`valid_input_shape` and :attr:`divisors`); output ``(N, out_channels, *output_shape(spatial))``.
 
     Weights are initialised He-normal, std = sqrt(2 / N) with N the number of incoming connections of a unit
-    (kernel volume × input channels; for the 2×2 stride-2 up-convolution, the input channels), biases to zero.
+    (kernel volume × input channels; for the up-convolution, whose kernel equals its stride, the input channels),
+    biases to zero.
     """
 
-    __jit_unused_properties__ = ["margin"]  # noqa: RUF012 (TorchScript reads this class attribute)
+    __jit_unused_properties__ = ["margin", "divisors"]  # noqa: RUF012 (TorchScript reads this class attribute)
 
     def __init__(
         self,
@@ -141,6 +206,8 @@ class UNet(nn.Module):
         norm: str | None = None,
         dropout: float = 0.5,
         act: str | tuple = "relu",
+        pools: Sequence[Sequence[int]] | None = None,
+        kernels: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -158,7 +225,34 @@ class UNet(nn.Module):
             raise ValueError(f"norm must be one of None, 'batch', 'instance', got {norm!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-        self.geometry = UNetGeometry(len(features), padding, upsample)
+        depth = len(features)
+        isotropic = UNetGeometry(depth, padding, upsample)  # checks padding and upsample
+        pool_factors = _per_axis_table(
+            "pools", pools, "one per pooling step: len(features) - 1", depth - 1, spatial_dims, (1, 2)
+        )
+        kernel_sizes = _per_axis_table("kernels", kernels, "one per level: len(features)", depth, spatial_dims, (1, 3))
+        custom = [
+            name
+            for name, table, default in (("pools", pool_factors, 2), ("kernels", kernel_sizes, 3))
+            if any(v != default for row in table for v in row)
+        ]
+        if custom and padding != "same":
+            raise ValueError(
+                f"{' and '.join(custom)} other than the default (2× pooling and 3-voxel convolutions on every axis) "
+                f"need padding='same'; got padding={padding!r}. Valid-mode size arithmetic and translation "
+                "exactness assume the isotropic network."
+            )
+        self.pool_factors = pool_factors
+        self.kernel_sizes = kernel_sizes
+        self.axis_geometries = tuple(
+            UNetGeometry(depth, padding, upsample, poolings=sum(step[axis] == 2 for step in pool_factors))
+            for axis in range(spatial_dims)
+        )
+        self.geometry = (
+            isotropic
+            if not custom
+            else UNetGeometry(depth, padding, upsample, poolings=max(g.poolings for g in self.axis_geometries))
+        )
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -166,16 +260,31 @@ class UNet(nn.Module):
         self.padding = padding
         self.upsample = upsample
 
-        depth = len(features)
-        conv_pad = 1 if padding == "same" else 0
         self.down = nn.ModuleList()
         for level, width in enumerate(features):
             c_in = in_channels if level == 0 else features[level - 1]
             level_dropout = dropout if level >= depth - 2 else 0.0
-            self.down.append(_DoubleConv(spatial_dims, c_in, width, conv_pad, norm, act, level_dropout))
-        self.pool = Pool[Pool.MAX, spatial_dims](kernel_size=2, stride=2)
+            kernel = kernel_sizes[level]
+            conv_pad = tuple(k // 2 for k in kernel) if padding == "same" else (0,) * spatial_dims
+            self.down.append(_DoubleConv(spatial_dims, c_in, width, kernel, conv_pad, norm, act, level_dropout))
+        # One entry per level, applied before its convolutions: nothing at the top, then the max pooling of the step
+        # into that level. Parameterless, so the state dict is the same as with a single shared pooling layer.
+        self.pools = nn.ModuleList(
+            [nn.Identity()]
+            + [Pool[Pool.MAX, spatial_dims](kernel_size=factors, stride=factors) for factors in pool_factors]
+        )
         self.decoder = nn.ModuleList(
-            _UpStage(spatial_dims, features[level + 1], features[level], padding, upsample, norm, act)
+            _UpStage(
+                spatial_dims,
+                features[level + 1],
+                features[level],
+                padding,
+                upsample,
+                norm,
+                act,
+                pool_factors[level],
+                kernel_sizes[level],
+            )
             for level in reversed(range(depth - 1))
         )
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
@@ -199,6 +308,13 @@ class UNet(nn.Module):
         """Voxels lost per side along every spatial axis (0 in same mode); 92 for the paper's network."""
         return self.geometry.margin
 
+    @property
+    def divisors(self) -> tuple[int, ...]:
+        """Per spatial axis, the total down-sampling factor 2^(number of 2× poolings of the axis): in same mode
+        the valid sizes of an axis are its multiples (voxels). ``(16, 16, 16)`` for a default depth-5 3D network,
+        ``(16, 16, 4)`` with ``pools=[[2, 2, 1], [2, 2, 1], [2, 2, 2], [2, 2, 2]]``."""
+        return tuple(g.divisor for g in self.axis_geometries)
+
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Output shape for an input shape.
 
@@ -220,15 +336,17 @@ class UNet(nn.Module):
             )
         spatial = shape[2:] if full else shape
         out = []
-        for axis, size in enumerate(spatial):
-            size_out = self.geometry.output_size(size)
+        for axis, (size, geometry) in enumerate(zip(spatial, self.axis_geometries, strict=True)):
+            size_out = geometry.output_size(size)
             if size_out is None:
-                raise ValueError(self.geometry.describe_misfit(size, axis))
+                raise ValueError(geometry.describe_misfit(size, axis))
             out.append(size_out)
         return (shape[0], self.out_channels, *out) if full else tuple(out)
 
     def valid_input_shape(self, min_shape: Sequence[int] | int) -> tuple[int, ...]:
         """The smallest spatial input shape at least ``min_shape`` (voxels) for which every level has integral size.
+
+        Per axis: an anisotropic network accepts, along an axis pooled fewer times, finer steps (see ``divisors``).
 
         Args:
             min_shape: a spatial shape, or one int for every axis.
@@ -237,7 +355,7 @@ class UNet(nn.Module):
             min_shape = (min_shape,) * self.spatial_dims
         if len(min_shape) != self.spatial_dims:
             raise ValueError(f"min_shape must have {self.spatial_dims} entries, got {tuple(min_shape)}.")
-        return tuple(self.geometry.valid_size_at_least(int(s)) for s in min_shape)
+        return tuple(g.valid_size_at_least(int(s)) for g, s in zip(self.axis_geometries, min_shape, strict=True))
 
     @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
@@ -253,12 +371,10 @@ class UNet(nn.Module):
         """Logits ``(N, out_channels, *output_shape(spatial))`` for ``x`` of shape ``(N, in_channels, *spatial)``."""
         if not torch.jit.is_scripting():
             self._check_input(x)
-        skips: list[torch.Tensor] = []
-        for level, block in enumerate(self.down):
-            if level > 0:
-                skips.append(x)
-                x = self.pool(x)
-            x = block(x)
+        skips: list[torch.Tensor] = []  # the output of every level; the last one (the bottleneck) is never a skip
+        for pool, block in zip(self.pools, self.down):  # noqa: B905 (TorchScript: no strict=; equal lengths)
+            x = block(pool(x))
+            skips.append(x)
         for level, stage in enumerate(self.decoder):
-            x = stage(x, skips[len(skips) - 1 - level])
+            x = stage(x, skips[len(skips) - 2 - level])
         return self.head(x)
