@@ -1,12 +1,15 @@
 """The stock-MONAI baseline for the EM bundle: ``BasicUNet`` (2D) with stock transforms, same data, same budget.
 
-``python -m benchmarks.baseline_em_basicunet [--minutes 18] [--output-dir outputs/baselines/em_basicunet]``
+``python -m benchmarks.baseline_em_basicunet [--minutes 18] [--output-dir outputs/baselines/em_basicunet]
+[--split SPLIT.json] [--seed 0] [--device cuda] [--write-split FILE]``
 
 Needs ``../shared/data/isbi2012_em_membranes``. Trains on slices 00–19 and validates on 20–24, the split of
 ``bundles/em_membrane_segmentation``, for the same wall-clock budget (validation every 5 epochs included, best
 epoch by membrane Dice kept), then scores the best baseline epoch and the EM bundle's shipped ``models/model.pt``
-(through the bundle's own inference config) with the same code on the same 5 slices. The recipe is the MONAI 2D
-segmentation tutorial's, with this task's label mapping:
+(through the bundle's own inference config) with the same code on the same 5 slices. With ``--split`` (items
+``{"image": png, "label": png}``, ISBI labels: 0 = membrane, 255 = cell) it trains and validates on that split
+instead, and the bundle is not scored (its weights were trained on slices 00–19, which another split may validate
+on). The recipe is the MONAI 2D segmentation tutorial's, with this task's label mapping:
 
 - ``BasicUNet(spatial_dims=2, in_channels=1, out_channels=2)`` (default features 32, 32, 64, 128, 256, 32);
 - ``LoadImaged`` → ``EnsureChannelFirstd`` → ``ScaleIntensityd``, membrane (value 0) as class 1;
@@ -16,7 +19,9 @@ segmentation tutorial's, with this task's label mapping:
 - inference: ``sliding_window_inference`` with 256² windows, overlap 0.25.
 
 Writes ``summary.json`` and ``history.csv`` in the output folder; the figures go into ``benchmarks/RESULTS.md`` and
-the bundle's docs by hand.
+the bundle's docs by hand. Also, like every baseline script: the validation slices' predictions
+``predictions/<case>_seg.png`` (uint8, 1 = membrane, at threshold 0.5), their scores by ``benchmarks.scoring``
+(membrane = ground-truth value 0; Dice, HD95 in pixels) in ``metrics.json``, and ``history.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +52,16 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
-from benchmarks.baseline_training import train_within_budget
+from benchmarks.baseline_training import (
+    add_arguments,
+    brief,
+    check_orientation,
+    finish_run,
+    prediction_path,
+    prepare_run,
+    train_within_budget,
+    write_label_map,
+)
 from monai_unet.metrics import best_threshold_errors, pixel_error, rand_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +70,7 @@ DATA = ROOT.parent / "shared" / "data" / "isbi2012_em_membranes"
 TRAIN_IDS = [f"{i:02d}" for i in range(20)]
 VAL_IDS = [f"{i:02d}" for i in range(20, 25)]
 ROI = (256, 256)
+CLASSES, TRUTH_VALUES = {1: "membrane"}, {1: [0]}
 
 
 def _items(ids: list[str]) -> list[dict[str, str]]:
@@ -100,22 +116,36 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
-def _validation_cases() -> list[dict]:
-    return [Compose(_loading())(item) for item in _items(VAL_IDS)]
+def _default_split() -> dict:
+    return {"training": _items(TRAIN_IDS), "validation": _items(VAL_IDS)}
 
 
-def _evaluate(predict, cases: list[dict]) -> dict[str, float]:
+def _validation_cases(items: list[dict]) -> list[dict]:
+    return [Compose(_loading())(item) for item in items]
+
+
+def _evaluate(predict, cases: list[dict], device: torch.device | str = "cpu") -> dict[str, float]:
     """Mean scores over the validation slices; ``predict`` maps a (1, 1, H, W) image to (1, 2, H, W) logits."""
     rows = []
     with torch.no_grad():
         for case in cases:
-            probability = _membrane_probability(predict(case["image"][None]))
+            probability = _membrane_probability(predict(case["image"][None].to(device)))
             rows.append(_scores(probability, case["label"][0].numpy()))
     return _mean(rows)
 
 
-def _train_baseline(minutes: float, output_dir: Path, cases: list[dict]) -> dict:
-    set_determinism(seed=0)
+def _write_predictions(predict: Callable, split: dict, cases: list[dict], output_dir: Path, device) -> None:
+    """``predictions/<case>_seg.png``: 1 where the membrane probability is at least 0.5."""
+    with torch.no_grad():
+        for item, case in zip(split["validation"], cases, strict=True):
+            membrane = _membrane_probability(predict(case["image"][None].to(device))) >= 0.5
+            write_label_map(membrane.astype(np.uint8), item["image"], prediction_path(output_dir, item, ".png"))
+
+
+def _train_baseline(
+    minutes: float, output_dir: Path, cases: list[dict], training: list[dict] | None = None, seed: int = 0, device="cpu"
+) -> dict:
+    set_determinism(seed=seed)
     train = Compose(
         [
             *_loading(),
@@ -125,8 +155,9 @@ def _train_baseline(minutes: float, output_dir: Path, cases: list[dict]) -> dict
             RandFlipd(["image", "label"], prob=0.5, spatial_axis=1),
         ]
     )
-    loader = DataLoader(Dataset(_items(TRAIN_IDS), train), batch_size=1, shuffle=True, num_workers=0)
-    net = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2)
+    training = _items(TRAIN_IDS) if training is None else training
+    loader = DataLoader(Dataset(training, train), batch_size=1, shuffle=True, num_workers=0)
+    net = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
 
@@ -139,12 +170,19 @@ def _train_baseline(minutes: float, output_dir: Path, cases: list[dict]) -> dict
         loss_function,
         optimizer,
         minutes,
-        lambda: _evaluate(predict, cases),
+        lambda: _evaluate(predict, cases, device),
         5,
         "dice",
         output_dir / "best_basicunet.pt",
+        device=device,
     )
-    return {**trained, "parameters": sum(p.numel() for p in net.parameters()), "scores": _evaluate(predict, cases)}
+    return {
+        **trained,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "scores": _evaluate(predict, cases, device),
+        "net": net,
+        "predict": predict,
+    }
 
 
 def _score_bundle(cases: list[dict]) -> dict:
@@ -162,16 +200,29 @@ def _score_bundle(cases: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=18.0, help="training budget, validation included")
-    parser.add_argument("--output-dir", type=Path, default=ROOT / "outputs" / "baselines" / "em_basicunet")
+    add_arguments(parser, 18.0, ROOT / "outputs" / "baselines" / "em_basicunet")
     args = parser.parse_args()
-    if not DATA.is_dir():
+    if args.split is None and not DATA.is_dir():
         raise SystemExit(f"{DATA}: the ISBI 2012 data is not here (it comes from ../shared)")
-    torch.set_num_threads(2)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    cases = _validation_cases()
-    baseline = _train_baseline(args.minutes, args.output_dir, cases)
-    ours = _score_bundle(cases)
+    split = prepare_run(args, _default_split)
+    cases = _validation_cases(split["validation"])
+    check_orientation(cases[0]["label"][0].numpy(), split["validation"][0]["label"], TRUTH_VALUES[1])
+    baseline = _train_baseline(args.minutes, args.output_dir, cases, split["training"], args.seed, args.device)
+    net, predict = baseline.pop("net"), baseline.pop("predict")
+    _write_predictions(predict, split, cases, args.output_dir, args.device)
+    recipe = {
+        "name": "MONAI 2D segmentation tutorial, BasicUNet",
+        "network": "BasicUNet(spatial_dims=2, in_channels=1, out_channels=2)",
+        "preprocessing": "LoadImaged, EnsureChannelFirstd, ScaleIntensityd; membrane (0) as class 1",
+        "augmentation": f"RandSpatialCropSamplesd 4 x {ROI}, RandRotate90d, RandFlipd x/y",
+        "loss": "DiceCELoss(to_onehot_y, softmax)",
+        "optimizer": "Adam lr 5e-4",
+        "inference": f"sliding_window_inference roi {ROI}, overlap 0.25; membrane probability >= 0.5",
+        "validation_metric": "membrane Dice every 5 epochs",
+    }
+    isbi = {"isbi_scores": baseline["scores"]}
+    metrics = finish_run(args, split, baseline, net, CLASSES, recipe, TRUTH_VALUES, task="ISBI 2012 EM", **isbi)
+    ours = _score_bundle(cases) if args.split is None else None
     summary = {"minutes": args.minutes, "baseline_basicunet": baseline, "em_bundle": ours}
     with open(args.output_dir / "history.csv", "w", newline="") as stream:
         keys = sorted({key for row in baseline["history"] for key in row}, key=lambda k: (k != "epoch", k))
@@ -181,6 +232,7 @@ def main() -> None:
     summary["baseline_basicunet"] = {k: v for k, v in baseline.items() if k != "history"}
     (args.output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    print(json.dumps(brief(metrics), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """The stock-MONAI baseline for the MRI bundle: the spleen bundle's ``UNet`` (3D) with stock transforms, same budget.
 
-``python -m benchmarks.baseline_mri_spleen_unet [--minutes 26] [--output-dir outputs/baselines/mri_spleen_unet]``
+``python -m benchmarks.baseline_mri_spleen_unet [--minutes 26] [--output-dir outputs/baselines/mri_spleen_unet]
+[--split SPLIT.json] [--seed 0] [--device cuda] [--workers N] [--write-split FILE]``
 
 Needs ``../shared/data/brats2013_deepmedic_subset``. Trains on pat0005 and pat0006 and validates on pat0004, the
 split of ``bundles/brain_tumor_mri_segmentation``, for the same wall-clock budget (validation every 20 epochs
 included, best epoch by validation Dice at 2 mm kept). Then it scores, with the same code on pat0004's own 1-mm grid,
 the best baseline epoch (its prediction inverted with ``Invertd``) and the MRI bundle's shipped weights (its own
-``inference.json`` run with the stock ``monai.bundle`` runner, NIfTI output). The recipe is the spleen bundle's, with
-this task's channels, labels and intensities:
+``inference.json`` run with the stock ``monai.bundle`` runner, NIfTI output). With ``--split`` (items
+``{"image": [flair, t1c], "label": OTMultiClass}``, e.g. a BRATS 3-fold split: two subjects for training, the third
+for validation) it trains and validates on that split instead (validation Dice at 2 mm averaged over the validation
+subjects), and the bundle is not scored (its weights were trained on pat0005 and pat0006). The recipe is the spleen
+bundle's, with this task's channels, labels and intensities:
 
 - ``UNet(spatial_dims=3, in_channels=2, out_channels=2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2),
   num_res_units=2, norm="batch")``;
@@ -17,6 +21,11 @@ this task's channels, labels and intensities:
   tumour (label > 0) as class 1;
 - ``DiceCELoss(to_onehot_y=True, softmax=True)``, Adam at 1e-3 (our learning rate; the spleen bundle uses 1e-4);
 - inference: ``sliding_window_inference`` with 64³ windows, 4 per batch, overlap 0.5.
+
+Writes ``summary.json``; also, like every baseline script, the validation subjects' predictions on their own grids,
+``predictions/<case>_seg.nii.gz`` (uint8, 1 = whole tumour; ``<case>`` is the subject's folder), their scores by
+``benchmarks.scoring`` (whole tumour = ground-truth values 1–4; Dice, HD95 in mm) in ``metrics.json``, and
+``history.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from monai.data import DataLoader, Dataset, decollate_batch
+from monai.data import DataLoader, Dataset
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
@@ -40,7 +49,6 @@ from monai.transforms import (
     Compose,
     CropForegroundd,
     EnsureChannelFirstd,
-    Invertd,
     Lambdad,
     LoadImaged,
     NormalizeIntensityd,
@@ -51,19 +59,34 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
-from benchmarks.baseline_training import train_within_budget
+from benchmarks.baseline_training import (
+    add_arguments,
+    brief,
+    finish_run,
+    invert_to_input_grid,
+    prediction_path,
+    prepare_run,
+    sliding_window_labels,
+    train_within_budget,
+    write_label_map,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "brain_tumor_mri_segmentation"
 DATA = ROOT.parent / "shared" / "data" / "brats2013_deepmedic_subset"
 TRAIN, VALIDATION = ("pat0005", "pat0006"), "pat0004"
 PATCH = (64, 64, 64)
+CLASSES, TRUTH_VALUES = {1: "whole tumour"}, {1: [1, 2, 3, 4]}
 
 
 def _item(subject: str) -> dict:
     folder = DATA / f"brats_2013_{subject}_1"
     channels = [str(folder / "Flair_subtrMeanDivStd.nii.gz"), str(folder / "T1c_subtrMeanDivStd.nii.gz")]
     return {"image": channels, "label": str(folder / "OTMultiClass.nii.gz")}
+
+
+def _default_split() -> dict:
+    return {"training": [_item(s) for s in TRAIN], "validation": [_item(VALIDATION)]}
 
 
 def _preprocessing() -> list:
@@ -96,8 +119,9 @@ def _scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...
     }
 
 
-def _train_baseline(minutes: float, output_dir: Path) -> dict:
-    set_determinism(seed=0)
+def _train_baseline(minutes: float, output_dir: Path, split: dict | None = None, seed: int = 0, device="cpu") -> dict:
+    split = _default_split() if split is None else split
+    set_determinism(seed=seed)
     keys = ["image", "label"]
     train = Compose(
         [
@@ -106,34 +130,44 @@ def _train_baseline(minutes: float, output_dir: Path) -> dict:
             RandFlipd(keys, prob=0.5, spatial_axis=0),
         ]
     )
-    loader = DataLoader(Dataset([_item(s) for s in TRAIN], train), batch_size=1, shuffle=True, num_workers=0)
-    validation = Compose(_preprocessing())(_item(VALIDATION))
-    net = _network()
+    loader = DataLoader(Dataset(split["training"], train), batch_size=1, shuffle=True, num_workers=0)
+    validation = [Compose(_preprocessing())(item) for item in split["validation"]]
+    net = _network().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
 
     def validate() -> dict[str, float]:
-        logits = sliding_window_inference(validation["image"][None], PATCH, 4, net, overlap=0.5)
-        prediction, truth = logits.argmax(1)[0].numpy() > 0, validation["label"][0].numpy() > 0
-        return {"dice_2mm": float(2 * np.sum(prediction & truth) / (prediction.sum() + truth.sum()))}
+        dice = []
+        for case in validation:
+            logits = sliding_window_inference(case["image"][None].to(device), PATCH, 4, net, overlap=0.5)
+            prediction, truth = logits.argmax(1)[0].cpu().numpy() > 0, case["label"][0].numpy() > 0
+            dice.append(2 * np.sum(prediction & truth) / (prediction.sum() + truth.sum()))
+        return {"dice_2mm": float(np.mean(dice))}
 
     trained = train_within_budget(
-        net, loader, loss_function, optimizer, minutes, validate, 20, "dice_2mm", output_dir / "best_spleen_unet.pt"
+        net,
+        loader,
+        loss_function,
+        optimizer,
+        minutes,
+        validate,
+        20,
+        "dice_2mm",
+        output_dir / "best_spleen_unet.pt",
+        device=device,
     )
     return {"net": net, **trained}
 
 
-def _baseline_on_own_grid(net: UNet) -> np.ndarray:
-    """The baseline's label map for the validation subject, inverted to its own grid (nibabel's index order)."""
+def _baseline_on_own_grid(net: UNet, item: dict | None = None, device="cpu") -> np.ndarray:
+    """The baseline's label map for a subject (default: the validation subject), inverted to its own grid
+    (nibabel's index order)."""
     preprocessing = Compose(_preprocessing())
-    data = preprocessing(_item(VALIDATION))
-    with torch.no_grad():
-        logits = sliding_window_inference(data["image"][None], PATCH, 4, net, overlap=0.5)
-    data["pred"] = decollate_batch(logits.argmax(1, keepdim=True))[0]
-    data["pred"].applied_operations = data["image"].applied_operations
-    data["pred"].meta = data["image"].meta
-    inverted = Invertd("pred", transform=preprocessing, orig_keys="image", nearest_interp=True)(data)
-    return np.asarray(inverted["pred"][0])
+    data = preprocessing(_item(VALIDATION) if item is None else item)
+    labels = sliding_window_labels(
+        lambda x: sliding_window_inference(x, PATCH, 4, net, overlap=0.5), data["image"], device
+    )
+    return invert_to_input_grid(labels, data, preprocessing)
 
 
 def _bundle_on_own_grid(workdir: Path) -> np.ndarray:
@@ -169,21 +203,41 @@ def _bundle_on_own_grid(workdir: Path) -> np.ndarray:
     return np.asarray(image.dataobj)
 
 
+def _truth(item: dict) -> tuple[np.ndarray, tuple[float, ...]]:
+    label = nib.load(item["label"])
+    return np.asarray(label.dataobj) > 0, tuple(float(s) for s in label.header.get_zooms()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=26.0, help="training budget, validation included")
-    parser.add_argument("--output-dir", type=Path, default=ROOT / "outputs" / "baselines" / "mri_spleen_unet")
+    add_arguments(parser, 26.0, ROOT / "outputs" / "baselines" / "mri_spleen_unet")
     args = parser.parse_args()
-    if not DATA.is_dir():
+    if args.split is None and not DATA.is_dir():
         raise SystemExit(f"{DATA}: the BRATS data is not here (it comes from ../shared)")
-    torch.set_num_threads(2)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    label = nib.load(_item(VALIDATION)["label"])
-    truth, spacing = np.asarray(label.dataobj) > 0, tuple(float(s) for s in label.header.get_zooms()[:3])
-    trained = _train_baseline(args.minutes, args.output_dir)
-    baseline = _scores(_baseline_on_own_grid(trained["net"]), truth, spacing)
-    with tempfile.TemporaryDirectory() as workdir:
-        ours = _scores(_bundle_on_own_grid(Path(workdir)), truth, spacing)
+    split = prepare_run(args, _default_split)
+    trained = _train_baseline(args.minutes, args.output_dir, split, args.seed, args.device)
+    rows = []
+    for item in split["validation"]:
+        prediction = _baseline_on_own_grid(trained["net"], item, args.device)
+        write_label_map(prediction, item["image"], prediction_path(args.output_dir, item, ".nii.gz"))
+        rows.append(_scores(prediction, *_truth(item)))
+    baseline = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    ours = None
+    if args.split is None:
+        with tempfile.TemporaryDirectory() as workdir:
+            ours = _scores(_bundle_on_own_grid(Path(workdir)), *_truth(_item(VALIDATION)))
+    recipe = {
+        "name": "MONAI spleen-bundle UNet 3D",
+        "network": "UNet(3, 2, 2, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=2, norm=batch)",
+        "preprocessing": "LoadImaged (FLAIR, T1c), EnsureChannelFirstd, Orientationd(RAS), Spacingd 2 mm, "
+        "NormalizeIntensityd(nonzero, channel_wise), CropForegroundd; whole tumour (label > 0) as class 1",
+        "augmentation": f"RandCropByPosNegLabeld 4 x {PATCH} pos 1 neg 1, RandFlipd x",
+        "loss": "DiceCELoss(to_onehot_y, softmax)",
+        "optimizer": "Adam lr 1e-3",
+        "inference": f"sliding_window_inference roi {PATCH}, sw_batch 4, overlap 0.5; argmax; Invertd",
+        "validation_metric": "whole-tumour Dice at 2 mm every 20 epochs",
+    }
+    metrics = finish_run(args, split, trained, trained["net"], CLASSES, recipe, TRUTH_VALUES, task="BRATS 2013")
     summary = {
         "minutes": args.minutes,
         "baseline_spleen_unet": {
@@ -192,11 +246,12 @@ def main() -> None:
             "parameters": sum(p.numel() for p in trained["net"].parameters()),
             "scores": baseline,
         },
-        "mri_bundle": {"scores": ours},
+        "mri_bundle": {"scores": ours} if ours is not None else None,
         "history": trained["history"],
     }
     (args.output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    print(json.dumps(brief(metrics), indent=2))
 
 
 if __name__ == "__main__":
