@@ -35,7 +35,9 @@ class TimeBudget:
         budget_s: seconds for the whole run (training and validations), from the trainer's start.
         optimizer: its parameter groups' ``lr`` are set at every iteration.
         validator: the evaluator (MONAI ``SupervisedEvaluator``) run once more at the end when the last iteration
-            was not validated; its runs are timed to reserve time for that final one.
+            was not validated; its runs are timed to reserve time for that final one, and each run's metrics get
+            ``elapsed_s`` (budget seconds spent when it began), so the validation history is a time-to-accuracy
+            curve.
         power: exponent of the polynomial decay (0.9, as nnU-Net).
         validation_estimate_s: seconds reserved for the final validation before any validation has been timed.
         summary_path: optional JSON file written when training ends: seconds, iterations, epochs, validations.
@@ -116,6 +118,8 @@ class TimeBudget:
 
     def _validation_begins(self, engine: Engine) -> None:
         self._validation_started = time.monotonic()
+        # the validation history records it with the metrics: the time-to-accuracy curve of the run
+        engine.state.metrics["elapsed_s"] = round(self.elapsed(), 1)
 
     def _validation_ends(self, engine: Engine) -> None:
         self.validation_s = time.monotonic() - self._validation_started

@@ -1,0 +1,165 @@
+"""A planned bundle against a stock-MONAI recipe: same split, same wall-clock budget, same scoring code.
+
+``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
+
+TASK is ``acdc``, ``cvc`` or ``isbi`` (datasets in ``../shared/data``; ISBI through
+``benchmarks/datasets/isbi2012/dataset.json``). Steps, each a real command:
+
+1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
+   validation list, or fold K of its contiguous folds);
+2. ``monai-unet train --bundle DIR/bundle`` (the planner's time budget ends it, validation included);
+3. ``monai-unet infer`` on the validation cases → ``DIR/ours/predictions/<case>_seg.*`` on each input's grid;
+4. the stock recipe (``benchmarks.baseline_<task>``) on the same split (``DIR/split.json``) for the same minutes
+   → ``DIR/stock/predictions``;
+5. both scored by :mod:`benchmarks.scoring` into ``DIR/ours/metrics.json`` and ``DIR/stock/metrics.json``, and a
+   side-by-side ``DIR/comparison.json`` with each run's time-to-accuracy curve (validation Dice against seconds)
+   and the seconds each needed to reach the other's final validation Dice.
+
+Run one task at a time on a quiet machine (the budgets are wall clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.scoring import finite_json, load_split, score_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+TASKS = {
+    "acdc": (SHARED / "acdc_3dcardiac_subset" / "dataset.json", "benchmarks.baseline_acdc_unet"),
+    "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
+    "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
+}
+
+
+def _run(command: list[str], log: Path) -> float:
+    """Run ``command`` with its output appended to ``log``; returns its wall-clock seconds."""
+    start = time.monotonic()
+    with open(log, "a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed (exit {result.returncode}); see {log}")
+    return time.monotonic() - start
+
+
+def _absolute_split(bundle: Path) -> dict:
+    """The bundle's split with absolute paths (the shared split format of the baselines)."""
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    root = Path(train["dataset_dir"])
+    split = json.loads((bundle / "configs" / "split.json").read_text())
+
+    def absolute(value):
+        return [absolute(v) for v in value] if isinstance(value, list) else str((root / value).resolve())
+
+    return {side: [{k: absolute(v) for k, v in item.items()} for item in items] for side, items in split.items()}
+
+
+def _curve_ours(bundle: Path) -> list[dict]:
+    rows = []
+    with open(bundle / "runs" / "validation_history.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append({"seconds": float(row["elapsed_s"]), "val_mean_dice": float(row["val_mean_dice"])})
+    return rows
+
+
+def _curve_stock(stock: Path) -> list[dict]:
+    history = json.loads((stock / "history.json").read_text())
+    return [
+        {"seconds": float(r["seconds"]), "val_mean_dice": float(r["val_mean_dice"])}
+        for r in history
+        if r.get("val_mean_dice") is not None
+    ]
+
+
+def _seconds_to_reach(curve: list[dict], target: float) -> float | None:
+    for row in curve:
+        if row["val_mean_dice"] >= target:
+            return row["seconds"]
+    return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--fold", type=int, default=None, help="fold held out (default: 4 for isbi, else 0)")
+    parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument("--skip-stock", action="store_true", help="only the planned bundle")
+    parser.add_argument("--skip-ours", action="store_true", help="only the stock recipe (on an existing plan)")
+    args = parser.parse_args(argv)
+    dataset, baseline = TASKS[args.task]
+    fold = args.fold if args.fold is not None else (4 if args.task == "isbi" else 0)
+    out = (args.output_dir or ROOT / "outputs" / "planned_vs_stock" / f"{args.task}_fold{fold}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    cli = [sys.executable, "-m", "monai_unet.cli.main"]
+    bundle = out / "bundle"
+    seconds: dict[str, float] = {}
+    if not args.skip_ours:
+        seconds["plan"] = _run(
+            [*cli, "plan", str(dataset), "-o", str(bundle), "--budget-min", str(args.minutes), "--fold", str(fold)]
+            + ["--force", "--no-progress"],
+            log,
+        )
+        seconds["train"] = _run([*cli, "train", "--bundle", str(bundle)], log)
+    split = _absolute_split(bundle)
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    plans = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
+    classes = {
+        index: {"name": name, "values": [value]}
+        for index, (name, value) in enumerate(zip(plans["label_names"], plans["label_values"], strict=True))
+    }
+    if not args.skip_ours:
+        test_list = out / "validation_as_test.json"
+        test_list.write_text(json.dumps({"test": [{"image": item["image"]} for item in split["validation"]]}))
+        seconds["infer"] = _run(
+            [*cli, "infer", "--bundle", str(bundle), "--dataset-dir", str(test_list)]
+            + ["--output-dir", str(out / "ours" / "predictions")],
+            log,
+        )
+        ours = score_split(out / "ours" / "predictions", load_split(out / "split.json"), classes)
+        (out / "ours" / "metrics.json").write_text(json.dumps(finite_json({"scores": ours, "seconds": seconds}), indent=2))
+    if not args.skip_stock:
+        seconds["stock"] = _run(
+            [sys.executable, "-m", baseline, "--split", str(out / "split.json"), "--minutes", str(args.minutes)]
+            + ["--output-dir", str(out / "stock")],
+            log,
+        )
+    comparison = {"task": args.task, "fold": fold, "minutes": args.minutes, "classes": classes, "seconds": seconds}
+    for side in ("ours", "stock"):
+        path = out / side / "metrics.json"
+        if path.is_file():
+            scores = json.loads(path.read_text())["scores"]
+            comparison[side] = {"mean_dice": scores["mean_dice"], "mean": scores["mean"], "n_cases": scores["n_cases"]}
+    if (bundle / "runs" / "validation_history.csv").is_file():
+        comparison["ours_curve"] = _curve_ours(bundle)
+        comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
+    if (out / "stock" / "history.json").is_file():
+        comparison["stock_curve"] = _curve_stock(out / "stock")
+    if "ours_curve" in comparison and "stock_curve" in comparison:
+        final_stock = comparison["stock_curve"][-1]["val_mean_dice"] if comparison["stock_curve"] else None
+        best_stock = max((r["val_mean_dice"] for r in comparison["stock_curve"]), default=None)
+        comparison["ours_seconds_to_stock_best_val"] = (
+            _seconds_to_reach(comparison["ours_curve"], best_stock) if best_stock is not None else None
+        )
+        comparison["stock_seconds_to_stock_best_val"] = (
+            _seconds_to_reach(comparison["stock_curve"], best_stock) if best_stock is not None else None
+        )
+        comparison["stock_final_val"] = final_stock
+    (out / "comparison.json").write_text(json.dumps(finite_json(comparison), indent=2))
+    print(json.dumps({k: v for k, v in comparison.items() if not k.endswith("_curve")}, indent=1))
+    return comparison
+
+
+if __name__ == "__main__":
+    main()
