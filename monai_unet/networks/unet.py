@@ -47,8 +47,8 @@ class _DoubleConv(nn.Sequential):
         dropout: float,
     ) -> None:
         layers: list[nn.Module] = []
-        # 3D: FoldedConv3d, an nn.Conv3d (same parameters and state-dict keys) that trains several times faster on
-        # the CPU; it runs the plain conv3d in evaluation, on CUDA and in TorchScript.
+        # 3D: FoldedConv3d, an nn.Conv3d (same parameters and state-dict keys) whose CPU weight gradient avoids
+        # oneDNN's slow, contention-prone 3D path; plain conv3d in evaluation, on CUDA and in TorchScript.
         conv_type = FoldedConv3d if spatial_dims == 3 else Conv[Conv.CONV, spatial_dims]
         for c_in in (in_channels, out_channels):
             layers.append(conv_type(c_in, out_channels, kernel_size=kernel_size, padding=padding, bias=norm is None))
@@ -187,6 +187,10 @@ class UNet(nn.Module):
     Shapes:
         input ``(N, in_channels, *spatial)`` with each spatial size valid for its axis (see
         :meth:`valid_input_shape` and :attr:`divisors`); output ``(N, out_channels, *output_shape(spatial))``.
+
+    In 3D the 3×3×3 (per-level) convolutions are :class:`~monai_unet.networks.folded_conv.FoldedConv3d`, an
+    ``nn.Conv3d`` whose weight gradient, when training on the CPU, is computed by 2D convolutions (same results to
+    float rounding; set ``fold_weight_grad = False`` on them for the plain backward).
 
     Weights are initialised He-normal, std = sqrt(2 / N) with N the number of incoming connections of a unit
     (kernel volume × input channels; for the up-convolution, whose kernel equals its stride, the input channels),
