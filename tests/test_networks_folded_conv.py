@@ -222,3 +222,17 @@ def test_unet_uses_folded_convolutions_for_its_3d_double_convolutions_only():
     assert type(net.head) is nn.Conv3d and type(net.decoder[0].up[0]) is nn.Conv3d  # the 1×1 convolutions
     assert type(UNet(3, 1, 2, features=(4, 8)).decoder[0].up) is nn.ConvTranspose3d
     assert not any(isinstance(m, FoldedConv3d) for m in UNet(2, 1, 2, features=(4, 8)).modules())
+
+
+def test_metatensor_input_trains_like_a_tensor():
+    """MONAI's trainers pass MetaTensors; the folded backward must take them (it once failed in new_empty)."""
+    from monai.data import MetaTensor
+
+    torch.manual_seed(0)
+    conv = FoldedConv3d(2, 3, 3, padding=1)
+    plain = torch.nn.Conv3d(2, 3, 3, padding=1)
+    plain.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 2, 6, 5, 4)
+    conv(MetaTensor(x)).sum().backward()
+    plain(x).sum().backward()
+    torch.testing.assert_close(conv.weight.grad, plain.weight.grad, rtol=1e-4, atol=1e-5)

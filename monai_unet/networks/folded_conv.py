@@ -203,4 +203,8 @@ class FoldedConv3d(nn.Conv3d):
 
     @torch.jit.unused
     def _folded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Tensor subclasses (MONAI's MetaTensor, which trainers pass in) would carry their metadata through every
+        # copy of the backward pass; the convolution needs only the values.
+        if type(x) is not torch.Tensor:
+            x = x.as_subclass(torch.Tensor)
         return _Conv3dFoldedWeightGrad.apply(x, self.weight, self.bias, self.fold_padding, self.fold_axis)
