@@ -107,8 +107,19 @@ def main(argv: list[str] | None = None) -> dict:
     seconds: dict[str, float] = {}
     if not args.skip_ours:
         seconds["plan"] = _run(
-            [*cli, "plan", str(dataset), "-o", str(bundle), "--budget-min", str(args.minutes), "--fold", str(fold)]
-            + ["--force", "--no-progress"],
+            [
+                *cli,
+                "plan",
+                str(dataset),
+                "-o",
+                str(bundle),
+                "--budget-min",
+                str(args.minutes),
+                "--fold",
+                str(fold),
+                "--force",
+                "--no-progress",
+            ],
             log,
         )
         seconds["train"] = _run([*cli, "train", "--bundle", str(bundle)], log)
@@ -123,16 +134,35 @@ def main(argv: list[str] | None = None) -> dict:
         test_list = out / "validation_as_test.json"
         test_list.write_text(json.dumps({"test": [{"image": item["image"]} for item in split["validation"]]}))
         seconds["infer"] = _run(
-            [*cli, "infer", "--bundle", str(bundle), "--dataset-dir", str(test_list)]
-            + ["--output-dir", str(out / "ours" / "predictions")],
+            [
+                *cli,
+                "infer",
+                "--bundle",
+                str(bundle),
+                "--dataset-dir",
+                str(test_list),
+                "--output-dir",
+                str(out / "ours" / "predictions"),
+            ],
             log,
         )
         ours = score_split(out / "ours" / "predictions", load_split(out / "split.json"), classes)
-        (out / "ours" / "metrics.json").write_text(json.dumps(finite_json({"scores": ours, "seconds": seconds}), indent=2))
+        (out / "ours" / "metrics.json").write_text(
+            json.dumps(finite_json({"scores": ours, "seconds": seconds}), indent=2)
+        )
     if not args.skip_stock:
         seconds["stock"] = _run(
-            [sys.executable, "-m", baseline, "--split", str(out / "split.json"), "--minutes", str(args.minutes)]
-            + ["--output-dir", str(out / "stock")],
+            [
+                sys.executable,
+                "-m",
+                baseline,
+                "--split",
+                str(out / "split.json"),
+                "--minutes",
+                str(args.minutes),
+                "--output-dir",
+                str(out / "stock"),
+            ],
             log,
         )
     comparison = {"task": args.task, "fold": fold, "minutes": args.minutes, "classes": classes, "seconds": seconds}

@@ -30,8 +30,8 @@ def list_inputs(
             relative to the JSON file's folder, as ``monai.data.load_decathlon_datalist`` reads them).
         suffixes: file name endings that count as images in a folder.
         list_key: the list to read from a ``dataset.json``.
-        channels: input channels a case has. With more than one, a folder is read in the MSD/nnU-Net layout:
-            ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the channels of ``case``.
+        channels: files per case (one per input channel; an RGB picture is one file). With more than one, a folder is
+            read in the MSD/nnU-Net layout: ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the files of ``case``.
 
     Raises:
         ImageInputError: the path does not exist, or holds no image.

@@ -586,7 +586,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     config.update(
         {
             "dataset_dir": _default_inference_input(dataset),
-            "datalist": f"$list_inputs(@dataset_dir, channels={plan.in_channels})",
+            "datalist": f"$list_inputs(@dataset_dir, channels={len(dataset.training[0].images)})",
             "ckpt_path": "$os.path.join(@bundle_root, 'models', 'model.pt')",
             "output_dir": "$os.path.join(@bundle_root, 'predictions')",
             "output_ext": ".png" if planar else ".nii.gz",
