@@ -47,7 +47,7 @@ from monai_unet.plan.calibrate import StepTiming, time_training_step
 from monai_unet.plan.dataset import PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
 
-__all__ = ["Plan", "choose_split", "make_plan"]
+__all__ = ["Plan", "choose_split", "make_plan", "pooling_divisors"]
 
 ANISOTROPY = 3.0
 MAX_POOLS = 5
@@ -151,7 +151,8 @@ def _topology(patch: Sequence[int], spacing: Sequence[float]) -> tuple[list[list
     return pools, kernels
 
 
-def _divisors(pools: Sequence[Sequence[int]], n: int) -> list[int]:
+def pooling_divisors(pools: Sequence[Sequence[int]], n: int) -> list[int]:
+    """Per-axis product of the pooling factors: a patch must be a multiple of it along each axis."""
     return [int(np.prod([p[a] for p in pools])) if pools else 1 for a in range(n)]
 
 
@@ -160,7 +161,7 @@ def _fit_patch(shape: Sequence[float], spacing: Sequence[float], dims: int) -> t
     patch = [max(1, round(s)) for s in shape]
     for _ in range(3):  # pools depend on the patch and the patch on the pools' divisors: settle in a few rounds
         pools, kernels = _topology(patch, spacing)
-        divisors = _divisors(pools, dims)
+        divisors = pooling_divisors(pools, dims)
         patch = [max(d, round(p / d) * d) for p, d in zip(patch, divisors, strict=True)]
     pools, kernels = _topology(patch, spacing)
     return patch, pools, kernels
