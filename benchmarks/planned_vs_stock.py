@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
 
-TASK is ``acdc``, ``cvc`` or ``isbi`` (datasets in ``../shared/data``; ISBI through
-``benchmarks/datasets/isbi2012/dataset.json``). Steps, each a real command:
+TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI and BRATS through
+``benchmarks/datasets/{isbi2012,brats2013}/dataset.json``; BRATS has 3 folds, one subject each, and is scored on the
+whole tumour). Steps, each a real command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
    validation list, or fold K of its contiguous folds);
@@ -37,6 +38,12 @@ TASKS = {
     "acdc": (SHARED / "acdc_3dcardiac_subset" / "dataset.json", "benchmarks.baseline_acdc_unet"),
     "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
     "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
+    "brats": (ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json", "benchmarks.baseline_mri_spleen_unet"),
+}
+#: Tasks scored on something other than each planned class: BRATS on the whole tumour (the stock recipe's one
+#: class, the MRI bundle's target), the union of the four tumour labels in the truth and in our prediction.
+SCORED_CLASSES = {
+    "brats": {1: {"name": "whole tumour", "values": [1, 2, 3, 4], "predicted": [1, 2, 3, 4]}},
 }
 
 
@@ -73,12 +80,14 @@ def _curve_ours(bundle: Path) -> list[dict]:
 
 
 def _curve_stock(stock: Path) -> list[dict]:
+    """The stock run's validations: ``val_mean_dice`` (multi-class baselines) or ``val_dice`` (one class)."""
     history = json.loads((stock / "history.json").read_text())
-    return [
-        {"seconds": float(r["seconds"]), "val_mean_dice": float(r["val_mean_dice"])}
-        for r in history
-        if r.get("val_mean_dice") is not None
-    ]
+    rows = []
+    for r in history:
+        value = r.get("val_mean_dice", r.get("val_dice"))
+        if value is not None:
+            rows.append({"seconds": float(r["seconds"]), "val_mean_dice": float(value)})
+    return rows
 
 
 def _seconds_to_reach(curve: list[dict], target: float) -> float | None:
@@ -96,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--skip-stock", action="store_true", help="only the planned bundle")
     parser.add_argument("--skip-ours", action="store_true", help="only the stock recipe (on an existing plan)")
+    parser.add_argument(
+        "--reuse-plan", action="store_true", help="train the bundle already in DIR/bundle (e.g. edited) instead of planning"
+    )
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]
     fold = args.fold if args.fold is not None else (4 if args.task == "isbi" else 0)
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     cli = [sys.executable, "-m", "monai_unet.cli.main"]
     bundle = out / "bundle"
     seconds: dict[str, float] = {}
-    if not args.skip_ours:
+    if not args.skip_ours and not args.reuse_plan:
         seconds["plan"] = _run(
             [
                 *cli,
@@ -122,11 +134,12 @@ def main(argv: list[str] | None = None) -> dict:
             ],
             log,
         )
+    if not args.skip_ours:
         seconds["train"] = _run([*cli, "train", "--bundle", str(bundle)], log)
     split = _absolute_split(bundle)
     (out / "split.json").write_text(json.dumps(split, indent=1))
     plans = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
-    classes = {
+    classes = SCORED_CLASSES.get(args.task) or {
         index: {"name": name, "values": [value]}
         for index, (name, value) in enumerate(zip(plans["label_names"], plans["label_values"], strict=True))
     }

@@ -220,6 +220,18 @@ def test_folds_are_disjoint_and_cover_every_case(tmp_path):
         choose_split(dataset, 5)
 
 
+def test_fold_all_trains_and_validates_on_every_case(tmp_path):
+    """``--fold all`` (one-case datasets, final weights): every case on both sides, said so in the split's mode."""
+    from monai_unet.plan.recipe import choose_split
+
+    one = read_dataset(write_png_dataset(tmp_path / "one", cases=1))
+    with pytest.raises(ValueError, match="--fold all"):
+        choose_split(one, 0)
+    split = choose_split(one, "all")
+    assert split["training"] == split["validation"] == [one.training[0].name]
+    assert "not held out" in split["mode"]
+
+
 # --------------------------------------------------------------------------------------------------- bundles
 def _write(source, tmp_path, budget=20.0):
     dataset, fingerprint, plan = _plan(source, budget)

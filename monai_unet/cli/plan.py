@@ -43,12 +43,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="wall-clock minutes for the whole training, validation included (default 20)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where training will run")
-    parser.add_argument("--fold", type=int, default=0, metavar="K", help="cross-validation fold held out (default 0)")
+    parser.add_argument(
+        "--fold",
+        type=_fold,
+        default=0,
+        metavar="K",
+        help="cross-validation fold held out (default 0), or 'all': train on every case and validate on them too "
+        "(a single-case dataset, or final weights after cross-validation; the validation metric is then not held out)",
+    )
     parser.add_argument("--name", help="the bundle's name (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--force", action="store_true", help="replace BUNDLE_DIR when it exists")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(run=run)
+
+
+def _fold(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fold number or 'all', got {text!r}") from None
 
 
 def _say(message: str) -> None:

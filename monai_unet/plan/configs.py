@@ -111,10 +111,10 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
                 "_target_": "Zoomd",
                 "keys": _KEYS,
                 "zoom": plan.normalisation["scale"],
-                "mode": ["area", "nearest"],
+                "mode": ["bilinear", "nearest"],
                 "keep_size": False,
                 "allow_missing_keys": True,
-                "_desc_": "large pictures scaled down (inverted at inference)",
+                "_desc_": "pictures scaled down (inverted at inference, bilinear on the class probabilities)",
             }
         )
     if plan.normalisation["nonzero"]:

@@ -1,7 +1,9 @@
 """The dataset fingerprint: what the planner measures on every training and validation case.
 
 Per case: spatial shape (voxels), spacing (mm; 1 for pictures), channels, the fraction of nonzero image voxels and
-how much a crop to them would shrink the case, class voxel counts, and per channel the 0.5 and 99.5 percentiles,
+how much a crop to them would shrink the case, class voxel counts, each class's thickness (twice its volume over its
+boundary voxels across the fine axes, in mm: a plate t voxels thick gives t, a ball of radius r about 2r/3, so it
+says how far a class can be coarsened before it vanishes), and per channel the 0.5 and 99.5 percentiles,
 mean and standard deviation over the image and inside the labelled foreground. Over the dataset: the same
 intensity statistics pooled over a seeded sample of foreground voxels (at most 10,000 per case and channel, as
 nnU-Net samples), which is what CT normalisation uses.
@@ -54,6 +56,8 @@ class CaseFingerprint:
         spacing: voxel size in mm per spatial axis (1.0 for pictures without a physical size).
         channels: input channels read from the files (an RGB picture is 3).
         class_voxels: voxel count per class (class index order, background first).
+        class_thickness: per class, 2 × voxels / boundary voxels across the fine axes (those within twice the
+            finest spacing), times the finest spacing: mm (pixels for pictures); None where the class is absent.
         nonzero_fraction: fraction of voxels where any channel is nonzero.
         nonzero_crop_fraction: volume of the bounding box of those voxels over the whole volume.
         intensities: statistics per channel.
@@ -64,6 +68,7 @@ class CaseFingerprint:
     spacing: list[float]
     channels: int
     class_voxels: list[int]
+    class_thickness: list[float | None]
     nonzero_fraction: float
     nonzero_crop_fraction: float
     intensities: list[ChannelStats]
@@ -118,6 +123,29 @@ def _bounding_box_fraction(mask: np.ndarray) -> float:
         present = np.flatnonzero(mask.any(axis=other))
         extent *= (present[-1] - present[0] + 1) / mask.shape[axis]
     return float(extent)
+
+
+def _class_thickness(label: np.ndarray, spacing: np.ndarray, lookup: dict) -> list[float | None]:
+    """Per class (``lookup`` order): 2 × voxels / boundary voxels across the fine axes, in units of the finest
+    spacing. A voxel is on the boundary when a face neighbour along a fine axis has another value (the volume's own
+    edges are not boundaries)."""
+    fine = [a for a in range(label.ndim) if spacing[a] <= 2.0 * spacing.min()]
+    boundary = np.zeros(label.shape, dtype=bool)
+    for axis in fine:
+        differs = np.diff(label, axis=axis) != 0
+        low = [slice(None)] * label.ndim
+        high = [slice(None)] * label.ndim
+        low[axis], high[axis] = slice(None, -1), slice(1, None)
+        boundary[tuple(low)] |= differs
+        boundary[tuple(high)] |= differs
+    values, counts = np.unique(label, return_counts=True)
+    edge_values, edge_counts = np.unique(label[boundary], return_counts=True)
+    edges = dict(zip(edge_values.tolist(), edge_counts.tolist(), strict=True))
+    thickness: list[float | None] = [None] * len(lookup)
+    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        voxels_across = 2.0 * count / max(edges.get(value, 0), 1)
+        thickness[lookup[value]] = round(float(voxels_across * spacing.min()), 3)
+    return thickness
 
 
 def _read_case(case: Case, loader: LoadScan, label_loader: LoadScan) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -208,6 +236,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 spacing=[float(s) for s in spacing],
                 channels=int(image.shape[0]),
                 class_voxels=class_voxels,
+                class_thickness=_class_thickness(label, spacing, lookup),
                 nonzero_fraction=float(nonzero.mean()),
                 nonzero_crop_fraction=_bounding_box_fraction(nonzero),
                 intensities=intensities,

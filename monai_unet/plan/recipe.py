@@ -5,7 +5,11 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 
 - **Spacing** (3D): the median spacing; for strongly anisotropic data (coarsest axis more than 3× the finest, and
   few voxels along it) the coarse axis takes the 10th percentile of its spacings instead, so thin-slice cases are
-  not thrown away. 2D pictures keep their pixels, scaled down only when the median image exceeds 1024 pixels.
+  not thrown away. 2D pictures keep their pixels, scaled down when the median image exceeds 1024 pixels.
+- **Coarsening** (ours, for a CPU budget): when every foreground class is thick (the thinnest, 10th percentile over
+  the cases, more than 10 voxels across), the fine axes are coarsened until it is 8 voxels across, at most 2×, as
+  nnU-Net's low-resolution stage does for large objects: a 2× coarser 3D grid makes a step 4-8× cheaper and lets a
+  patch see more context; thin structures (membranes, myocardium, tumour sub-regions) keep their grid.
 - **Normalisation**: CT (a modality named CT): clip to the 0.5/99.5 percentiles of the foreground over the dataset,
   then z-score with the foreground mean and standard deviation. 3-channel 8-bit pictures (RGB): each channel
   0-255 → 0-1. Everything else (MR, microscopy, grey pictures): per-case z-score per channel, inside the nonzero
@@ -27,7 +31,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 - **Optimiser and schedule**: Adam, learning rate 1e-3, weight decay 1e-5, polynomial decay (power 0.9) driven
   by elapsed time so that it reaches zero when the budget ends (:class:`monai_unet.handlers.TimeBudget`).
 - **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
-  groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names
+  groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
+  ``--fold all``: every case on both sides)
   (neighbouring names are usually one patient, series or video). Validations fill about 10 % of the budget; the
   best network by mean foreground Dice is kept.
 - **Inference**: the patch as tile, overlap 0.5, Gaussian blending; mirroring is off by default (it multiplies
@@ -62,6 +67,10 @@ VALIDATION_OVERLAP = 0.25
 INFERENCE_OVERLAP = 0.5
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
+#: Coarsen the fine axes while the thinnest foreground class (10th percentile over cases) stays this many voxels
+#: thick, by at most MAX_COARSENING: large objects gain context and training steps, thin ones keep every voxel.
+MIN_THICKNESS_VOXELS = 8.0
+MAX_COARSENING = 2.0
 
 
 @dataclass
@@ -116,6 +125,35 @@ def _target_spacing(fp: Fingerprint) -> tuple[list[float] | None, str]:
     else:
         reason = f"median spacing of the training cases ({np.round(target, 3).tolist()} mm)."
     return [round(float(s), 5) for s in target], reason
+
+
+def _fine_axes(spacing: Sequence[float]) -> list[int]:
+    return [a for a, s in enumerate(spacing) if s <= 2.0 * min(spacing)]
+
+
+def _coarsening(fp: Fingerprint, spacing: Sequence[float] | None) -> tuple[float, str]:
+    """How much the fine axes can be coarsened: the thinnest foreground class (10th percentile over the cases where
+    it is present of its thickness, see :mod:`~monai_unet.plan.fingerprint`) over ``MIN_THICKNESS_VOXELS`` voxels,
+    at most ``MAX_COARSENING``; 1 below 1.25 (not worth a resampling)."""
+    grid = spacing if spacing is not None else [1.0] * fp.spatial_dims
+    finest = min(grid[a] for a in _fine_axes(grid))
+    per_class = []
+    for index in range(1, fp.num_classes):
+        values = [c.class_thickness[index] for c in fp.cases if c.class_thickness[index] is not None]
+        if values:
+            per_class.append(float(np.percentile(values, 10)))
+    if not per_class:
+        return 1.0, "no foreground in any case; the grid is kept."
+    thinnest = min(per_class) / finest
+    factor = float(np.clip(thinnest / MIN_THICKNESS_VOXELS, 1.0, MAX_COARSENING))
+    unit = "voxels" if spacing is not None else "pixels"
+    if factor < 1.25:
+        return 1.0, f"the thinnest class is {thinnest:.1f} {unit} thick (10th percentile), so the grid is kept."
+    return factor, (
+        f"the thinnest class is {thinnest:.1f} {unit} thick (10th percentile), so the fine axes are coarsened "
+        f"{factor:.2f}x: it stays {thinnest / factor:.1f} {unit} thick (at least {MIN_THICKNESS_VOXELS:g}) while the "
+        "patch sees more context and a step costs less (inverted at inference)."
+    )
 
 
 def _median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
@@ -207,8 +245,9 @@ def _normalisation(dataset: PlanDataset, fp: Fingerprint) -> tuple[dict[str, Any
 
 
 # ------------------------------------------------------------------------------------------------------- split
-def choose_split(dataset: PlanDataset, fold: int) -> dict[str, Any]:
-    """The training and validation case names: the dataset's own validation list, or fold ``fold`` of up to 5.
+def choose_split(dataset: PlanDataset, fold: int | str) -> dict[str, Any]:
+    """The training and validation case names: the dataset's own validation list, or fold ``fold`` of up to 5, or
+    with ``fold="all"`` every case on both sides (nnU-Net's "fold all": for one-case datasets and final weights).
 
     Folds are contiguous blocks of the sorted groups (cases of one patient share a group), so neighbouring names
     (one patient's phases, one video's frames) stay on one side. Deterministic: no random draw is involved.
@@ -216,6 +255,15 @@ def choose_split(dataset: PlanDataset, fold: int) -> dict[str, Any]:
     Raises:
         ValueError: ``fold`` out of range, or a dataset with a single group and no validation list.
     """
+    if fold == "all":
+        names = [c.name for c in dataset.training] + [c.name for c in dataset.validation]
+        return {
+            "mode": "all cases, validated on themselves (fold 'all': the validation metric is not held out)",
+            "fold": "all",
+            "num_folds": 0,
+            "training": names,
+            "validation": names,
+        }
     if dataset.validation:
         if fold != 0:
             raise ValueError(
@@ -233,7 +281,8 @@ def choose_split(dataset: PlanDataset, fold: int) -> dict[str, Any]:
     if len(groups) < 2:
         raise ValueError(
             f"{dataset.source}: all {len(dataset.training)} training cases form one group ({groups[0]}), so no case "
-            "can be held out for validation; add a 'validation' list or give the cases distinct names or groups"
+            "can be held out for validation; add a 'validation' list, give the cases distinct names or groups, or "
+            "plan with --fold all (train and validate on every case)"
         )
     num_folds = min(5, len(groups))
     if not 0 <= fold < num_folds:
@@ -299,7 +348,7 @@ def make_plan(
     fp: Fingerprint,
     budget_minutes: float,
     device: str = "cpu",
-    fold: int = 0,
+    fold: int | str = 0,
     seed: int = 0,
     read_seconds: float = 0.0,
     timer=time_training_step,
@@ -311,7 +360,7 @@ def make_plan(
         fp: its fingerprint.
         budget_minutes: wall-clock minutes for the whole training, validation included.
         device: where training runs (``"cpu"`` or ``"cuda"``); the calibration runs there.
-        fold: the cross-validation fold held out (ignored when the dataset has a validation list, which must be 0).
+        fold: the cross-validation fold held out (0 when the dataset has a validation list), or ``"all"``.
         seed: training seed (the plan itself is deterministic up to the measured step times).
         read_seconds: seconds the fingerprint took to read every case, an estimate of caching at training start.
         timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
@@ -323,11 +372,16 @@ def make_plan(
         f"{split['mode']}: {len(split['training'])} training, {len(split['validation'])} validation cases."
     )
     spacing, reasons["target_spacing"] = _target_spacing(fp)
+    factor, coarsening = _coarsening(fp, spacing)
+    reasons["target_spacing"] += " " + coarsening[0].upper() + coarsening[1:]
     scale = 1.0
+    if spacing is not None and factor > 1.0:
+        fine = _fine_axes(spacing)
+        spacing = [round(s * factor, 5) if a in fine else s for a, s in enumerate(spacing)]
     if dims == 2:
         median = float(np.max(fp.median("shape")))
-        if median > LARGE_PICTURE:
-            scale = LARGE_PICTURE / median
+        scale = round(min(1.0 / factor, LARGE_PICTURE / median), 4)
+        if median > LARGE_PICTURE and scale < 1.0 / factor:
             reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
     normalisation, reasons["normalisation"] = _normalisation(dataset, fp)
     normalisation["scale"] = scale
