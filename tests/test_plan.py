@@ -200,6 +200,60 @@ def test_plans_are_deterministic(tmp_path):
     assert first == second
 
 
+def test_class_thickness_of_a_stripe_and_a_disc():
+    """Thickness = 2 × voxels / boundary voxels across the fine axes, in units of the finest spacing: a stripe
+    6 pixels thick measures 6, a disc of radius r about r; the thick 10 mm slice axis is not a fine axis."""
+    from monai_unet.plan.fingerprint import _class_thickness
+
+    stripe = np.zeros((40, 40), dtype=np.uint8)
+    stripe[10:16, :] = 1
+    assert _class_thickness(stripe, np.array([1.0, 1.0]), {0: 0, 1: 1})[1] == pytest.approx(6.0)
+    yy, xx = np.indices((64, 64))
+    disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 15**2).astype(np.uint8)
+    assert 12.0 < _class_thickness(disc, np.array([1.0, 1.0]), {0: 0, 1: 1})[1] < 18.0
+    slab = np.repeat(stripe[..., None], 4, axis=2)  # 1.5 mm pixels, 10 mm slices: 6 pixels = 9 mm
+    assert _class_thickness(slab, np.array([1.5, 1.5, 10.0]), {0: 0, 1: 1})[1] == pytest.approx(9.0)
+    assert _class_thickness(stripe, np.array([1.0, 1.0]), {0: 0, 1: 1, 2: 2})[2] is None
+
+
+def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):
+    """Blobs 30+ pixels thick halve the pictures (inverted at inference); 2-pixel lines keep every pixel; a thick
+    3D class coarsens only the fine axes of an anisotropic grid."""
+    thick = _plan(write_png_dataset(tmp_path / "thick", size=(96, 96)))[2]
+    assert thick.normalisation["scale"] == 0.5 and "coarsened 2.00x" in thick.reasons["target_spacing"]
+    thin_root = tmp_path / "thin"
+    (thin_root / "images").mkdir(parents=True)
+    (thin_root / "labels").mkdir()
+    training = []
+    for i in range(3):
+        label = np.zeros((96, 96), dtype=np.uint8)
+        label[:, 10 + 20 * i :: 24] = 1
+        label[:, 11 + 20 * i :: 24] = 1
+        Image.fromarray((40 + 120 * label).astype(np.uint8)).save(thin_root / "images" / f"t{i}.png")
+        Image.fromarray(label).save(thin_root / "labels" / f"t{i}.png")
+        training.append({"image": f"images/t{i}.png", "label": f"labels/t{i}.png"})
+    (thin_root / "dataset.json").write_text(
+        json.dumps({"labels": {"0": "background", "1": "line"}, "modality": {"0": "EM"}, "training": training})
+    )
+    assert _plan(thin_root / "dataset.json")[2].normalisation["scale"] == 1.0
+
+    shape = (48, 48, 6)
+    root = tmp_path / "thick3d"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    affine = np.diag([1.0, 1.0, 6.0, 1.0])
+    grid = np.indices(shape[:2])
+    for i in range(3):
+        label = np.zeros(shape, dtype=np.uint8)
+        label[((grid[0] - 24) ** 2 + (grid[1] - 22 - i) ** 2 < 18**2)] = 1
+        nib.save(nib.Nifti1Image((100.0 * label).astype(np.float32), affine), root / "imagesTr" / f"c{i}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"c{i}.nii.gz")
+    (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "organ"}, "modality": {"0": "MR"}}))
+    plan = _plan(root)[2]
+    assert plan.target_spacing[2] == pytest.approx(6.0)
+    assert plan.target_spacing[0] == plan.target_spacing[1] > 1.25
+
+
 def test_budget_shrinks_the_configuration(tmp_path):
     source = write_png_dataset(tmp_path, size=(256, 256))
     big = _plan(source, budget=60.0)[2]
