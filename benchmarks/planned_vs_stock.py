@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.scoring import finite_json, load_split, score_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +71,35 @@ def _absolute_split(bundle: Path) -> dict:
         return [absolute(v) for v in value] if isinstance(value, list) else str((root / value).resolve())
 
     return {side: [{k: absolute(v) for k, v in item.items()} for item in items] for side, items in split.items()}
+
+
+def _isbi_scores(pred_dir: Path, split: dict) -> dict[str, float]:
+    """ISBI 2012 measures of our validation slices, by the stock baseline's code (``monai_unet.metrics``): pixel
+    error and Rand error at 0.5 and at the best threshold, from the membrane probabilities ``<case>_prob.tif``
+    (checked against the label maps ``<case>_seg.png`` so a transposed or shifted file cannot pass)."""
+    from monai_unet.io import read_image_file
+    from monai_unet.io.naming import case_name
+    from monai_unet.metrics import best_threshold_errors, pixel_error, rand_error
+
+    rows = []
+    for item in split["validation"]:
+        case = case_name(item["image"])
+        probability = np.squeeze(read_image_file(pred_dir / f"{case}_prob.tif").array).astype(np.float64)
+        labels = read_image_file(pred_dir / f"{case}_seg.png").array
+        agreement = float(np.mean((probability >= 0.5) == (labels == 1)))
+        if agreement < 0.99:  # a largest-component step may drop a few label pixels
+            raise SystemExit(f"{pred_dir / case}: probabilities and label map agree on only {agreement:.3%} of pixels")
+        truth = read_image_file(item["label"]).array == 0  # ISBI labels: membrane = 0
+        best = best_threshold_errors(probability, truth)
+        rows.append(
+            {
+                "pixel_error": pixel_error(probability, truth),
+                "rand_error": rand_error(probability, truth),
+                "best_rand_error": best["rand_error"],
+                "best_rand_threshold": best["rand_threshold"],
+            }
+        )
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
 def _curve_ours(bundle: Path) -> list[dict]:
@@ -156,10 +187,13 @@ def main(argv: list[str] | None = None) -> dict:
                 str(test_list),
                 "--output-dir",
                 str(out / "ours" / "predictions"),
+                *(["save_probabilities=true"] if args.task == "isbi" else []),
             ],
             log,
         )
         ours = score_split(out / "ours" / "predictions", load_split(out / "split.json"), classes)
+        if args.task == "isbi":
+            ours["isbi"] = _isbi_scores(out / "ours" / "predictions", load_split(out / "split.json"))
         (out / "ours" / "metrics.json").write_text(
             json.dumps(finite_json({"scores": ours, "seconds": seconds}), indent=2)
         )
@@ -184,6 +218,14 @@ def main(argv: list[str] | None = None) -> dict:
         if path.is_file():
             scores = json.loads(path.read_text())["scores"]
             comparison[side] = {"mean_dice": scores["mean_dice"], "mean": scores["mean"], "n_cases": scores["n_cases"]}
+            if "isbi" in scores:
+                comparison[side]["isbi"] = scores["isbi"]
+    if args.task == "isbi" and (out / "stock" / "summary.json").is_file():
+        stock_summary = json.loads((out / "stock" / "summary.json").read_text())["baseline_basicunet"]
+        comparison.setdefault("stock", {})["isbi"] = {
+            key: stock_summary["scores"][key] if "scores" in stock_summary else stock_summary[key]
+            for key in ("pixel_error", "rand_error", "best_rand_error", "best_rand_threshold")
+        }
     if (bundle / "runs" / "validation_history.csv").is_file():
         comparison["ours_curve"] = _curve_ours(bundle)
         comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
