@@ -99,3 +99,27 @@ def test_bad_images_are_refused_with_one_line_and_no_output(bundles, shared_data
             assert previous.read_bytes() == b"an earlier result"
             previous.unlink()  # so that the common check (no file at OUTPUT) applies
         _assert_refused(result, named, output, problem)
+
+
+def test_output_that_names_an_input_is_refused_and_the_input_kept(bundles, sample_data, tmp_path):
+    """``-o`` (or ``--probabilities``) equal to an input, or ``--probabilities`` equal to ``-o``: exit 2 before
+    any work, the input byte for byte as it was."""
+    flair = tmp_path / "flair.nii.gz"
+    shutil.copy(sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz", flair)
+    before = flair.read_bytes()
+    out = tmp_path / "seg.nii.gz"
+    cases = [
+        (["-o", flair], "-o names an input"),
+        (["-o", tmp_path / "." / "flair.nii.gz"], "-o names an input"),
+        (["-o", out, "--probabilities", flair], "--probabilities names an input"),
+        (["-o", out, "--probabilities", out], "the same path"),
+    ]
+    for extra, problem in cases:
+        result = subprocess.run(
+            _command("segment", flair, *extra, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert problem in last and "Traceback" not in result.stderr, last
+        assert flair.read_bytes() == before
+        assert not out.exists()

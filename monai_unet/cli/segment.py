@@ -149,6 +149,22 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(f"monai-unet segment: {message}", file=sys.stderr, flush=True)
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return a.samefile(b)
+    return a.resolve() == b.resolve()
+
+
+def _refuse_overlap(args: argparse.Namespace) -> None:
+    """An output that is an input (or the probabilities that are the output) would destroy what it is made from."""
+    for path in args.inputs:
+        for flag, target in (("-o", args.output), ("--probabilities", args.probabilities)):
+            if target is not None and _same_path(path, target):
+                raise ValueError(f"{target}: {flag} names an input; the input would be overwritten, choose another path")
+    if args.probabilities is not None and _same_path(args.output, args.probabilities):
+        raise ValueError(f"{args.output}: -o and --probabilities name the same path; give them different names")
+
+
 def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
     """Checks that need no image reading; returns the bundle and the ``output_ext``."""
     for path in args.inputs:
@@ -162,6 +178,7 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
             f"{args.inputs[0]}: {len(args.inputs)} input(s) given, but the bundle {bundle.root.name} takes "
             f"{bundle.input_channels} channel(s){names}; pass one file or DICOM folder per channel, in that order"
         )
+    _refuse_overlap(args)
     ext = output_ext_for(args.output)
     if args.output.is_dir() and ext != "dicomseg":
         raise ValueError(f"{args.output}: is a folder; name a file ending in {ext}")
