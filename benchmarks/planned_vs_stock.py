@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-stock", action="store_true", help="only the planned bundle")
     parser.add_argument("--skip-ours", action="store_true", help="only the stock recipe (on an existing plan)")
     parser.add_argument(
-        "--reuse-plan", action="store_true", help="train the bundle already in DIR/bundle (e.g. edited) instead of planning"
+        "--reuse-plan",
+        action="store_true",
+        help="train the bundle already in DIR/bundle (e.g. edited) instead of planning",
     )
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]

@@ -123,3 +123,30 @@ def test_output_that_names_an_input_is_refused_and_the_input_kept(bundles, sampl
         assert problem in last and "Traceback" not in result.stderr, last
         assert flair.read_bytes() == before
         assert not out.exists()
+
+
+def test_sigterm_during_segment_removes_the_staging_folder(bundles, sample_data, tmp_path):
+    """A job scheduler's SIGTERM while the bundle runs: exit 143, no staging folder, no output (as with Ctrl-C)."""
+    import signal
+    import time
+
+    subject = sample_data / "brats2013" / "brats_2013_pat0004_1"
+    out = tmp_path / "seg.nii.gz"
+    process = subprocess.Popen(
+        _command(
+            "segment", subject / "Flair_subtrMeanDivStd.nii.gz", "-o", out, "--bundle", bundles[1], "--tta", "--precise"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".seg.nii.gz.*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "segment finished before the staging folder was seen"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "terminated" in stderr.strip().splitlines()[-1]
+    assert not out.exists()
+    assert not list(tmp_path.glob(".seg.nii.gz.*")), "staging left behind"

@@ -248,7 +248,9 @@ def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):
         label[((grid[0] - 24) ** 2 + (grid[1] - 22 - i) ** 2 < 18**2)] = 1
         nib.save(nib.Nifti1Image((100.0 * label).astype(np.float32), affine), root / "imagesTr" / f"c{i}_0000.nii.gz")
         nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"c{i}.nii.gz")
-    (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "organ"}, "modality": {"0": "MR"}}))
+    (root / "dataset.json").write_text(
+        json.dumps({"labels": {"0": "background", "1": "organ"}, "modality": {"0": "MR"}})
+    )
     plan = _plan(root)[2]
     assert plan.target_spacing[2] == pytest.approx(6.0)
     assert plan.target_spacing[0] == plan.target_spacing[1] > 1.25
@@ -441,6 +443,39 @@ def test_plan_on_real_acdc_cases(tmp_path, shared_data):
     assert json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"][
         "channel_def"
     ] == {"0": "background", "1": "right ventricle", "2": "myocardium", "3": "left ventricle"}
+
+
+@pytest.mark.slow
+def test_plan_train_infer_the_one_itksnap_case(tmp_path, shared_data):
+    """The repository's ITK-SNAP dataset.json (one real brain MRI, 8 structures): refused without a held-out case,
+    planned with ``--fold all``, trained within its budget, and its inference lands on the scan's own grid."""
+    data = json.loads(
+        (Path(__file__).resolve().parents[1] / "benchmarks" / "datasets" / "itksnap" / "dataset.json").read_text()
+    )
+    scan = shared_data / "itksnap_mricrop" / "nifti" / "MRIcrop-orig.nii.gz"
+    data["training"] = [{"image": str(scan), "label": str(scan.with_name("MRIcrop-seg.nii.gz"))}]
+    data["test"] = [{"image": str(scan)}]
+    source = tmp_path / "dataset.json"
+    source.write_text(json.dumps(data))
+    bundle = tmp_path / "bundle"
+    refused = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", "plan", str(source), "-o", str(bundle), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert refused.returncode == 2 and "--fold all" in refused.stderr
+    _cli("plan", str(source), "-o", str(bundle), "--fold", "all", "--budget-min", "0.2", "--no-progress")
+    plans = json.loads((bundle / "configs" / "plans.json").read_text())
+    assert plans["plan"]["split"]["fold"] == "all" and plans["plan"]["num_classes"] == 9
+    _cli("train", "--bundle", str(bundle))
+    assert json.loads((bundle / "configs" / "plans.json").read_text())["training"]["seconds"] <= 0.2 * 60 + 20
+    out = tmp_path / "out"
+    _cli("infer", "--bundle", str(bundle), "--dataset-dir", str(source), "--output-dir", str(out))
+    written, original = nib.load(out / "MRIcrop-orig_seg.nii.gz"), nib.load(scan)
+    assert written.shape == original.shape
+    np.testing.assert_allclose(written.affine, original.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(written.dataobj))) <= set(range(9))
 
 
 def test_rgb_bundle_infers_one_png_per_jpeg(tmp_path):

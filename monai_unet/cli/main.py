@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 2 bad input or arguments (one line ``monai-unet COMMAND: error: PATH: PROBLEM`` on stderr,
 no traceback), 1 internal error (one line and a hint to rerun with ``--debug``, which prints the traceback),
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both remove the command's staging folders and temporaries.
 
 Each command lives in its own module with ``register(commands)`` and a ``run(args)`` set as ``args.run``. Command
 modules import torch and MONAI inside ``run``, so ``--help`` and argument errors answer at once.
@@ -12,15 +12,36 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
 from monai_unet import __version__
 
-__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "build_parser", "main"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "Terminated",
+    "build_parser",
+    "main",
+]
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (a job scheduler's stop, ``kill``) raised as an exception, so that ``finally`` blocks remove
+    staging folders and temporaries as they do for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
 
 #: Command modules, in the order ``--help`` lists them (``bundle_commands`` registers train, evaluate and infer).
 COMMANDS = (
@@ -54,6 +75,8 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args.run(args)
     except (FileNotFoundError, ValueError) as error:
@@ -62,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"monai-unet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"monai-unet {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as error:
         if args.debug:
             traceback.print_exc()

@@ -160,7 +160,9 @@ def _refuse_overlap(args: argparse.Namespace) -> None:
     for path in args.inputs:
         for flag, target in (("-o", args.output), ("--probabilities", args.probabilities)):
             if target is not None and _same_path(path, target):
-                raise ValueError(f"{target}: {flag} names an input; the input would be overwritten, choose another path")
+                raise ValueError(
+                    f"{target}: {flag} names an input; the input would be overwritten, choose another path"
+                )
     if args.probabilities is not None and _same_path(args.output, args.probabilities):
         raise ValueError(f"{args.output}: -o and --probabilities name the same path; give them different names")
 
