@@ -25,14 +25,19 @@ class StepTiming:
     forward_s: float
 
 
-def _median_seconds(action, repeats: int) -> float:
-    action()  # warm-up: allocations, oneDNN kernel selection
+def _timings(action, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``action`` after one warm-up call (allocations, oneDNN kernel selection)."""
+    action()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         action()
         times.append(time.perf_counter() - start)
-    times.sort()
+    return sorted(times)
+
+
+def _median_seconds(action, repeats: int) -> float:
+    times = _timings(action, repeats)
     return times[len(times) // 2]
 
 
@@ -83,7 +88,9 @@ def time_training_step(
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return StepTiming(train_step_s=train_s, forward_s=_median_seconds(forward, repeats))
+    # the fastest of a few: one forward is short, so one hiccup of the machine distorts a median of two (a CVC plan
+    # once estimated 36 s per validation from it, planned 3 validations, and each took 8-14 s)
+    return StepTiming(train_step_s=train_s, forward_s=_timings(forward, 2 * repeats + 1)[0])
 
 
 def time_augmentation(transform, sample: dict, repeats: int = 3) -> float:
