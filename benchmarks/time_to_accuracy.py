@@ -1,0 +1,126 @@
+"""Time to accuracy of the planned bundles and the stock recipes: a table and one PNG plot per run.
+
+``python -m benchmarks.time_to_accuracy [COMPARISON.json ...] [--output-dir benchmarks/results]``
+
+Reads the ``comparison.json`` files that :mod:`benchmarks.planned_vs_stock` writes (default: every
+``outputs/planned_vs_stock/*/comparison.json``), each holding the validation metric against wall-clock seconds of
+both runs (ours: mean foreground Dice of each validation in ``runs/validation_history.csv``, computed on the cases'
+own grids; stock: its script's per-epoch validation Dice). Writes ``time_to_accuracy.md`` (per run: each side's
+first and best validation, the seconds each needed to reach the stock recipe's best, and their ratio) and
+``time_to_accuracy_<run>.png`` (both curves, drawn with PIL: no plotting library is needed).
+
+The curves are each run's own validation during training, so they are comparable only as far as the two validations
+are: same cases, same metric, but the stock scripts validate on their own preprocessing grid and without
+post-processing. The final, comparable scores are the ``metrics.json`` of each side (``benchmarks/scoring.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (720, 420)
+MARGIN = (60, 20, 20, 40)  # left, top, right, bottom, pixels
+COLOURS = {"ours": (200, 40, 40), "stock": (40, 90, 200)}
+
+
+def seconds_to_reach(curve: list[dict], target: float) -> float | None:
+    """The first validation time (s) at which ``curve`` reaches ``target``, or None."""
+    for row in curve:
+        if row["val_mean_dice"] >= target:
+            return row["seconds"]
+    return None
+
+
+def summarise(comparison: dict) -> dict:
+    """Per side: best validation and its time; the seconds each side needed to reach the stock recipe's best."""
+    curves = {side: comparison.get(f"{side}_curve") or [] for side in ("ours", "stock")}
+    target = max((r["val_mean_dice"] for r in curves["stock"]), default=None)
+    row: dict = {"task": comparison["task"], "fold": comparison["fold"], "minutes": comparison["minutes"]}
+    for side, curve in curves.items():
+        best = max(curve, key=lambda r: r["val_mean_dice"], default=None)
+        row[f"{side}_best"] = None if best is None else (best["val_mean_dice"], best["seconds"])
+        row[f"{side}_to_stock_best_s"] = None if target is None else seconds_to_reach(curve, target)
+    ours, stock = row["ours_to_stock_best_s"], row["stock_to_stock_best_s"]
+    row["ratio"] = None if ours is None or not stock else ours / stock
+    return row
+
+
+def plot(comparison: dict, path: Path) -> None:
+    """Both validation curves (Dice against minutes) as a PNG."""
+    curves = {side: comparison.get(f"{side}_curve") or [] for side in ("ours", "stock")}
+    image = Image.new("RGB", SIZE, "white")
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = MARGIN
+    width, height = SIZE[0] - left - right, SIZE[1] - top - bottom
+    t_max = max([r["seconds"] for c in curves.values() for r in c] + [comparison["minutes"] * 60.0])
+
+    def xy(seconds: float, dice: float) -> tuple[float, float]:
+        return left + width * seconds / t_max, top + height * (1.0 - dice)
+
+    draw.rectangle([left, top, left + width, top + height], outline="black")
+    for tick in range(0, 11, 2):
+        y = top + height * (1 - tick / 10)
+        draw.line([left - 4, y, left, y], fill="black")
+        draw.text((8, y - 6), f"{tick / 10:.1f}", fill="black")
+    minutes = int(t_max // 60)
+    for tick in range(0, minutes + 1, max(1, minutes // 10)):
+        x = left + width * tick * 60 / t_max
+        draw.line([x, top + height, x, top + height + 4], fill="black")
+        draw.text((x - 6, top + height + 8), str(tick), fill="black")
+    draw.text((left + width // 2 - 60, SIZE[1] - 16), "minutes (wall clock)", fill="black")
+    for index, (side, curve) in enumerate(curves.items()):
+        points = [xy(r["seconds"], r["val_mean_dice"]) for r in curve]
+        if len(points) > 1:
+            draw.line(points, fill=COLOURS[side], width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS[side])
+        draw.text((left + 10, top + 8 + 14 * index), f"{side}: validation mean Dice", fill=COLOURS[side])
+    title = f"{comparison['task']} fold {comparison['fold']}, {comparison['minutes']:g} min"
+    draw.text((left + width - 8 * len(title), top + 8), title, fill="black")
+    image.save(path)
+
+
+def _cell(value, digits: int = 3) -> str:
+    if value is None:
+        return "not reached"
+    if isinstance(value, tuple):
+        return f"{value[0]:.{digits}f} at {value[1]:.0f} s"
+    return f"{value:.0f} s" if digits == 0 else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("comparisons", nargs="*", type=Path)
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    paths = args.comparisons or sorted((ROOT / "outputs" / "planned_vs_stock").glob("*/comparison.json"))
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "| run | ours: best validation | stock: best validation | ours to reach the stock's best | stock to reach it "
+        "| ratio (ours / stock) |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for path in paths:
+        comparison = json.loads(path.read_text())
+        row = summarise(comparison)
+        rows.append(row)
+        name = path.parent.name
+        plot(comparison, args.output_dir / f"time_to_accuracy_{name}.png")
+        lines.append(
+            f"| {name} | {_cell(row['ours_best'])} | {_cell(row['stock_best'])} | "
+            f"{_cell(row['ours_to_stock_best_s'], 0)} | {_cell(row['stock_to_stock_best_s'], 0)} | "
+            f"{_cell(row['ratio'])} |"
+        )
+    (args.output_dir / "time_to_accuracy.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
