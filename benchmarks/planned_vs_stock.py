@@ -2,9 +2,10 @@
 
 ``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
 
-TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI and BRATS through
-``benchmarks/datasets/{isbi2012,brats2013}/dataset.json``; BRATS has 3 folds, one subject each, and is scored on the
-whole tumour). Steps, each a real command:
+TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
+``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour task of the MRI bundle and the stock recipe:
+``benchmarks/datasets/brats2013`` with labels 1-4 merged, written to ``outputs/datasets/``; 3 folds, one subject
+each). Steps, each a real command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
    validation list, or fold K of its contiguous folds);
@@ -40,13 +41,40 @@ TASKS = {
     "acdc": (SHARED / "acdc_3dcardiac_subset" / "dataset.json", "benchmarks.baseline_acdc_unet"),
     "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
     "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
-    "brats": (ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json", "benchmarks.baseline_mri_spleen_unet"),
+    "brats": (
+        ROOT / "outputs" / "datasets" / "brats2013_whole_tumour" / "dataset.json",
+        "benchmarks.baseline_mri_spleen_unet",
+    ),
 }
-#: Tasks scored on something other than each planned class: BRATS on the whole tumour (the stock recipe's one
-#: class, the MRI bundle's target), the union of the four tumour labels in the truth and in our prediction.
-SCORED_CLASSES = {
-    "brats": {1: {"name": "whole tumour", "values": [1, 2, 3, 4], "predicted": [1, 2, 3, 4]}},
-}
+
+
+def whole_tumour_dataset(target: Path) -> Path:
+    """BRATS as a whole-tumour task (the MRI bundle's and the stock recipe's): ``benchmarks/datasets/brats2013``
+    with each label map's values 1-4 merged into 1, written under ``target``'s folder (the images stay in
+    ``../shared``); returns ``target``, a ``dataset.json`` with labels background / whole tumour."""
+    import nibabel as nib
+
+    source = ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json"
+    data = json.loads(source.read_text())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    training = []
+    for item in data["training"]:
+        label = (source.parent / item["label"]).resolve()
+        merged = target.parent / f"{label.parent.name}_whole_tumour.nii.gz"
+        if not merged.is_file():
+            image = nib.load(label)
+            values = (np.asarray(image.dataobj) > 0).astype(np.uint8)
+            nib.save(nib.Nifti1Image(values, image.affine, image.header), merged)
+        images = [str((source.parent / path).resolve()) for path in item["image"]]
+        training.append({"image": images, "label": str(merged)})
+    data.update(
+        name="BRATS 2013 whole tumour (3 subjects)",
+        labels={"0": "background", "1": "whole tumour"},
+        training=training,
+        description=data["description"] + " Here labels 1-4 are merged into one whole-tumour class.",
+    )
+    target.write_text(json.dumps(data, indent=1))
+    return target
 
 
 def _run(command: list[str], log: Path) -> float:
@@ -143,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]
+    if args.task == "brats":
+        dataset = whole_tumour_dataset(dataset)
     fold = args.fold if args.fold is not None else (4 if args.task == "isbi" else 0)
     out = (args.output_dir or ROOT / "outputs" / "planned_vs_stock" / f"{args.task}_fold{fold}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     split = _absolute_split(bundle)
     (out / "split.json").write_text(json.dumps(split, indent=1))
     plans = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
-    classes = SCORED_CLASSES.get(args.task) or {
+    classes = {
         index: {"name": name, "values": [value]}
         for index, (name, value) in enumerate(zip(plans["label_names"], plans["label_values"], strict=True))
     }
