@@ -114,6 +114,40 @@ def test_truncated_nifti_refused_even_through_load_image(tmp_path):
     assert read(path)[0].shape == (30, 30, 30)
 
 
+@pytest.mark.parametrize("kind", ["plain", "scaled", "big-endian", "float"])
+def test_damaged_gzip_stream_is_refused_whatever_the_reading_path(tmp_path, kind):
+    """A flipped bit in the compressed voxels fails the gzip CRC, on the libdeflate path (plain integers) and on
+    the paths that used to hand the file to ITK's or nibabel's zlib unchecked (scl_slope, big-endian, float)."""
+    rng = np.random.default_rng(2)
+    array = rng.integers(0, 999, (40, 40, 20)).astype(np.float32 if kind == "float" else np.int16)
+    image = nib.Nifti1Image(array, oblique_affine())
+    if kind == "scaled":
+        image.header.set_slope_inter(2.0, -5.0)
+    if kind == "big-endian":
+        image = nib.Nifti1Image(array.astype(">i2"), oblique_affine(), nib.Nifti1Header(endianness=">"))
+    nib.save(image, tmp_path / "good.nii.gz")
+    expected = read(tmp_path / "good.nii.gz")[0]
+    blob = bytearray((tmp_path / "good.nii.gz").read_bytes())
+    blob[len(blob) // 2] ^= 0x10
+    (tmp_path / "flipped.nii.gz").write_bytes(bytes(blob))
+    with pytest.raises(ImageInputError, match=r"flipped.nii.gz: is truncated or corrupt"):
+        read(tmp_path / "flipped.nii.gz")
+    raw = gzip.decompress((tmp_path / "good.nii.gz").read_bytes())
+    (tmp_path / "two_members.nii.gz").write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    np.testing.assert_array_equal(read(tmp_path / "two_members.nii.gz")[0], expected)  # ``cat a.gz b.gz`` is valid
+
+
+def test_forged_size_field_is_refused_before_allocating(tmp_path):
+    """A 100-byte header declaring 2048³ int16 voxels: refused from the file size, never inflated into 16 GiB."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((2048, 2048, 2048))
+    header.set_data_dtype(np.int16)
+    blob = header.binaryblock + b"\0" * 4
+    (tmp_path / "forged.nii.gz").write_bytes(gzip.compress(blob))
+    with pytest.raises(ImageInputError, match=r"forged.nii.gz: is corrupt: its header declares \d+ bytes"):
+        read(tmp_path / "forged.nii.gz")
+
+
 def test_missing_and_garbage_files(tmp_path):
     with pytest.raises(ImageInputError, match=r"nothere.nii.gz: does not exist"):
         read(tmp_path / "nothere.nii.gz")

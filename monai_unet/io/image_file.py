@@ -4,27 +4,32 @@ SimpleITK decompresses ``.nii.gz`` with its own zlib and returns the voxels in t
 it is several times faster than nibabel's Python gzip followed by a float conversion. Two things SimpleITK gets
 wrong are handled here:
 
-- A truncated ``.nii.gz`` is read without any error (the missing voxels come back as zeros). The gzip trailer
-  stores the uncompressed size, so it is compared with the size the NIfTI header promises before reading.
+- A truncated ``.nii.gz`` is read without any error (the missing voxels come back as zeros), and a damaged one
+  without a CRC check (a bit flip reads as wrong voxels). Every ``.nii.gz`` is therefore inflated here first, with
+  each gzip member's CRC-32 and length checked (several members, ``cat a.gz b.gz``, are valid gzip and accepted),
+  after the size the NIfTI header declares has been bounded by what the compressed file can hold (a forged size
+  field would otherwise make a tiny file allocate gigabytes); a ``.nii`` must hold the bytes its header promises.
 - ITK's NIfTI library silently replaces NaN and infinite voxels by 0, which would hide them from the reader's
   finite check; floating-point NIfTI files are therefore read through nibabel (integer ones, CT included, are not).
 - NIfTI files whose direction cosines are slightly non-orthonormal (rounding in the writer) are refused by ITK
   ("ITK only supports orthonormal direction cosines"). They are read through nibabel instead and the direction
   is replaced by the nearest orthonormal matrix (polar decomposition), with a warning saying how far it moved.
 
-Speed: where the optional ``deflate`` package (libdeflate) is installed, an integer 3D ``.nii.gz`` is inflated by
-libdeflate, which is faster than ITK's zlib, and only the header is read through SimpleITK
-(``ReadImageInformation``, a few ms), so the geometry is exactly SimpleITK's. This path is taken only when ITK
-itself would return the stored voxels unchanged (same pixel type and size as the header, one component, little
-endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes through ``sitk.ReadImage``.
+Speed: the inflation uses libdeflate (the ``deflate`` package; zlib where it is missing or for several members),
+which is faster than ITK's zlib. An integer 3D ``.nii.gz`` then takes its voxels from those bytes, and only the
+header is read through SimpleITK (``ReadImageInformation``, a few ms), so the geometry is exactly SimpleITK's. This
+path is taken only when ITK itself would return the stored voxels unchanged (same pixel type and size as the header,
+one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes
+through ``sitk.ReadImage`` (or nibabel), after the same verification.
 Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
 :func:`~monai_unet.io.volume.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
 """
 
 from __future__ import annotations
 
-import struct
+import gzip
 import warnings
+import zlib
 from os import PathLike
 from pathlib import Path
 
@@ -36,10 +41,11 @@ from numpy.typing import DTypeLike
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
 
-try:  # optional: libdeflate inflates gzip faster than ITK's zlib
+try:  # libdeflate inflates gzip faster than zlib
+    from deflate import DeflateError as _DeflateError
     from deflate import gzip_decompress as _gzip_decompress
 except ImportError:  # pragma: no cover - depends on the environment
-    _gzip_decompress = None
+    _gzip_decompress, _DeflateError = None, OSError
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 
@@ -47,6 +53,8 @@ __all__ = ["FILE_SUFFIXES", "read_image_file"]
 FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
+_MAX_DEFLATE_RATIO = 1032
 _ITK_INTEGER_TYPES = {
     sitk.sitkUInt8: np.dtype(np.uint8),
     sitk.sitkInt8: np.dtype(np.int8),
@@ -80,11 +88,17 @@ def _first_line(message: str) -> str:
     return lines[-1] if lines else message
 
 
-def _check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int]:
-    """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download).
+def _check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | None]:
+    """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download), or when
+    its gzip stream is damaged.
+
+    A ``.nii.gz`` is inflated here, once, and every gzip member's CRC-32 and length are checked (SimpleITK's zlib
+    path checks neither, so a bit flip would read as wrong voxels); before that, the size the header declares is
+    bounded by what the compressed file can hold, so a forged size field cannot make us allocate gigabytes.
 
     Returns:
-        The header and the byte offset of the voxels in the (uncompressed) file, header extensions included.
+        The header, the byte offset of the voxels in the (uncompressed) file, header extensions included, and the
+        verified uncompressed bytes of a ``.nii.gz`` (None for ``.nii``).
     """
     try:
         image = nib.load(path)
@@ -93,22 +107,49 @@ def _check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int]:
     header = image.header
     offset = int(image.dataobj.offset)  # the loaded header's vox_offset reads 0; the array proxy has the file's
     expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-    if path.name.lower().endswith(".gz"):
-        with open(path, "rb") as f:
-            f.seek(-4, 2)
-            actual = struct.unpack("<I", f.read(4))[0]  # gzip ISIZE: uncompressed size modulo 2**32
-        complete = actual == expected % 2**32
-    else:
+    if not path.name.lower().endswith(".gz"):
         actual = path.stat().st_size
-        complete = actual >= expected
-    if not complete:
+        if actual < expected:
+            raise ImageInputError(
+                path,
+                f"is truncated or corrupt: its header promises {expected} bytes of data, the file holds {actual} bytes",
+                "copy or download the file again",
+            )
+        return header, offset, None
+    return header, offset, _inflate_verified(path, expected)
+
+
+def _inflate_verified(path: Path, expected: int) -> bytes:
+    """The whole uncompressed content of a gzip file, every member's CRC-32 and length checked."""
+    data = path.read_bytes()
+    if expected > _MAX_DEFLATE_RATIO * len(data) + 1024:
         raise ImageInputError(
             path,
-            f"is truncated or corrupt: its header promises {expected} bytes of data, the file holds "
-            f"{'a gzip stream of ' if path.name.lower().endswith('.gz') else ''}{actual} bytes",
+            f"is corrupt: its header declares {expected} bytes of data, more than a gzip stream of {len(data)} bytes "
+            "can hold (a damaged or forged size field)",
             "copy or download the file again",
         )
-    return header, offset
+    try:
+        raw = _gzip_decompress(data) if _gzip_decompress is not None else None  # libdeflate checks CRC and length
+    except _DeflateError:  # damaged: zlib, below, says how
+        raw = None
+    if raw is None or len(raw) < expected:
+        try:  # several members (``cat a.gz b.gz``), or a damaged stream: zlib says which
+            raw = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ImageInputError(
+                path,
+                f"is truncated or corrupt: its gzip stream does not check out ({error})",
+                "copy or download the file again",
+            ) from None
+    if len(raw) < expected:
+        raise ImageInputError(
+            path,
+            f"is truncated or corrupt: its header promises {expected} bytes of data, the file holds a gzip stream of "
+            f"{len(raw)} bytes",
+            "copy or download the file again",
+        )
+    return raw
 
 
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
@@ -118,10 +159,11 @@ def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
 
 
 def _read_nifti_with_nibabel(
-    path: Path, allow_4d: bool, orthonormal_tolerance: float, dtype: DTypeLike, contiguous: bool
+    path: Path, allow_4d: bool, orthonormal_tolerance: float, dtype: DTypeLike, contiguous: bool, raw: bytes | None
 ) -> Volume:
-    """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel."""
-    array, volume = _nibabel_voxels_and_geometry(path, orthonormal_tolerance)
+    """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel (from ``raw``, the
+    verified uncompressed bytes of a ``.nii.gz``, where given)."""
+    array, volume = _nibabel_voxels_and_geometry(path, orthonormal_tolerance, raw)
     volume.meta.update(source_format="nifti", source_dtype=array.dtype.name)
     if array.ndim == 2:
         array = array[..., None]
@@ -130,9 +172,13 @@ def _read_nifti_with_nibabel(
     return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
 
 
-def _nibabel_voxels_and_geometry(path: Path, orthonormal_tolerance: float) -> tuple[np.ndarray, Volume]:
+def _nibabel_voxels_and_geometry(
+    path: Path, orthonormal_tolerance: float, raw: bytes | None = None
+) -> tuple[np.ndarray, Volume]:
     """Voxels (x, y, z[, t]) and 3D LPS geometry from nibabel; direction orthonormalised (warning if needed)."""
     image = nib.load(path, mmap=False)
+    if raw is not None:  # the file's bytes, already inflated and checked: no second inflation
+        image = type(image).from_bytes(raw)
     ras = np.asarray(image.affine, dtype=np.float64)
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
     scaled = lps[:3, :3]
@@ -189,11 +235,12 @@ def read_image_file(
     if not path.is_file():
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
+    raw = None
     if is_nifti:
-        header, offset = _check_nifti_complete(path)
+        header, offset, raw = _check_nifti_complete(path)
         if header.get_data_dtype().kind in "fc":
-            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous)
-        inflated = _read_gzip_nifti_with_libdeflate(path, header, offset, dtype, contiguous)
+            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
+        inflated = None if raw is None else _volume_from_inflated(path, header, offset, raw, dtype, contiguous)
         if inflated is not None:
             return inflated
     try:
@@ -201,7 +248,7 @@ def read_image_file(
     except RuntimeError as error:
         message = str(error)
         if is_nifti and "orthonormal" in message:
-            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous)
+            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
         raise ImageInputError(
             path, f"cannot be read ({_first_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
@@ -220,21 +267,20 @@ def read_image_file(
     return volume
 
 
-def _read_gzip_nifti_with_libdeflate(
-    path: Path, header: nib.Nifti1Header, offset: int, dtype: DTypeLike, contiguous: bool
+def _volume_from_inflated(
+    path: Path, header: nib.Nifti1Header, offset: int, raw: bytes, dtype: DTypeLike, contiguous: bool
 ) -> Volume | None:
-    """Read an integer 3D ``.nii.gz`` with libdeflate and SimpleITK's header geometry; None where not applicable.
+    """An integer 3D ``.nii.gz`` from its verified uncompressed bytes and SimpleITK's header geometry; None where
+    not applicable.
 
-    None (read it with ``sitk.ReadImage`` instead) unless libdeflate is installed and ITK would return exactly the
-    stored voxels: NIfTI-1, 3D, little-endian integers with no intensity rescaling, and ITK's own reading of the
-    header agrees on the pixel type, the size and a single component.
+    None (read it with ``sitk.ReadImage`` instead) unless ITK would return exactly the stored voxels: NIfTI-1, 3D,
+    little-endian integers with no intensity rescaling, and ITK's own reading of the header agrees on the pixel type,
+    the size and a single component.
     """
     stored = header.get_data_dtype()
     shape = tuple(int(n) for n in header.get_data_shape())
     if (
-        _gzip_decompress is None
-        or not path.name.lower().endswith(".gz")
-        or not isinstance(header, nib.Nifti1Header)
+        not isinstance(header, nib.Nifti1Header)
         or isinstance(header, nib.Nifti2Header)
         or len(shape) != 3
         or stored.kind not in "iu"
@@ -256,10 +302,7 @@ def _read_gzip_nifti_with_libdeflate(
         or _ITK_INTEGER_TYPES.get(info.GetPixelID()) != stored.newbyteorder("=")
     ):
         return None  # ITK would convert or reshape the stored voxels (e.g. rescale to float): let it
-    raw = _gzip_decompress(path.read_bytes())  # a writable bytearray: the voxels below are a view of it
     count = int(np.prod(shape))
-    if len(raw) < offset + count * stored.itemsize:
-        return None  # e.g. a multi-member gzip file, of which libdeflate inflates only the first member
     buffer = np.frombuffer(raw, dtype=stored.newbyteorder("="), count=count, offset=offset).reshape(shape[::-1])
     origin, spacing, direction = _geometry(info)
     array = _arrange(buffer, 3, dtype, contiguous)
