@@ -95,5 +95,13 @@ def test_override_without_equals_is_a_bad_argument(bundle, capsys):
     assert (
         capsys.readouterr()
         .err.strip()
-        .endswith("num_epochs: an override must be written KEY=VALUE (e.g. num_epochs=5 or lr=1e-4)")
+        .endswith("num_epochs: an override must be written KEY=VALUE (e.g. max_epochs=5 or learning_rate=1e-4)")
     )
+
+
+def test_unknown_override_id_is_refused_with_the_closest_id(bundle, tmp_path, capsys):
+    """MONAI would add ``datalst`` as a new id that nothing reads and run on the default data: refuse it."""
+    out = tmp_path / "o"
+    assert main(["infer", "--bundle", str(bundle), "--output-dir", str(out), "datalst=[]"]) == 2
+    assert capsys.readouterr().err.strip().endswith("ignored; did you mean datalist?")
+    assert not out.exists()

@@ -132,7 +132,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{pair}: an override must be written KEY=VALUE (e.g. num_epochs=5 or lr=1e-4)")
+            raise ValueError(f"{pair}: an override must be written KEY=VALUE (e.g. max_epochs=5 or learning_rate=1e-4)")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

@@ -13,12 +13,15 @@ infer       ``configs/inference.json`` (see ``monai-unet segment`` for one scan 
 
 ``--dataset-dir`` sets the id ``dataset_dir``, ``--output-dir`` sets ``output_dir``, ``--device`` sets
 ``device``; any other config id is set with ``KEY=VALUE`` (VALUE read as JSON when it parses, else as a string;
-nested ids with ``#``, e.g. ``network_def#dropout=0.2``).
+nested ids with ``#``, e.g. ``network_def#dropout=0.2``). A KEY that is not an id of the merged configs is refused
+(exit 2) with the closest existing id, since MONAI would add it silently and nothing would read it.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ def _examples(command: str) -> str:
         f"  monai-unet {command} --bundle bundles/em_membrane_segmentation --device cpu",
     ]
     if command == "train":
-        lines.append(f"  monai-unet train --bundle {bundle} num_epochs=2 'network_def#dropout=0.2'")
+        lines.append(f"  monai-unet train --bundle {bundle} max_epochs=2 'network_def#dropout=0.2'")
     return "examples:\n" + "\n".join(lines)
 
 
@@ -86,8 +89,39 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _config_ids(node: Any, prefix: str = "") -> Iterator[str]:
+    """Every id of a parsed config, nested ones joined with ``#`` as MONAI writes them."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        name = f"{prefix}{key}"
+        yield name
+        yield from _config_ids(value, f"{name}#")
+
+
+def check_override_ids(bundle, configs: Sequence[str], keys: Sequence[str]) -> None:
+    """Refuse override ids that no config of ``configs`` defines, naming the closest existing one.
+
+    Raises:
+        ValueError: an unknown id (``num_epochs`` where the config has ``max_epochs``).
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(bundle.config(name)) for name in configs])
+    ids = set(_config_ids(parser.get()))
+    for key in keys:
+        if key not in ids:
+            close = difflib.get_close_matches(key, sorted(ids), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else "; see the bundle's configs for the ids it reads"
+            raise ValueError(
+                f"{key}: no such config id in {bundle.root} ({' + '.join(configs)}), so the override would be "
+                f"ignored{hint}"
+            )
+
+
 def run(args: argparse.Namespace) -> Any:
     """Run the command's configs; returns the finished workflow."""
     bundle = open_bundle(args.bundle)
     configs = [name for name in CONFIGS[args.command] if bundle.has_config(name) or name == CONFIGS[args.command][-1]]
+    check_override_ids(bundle, configs, list(parse_overrides(args.overrides)))
     return run_bundle_config(bundle, configs, overrides_for(args))
