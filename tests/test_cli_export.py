@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnxruntime
@@ -105,3 +106,21 @@ def test_unknown_override_id_is_refused_with_the_closest_id(bundle, tmp_path, ca
     assert main(["infer", "--bundle", str(bundle), "--output-dir", str(out), "datalst=[]"]) == 2
     assert capsys.readouterr().err.strip().endswith("ignored; did you mean datalist?")
     assert not out.exists()
+
+
+def test_checkpoint_holding_code_is_refused_naming_the_file(bundle, sample_data, tmp_path, capsys):
+    """A ``model.pt`` that pickles a callable (or is junk): torch's weights-only loader refuses it, and the command
+    exits 2 naming the file instead of reporting an internal error; the callable never runs."""
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("the payload ran",))
+
+    copy = shutil.copytree(bundle, tmp_path / "bundle")
+    torch.save({"weights": Payload()}, copy / "models" / "model.pt")
+    datalist = json.dumps([{"image": str(sample_data / "totalsegmentator_ct_dicom" / "series")}])
+    assert main(["infer", "--bundle", str(copy), "--output-dir", str(tmp_path / "o"), f"datalist={datalist}"]) == 2
+    captured = capsys.readouterr()
+    assert "the payload ran" not in captured.out
+    last = captured.err.strip().splitlines()[-1]
+    assert str(copy / "models" / "model.pt") in last and "is not a weights file" in last, last

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -164,6 +165,7 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
 
     config_files = [str(bundle.config(name)) for name in configs]
     logging_file = bundle.logging_file
+    workflow = None
     try:
         with warnings.catch_warnings():
             # create_workflow warns on every call that configs run code; the user chose this bundle (see above).
@@ -181,11 +183,43 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
         for link in chain:
             if isinstance(link, ImageInputError):
                 raise link from None
+        for link in chain:
+            if isinstance(link, pickle.UnpicklingError):  # torch.load(weights_only=True) refused the file
+                raise ValueError(
+                    f"{_checkpoint_path(workflow, overrides)}: is not a weights file this bundle can load "
+                    f"({_first_sentence(link)}); it is damaged or holds more than tensors (code is never run): use "
+                    "the bundle's own models/model.pt, or retrain"
+                ) from None
         innermost = chain[-1]
         raise BundleRunError(
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
         ) from error
     return workflow
+
+
+def _loader_ids(node: Any, prefix: str = "") -> Iterator[str]:
+    """Ids of the ``CheckpointLoader`` entries of a parsed config."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, dict) and str(value.get("_target_", "")).endswith("CheckpointLoader"):
+            yield f"{prefix}{key}"
+        yield from _loader_ids(value, f"{prefix}{key}#")
+
+
+def _checkpoint_path(workflow: Any, overrides: Mapping[str, Any]) -> str:
+    """The weights file a bundle loads (``ckpt_path``, else its ``CheckpointLoader``'s ``load_path``)."""
+    if "ckpt_path" in overrides:
+        return str(overrides["ckpt_path"])
+    if workflow is not None:
+        for key in ("ckpt_path", *(f"{i}#load_path" for i in _loader_ids(workflow.parser.get()))):
+            with contextlib.suppress(Exception):  # an id this bundle lacks
+                return str(workflow.parser.get_parsed_content(key))
+    return "the bundle's checkpoint"
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text.split(". ")[0] if text else type(error).__name__
 
 
 @contextlib.contextmanager
