@@ -139,11 +139,12 @@ def _curve_ours(bundle: Path) -> list[dict]:
 
 
 def _curve_stock(stock: Path) -> list[dict]:
-    """The stock run's validations: ``val_mean_dice`` (multi-class baselines) or ``val_dice`` (one class)."""
+    """The stock run's validations: ``val_mean_dice`` (multi-class baselines), ``val_dice`` (one class) or ``dice``
+    (the EM baseline's rows, which carry all its validation measures)."""
     history = json.loads((stock / "history.json").read_text())
     rows = []
     for r in history:
-        value = r.get("val_mean_dice", r.get("val_dice"))
+        value = r.get("val_mean_dice", r.get("val_dice", r.get("dice")))
         if value is not None:
             rows.append({"seconds": float(r["seconds"]), "val_mean_dice": float(value)})
     return rows
