@@ -150,3 +150,22 @@ def test_sigterm_during_segment_removes_the_staging_folder(bundles, sample_data,
     assert "terminated" in stderr.strip().splitlines()[-1]
     assert not out.exists()
     assert not list(tmp_path.glob(".seg.nii.gz.*")), "staging left behind"
+
+
+def test_dicom_seg_output_of_a_series_without_frame_of_reference_is_refused_first(bundles, sample_data, tmp_path):
+    """A DICOM SEG must share its source's FrameOfReferenceUID: a series lacking it is refused before inference,
+    naming the series, instead of failing after the whole run with a traceback."""
+    import pydicom
+
+    series = tmp_path / "series"
+    series.mkdir()
+    for source in sorted((sample_data / "totalsegmentator_ct_dicom" / "series").iterdir()):
+        ds = pydicom.dcmread(source)
+        del ds.FrameOfReferenceUID
+        ds.save_as(series / source.name)
+    out = tmp_path / "seg_folder"
+    result = subprocess.run(
+        _command("segment", series, "-o", out, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
+    )
+    _assert_refused(result, series, out, "has no FrameOfReferenceUID")
+    assert "running" not in result.stderr  # refused before the bundle ran

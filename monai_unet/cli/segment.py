@@ -130,6 +130,7 @@ class SourceGrid:
         spacing: voxel size (mm) along x, y[, z].
         direction: row-major (ndim × ndim) direction matrix, columns = axes (ITK's ``GetDirection`` order).
         is_dicom: the input was a DICOM series.
+        frame_of_reference: the series' FrameOfReferenceUID ("" when absent or not DICOM).
     """
 
     size: tuple[int, ...]
@@ -137,6 +138,7 @@ class SourceGrid:
     spacing: tuple[float, ...]
     direction: tuple[float, ...]
     is_dicom: bool
+    frame_of_reference: str = ""
 
     @property
     def ndim(self) -> int:
@@ -219,6 +221,7 @@ def read_source_grid(inputs: list[Path]) -> SourceGrid:
         spacing=tuple(float(v) for v in meta["source_spacing"]),
         direction=tuple(float(v) for v in direction.reshape(-1)),
         is_dicom=meta.get("source_format") == "dicom",
+        frame_of_reference=str(meta.get("FrameOfReferenceUID", "") or ""),
     )
 
 
@@ -313,6 +316,11 @@ def run(args: argparse.Namespace) -> Path:
         raise ValueError(
             f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "
             "name the output .nii.gz or .seg.nrrd"
+        )
+    if ext == "dicomseg" and not grid.frame_of_reference:
+        raise ValueError(
+            f"{args.inputs[0]}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
+            "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"
         )
     size = " x ".join(str(s) for s in grid.size)
     _say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
