@@ -169,3 +169,22 @@ def test_dicom_seg_output_of_a_series_without_frame_of_reference_is_refused_firs
     )
     _assert_refused(result, series, out, "has no FrameOfReferenceUID")
     assert "running" not in result.stderr  # refused before the bundle ran
+
+
+def test_dimension_mismatches_are_refused_before_inference(bundles, tmp_path):
+    """A 2D picture for a 3D bundle, a .png output for a 3D input: exit 2 naming the path, before the bundle runs."""
+    from PIL import Image
+
+    picture = tmp_path / "slice.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8)).save(picture)
+    out = tmp_path / "seg.nii.gz"
+    result = subprocess.run(
+        _command("segment", picture, "-o", out, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
+    )
+    _assert_refused(result, picture, out, "is a 2D image, but the bundle")
+    volume = _nifti(tmp_path / "volume.nii.gz", (32, 32, 16), (1.0, 1.0, 1.0))
+    png = tmp_path / "seg.png"
+    result = subprocess.run(
+        _command("segment", volume, "-o", png, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
+    )
+    _assert_refused(result, png, png, "a .png output holds one 2D slice")

@@ -317,6 +317,18 @@ def run(args: argparse.Namespace) -> Path:
             f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "
             "name the output .nii.gz or .seg.nrrd"
         )
+    dims = len(bundle.input_spatial_shape)
+    if dims in (2, 3) and grid.ndim != dims:
+        raise ValueError(
+            f"{args.inputs[0]}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
+            + (
+                "; give it one slice as a picture (PNG/TIFF)"
+                if dims == 2
+                else "; give it a volume (NIfTI, NRRD, DICOM)"
+            )
+        )
+    if ext == ".png" and grid.ndim != 2:
+        raise ValueError(f"{args.output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
     if ext == "dicomseg" and not grid.frame_of_reference:
         raise ValueError(
             f"{args.inputs[0]}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
