@@ -139,12 +139,13 @@ def _curve_ours(bundle: Path) -> list[dict]:
 
 
 def _curve_stock(stock: Path) -> list[dict]:
-    """The stock run's validations: ``val_mean_dice`` (multi-class baselines), ``val_dice`` (one class) or ``dice``
-    (the EM baseline's rows, which carry all its validation measures)."""
+    """The stock run's validations: ``val_mean_dice`` (multi-class baselines), ``val_dice`` (one class), ``dice``
+    (the EM baseline's rows, which carry all its validation measures) or ``dice_2mm`` (the MRI baseline validates on
+    its 2 mm grid, not the subject's own)."""
     history = json.loads((stock / "history.json").read_text())
     rows = []
     for r in history:
-        value = r.get("val_mean_dice", r.get("val_dice", r.get("dice")))
+        value = next((r[k] for k in ("val_mean_dice", "val_dice", "dice", "dice_2mm") if r.get(k) is not None), None)
         if value is not None:
             rows.append({"seconds": float(r["seconds"]), "val_mean_dice": float(value)})
     return rows
