@@ -1,5 +1,5 @@
-"""The reader's speed paths give exactly what the plain SimpleITK path gives: the libdeflate ``.nii.gz`` path (and
-its fallbacks), the ``dtype`` option, and the reordering helpers."""
+"""The reader's speed paths give exactly what the plain SimpleITK path gives: voxels taken from the verified inflated
+bytes of an integer ``.nii.gz`` (and its fallbacks), the ``dtype`` option, and the reordering helpers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ from monai_unet.io import SimpleITKReader, read_image_file
 from monai_unet.io import image_file as image_file_module
 from monai_unet.io.volume import reversed_axes_contiguous, reversed_axes_view
 
-#: libdeflate is optional: without it every file goes through sitk.ReadImage, and these tests check just that.
-HAVE_LIBDEFLATE = image_file_module._gzip_decompress is not None
-
 
 def oblique_affine() -> np.ndarray:
     c, s = np.cos(np.radians(25)), np.sin(np.radians(25))
@@ -26,18 +23,19 @@ def oblique_affine() -> np.ndarray:
 
 
 def read_both(path, monkeypatch, **options):
-    """``read_image_file`` with libdeflate, and with it disabled (``sitk.ReadImage``), plus a record of the path."""
+    """``read_image_file`` through the inflated-bytes path, and with that path refused (``sitk.ReadImage``), plus
+    whether the first read took it."""
     calls = []
-    original = image_file_module._read_gzip_nifti_with_libdeflate
+    original = image_file_module._volume_from_inflated
 
     def spy(*args):
         volume = original(*args)
         calls.append(volume is not None)
         return volume
 
-    monkeypatch.setattr(image_file_module, "_read_gzip_nifti_with_libdeflate", spy)
+    monkeypatch.setattr(image_file_module, "_volume_from_inflated", spy)
     fast = read_image_file(path, **options)
-    monkeypatch.setattr(image_file_module, "_gzip_decompress", None)
+    monkeypatch.setattr(image_file_module, "_volume_from_inflated", lambda *args: None)
     plain = read_image_file(path, **options)
     return fast, plain, calls[0]
 
@@ -56,7 +54,7 @@ def test_libdeflate_path_equals_simpleitk(tmp_path, monkeypatch, dtype):
     path = tmp_path / "img.nii.gz"
     nib.save(nib.Nifti1Image(data, oblique_affine()), path)
     fast, plain, used = read_both(path, monkeypatch)
-    assert used is HAVE_LIBDEFLATE, "the libdeflate path should serve an integer 3D .nii.gz"
+    assert used, "the inflated-bytes path should serve an integer 3D .nii.gz"
     assert_same_volume(fast, plain)
     np.testing.assert_array_equal(fast.array, data)
     assert fast.array.flags.c_contiguous and fast.meta["source_dtype"] == np.dtype(dtype).name
@@ -68,7 +66,7 @@ def test_header_extension_moves_the_voxels(tmp_path, monkeypatch):
     image.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"a comment that shifts vox_offset"))
     nib.save(image, tmp_path / "ext.nii.gz")
     fast, plain, used = read_both(tmp_path / "ext.nii.gz", monkeypatch)
-    assert used is HAVE_LIBDEFLATE and nib.load(tmp_path / "ext.nii.gz").dataobj.offset > 352
+    assert used and nib.load(tmp_path / "ext.nii.gz").dataobj.offset > 352
     assert_same_volume(fast, plain)
     np.testing.assert_array_equal(fast.array, data)
 
@@ -125,3 +123,12 @@ def test_reordering_helpers(shape, spatial_dims, source, target):
     view = reversed_axes_view(buffer, spatial_dims, target)
     assert view.flags.writeable and view.dtype == expected.dtype and not np.shares_memory(view, buffer)
     np.testing.assert_array_equal(view, expected)
+
+
+def test_without_libdeflate_zlib_inflates_the_same_voxels(tmp_path, monkeypatch):
+    data = np.random.default_rng(3).integers(0, 500, (9, 8, 7)).astype(np.int16)
+    nib.save(nib.Nifti1Image(data, oblique_affine()), tmp_path / "img.nii.gz")
+    with_libdeflate = read_image_file(tmp_path / "img.nii.gz")
+    monkeypatch.setattr(image_file_module, "_gzip_decompress", None)
+    assert_same_volume(read_image_file(tmp_path / "img.nii.gz"), with_libdeflate)
+    np.testing.assert_array_equal(with_libdeflate.array, data)
