@@ -51,14 +51,22 @@ import numpy as np
 from monai_unet.plan.calibrate import StepTiming, time_training_step
 from monai_unet.plan.dataset import PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
+from monai_unet.plan.geometry import (
+    ANISOTROPY,
+    MAX_PATCH_VOXELS,
+    MIN_FEATURE_MAP,
+    case_shape_at,
+    coarsening,
+    fine_axes,
+    fit_patch,
+    initial_patch,
+    median_shape,
+    target_spacing,
+)
 
-__all__ = ["Plan", "choose_split", "make_plan", "pooling_divisors"]
+__all__ = ["Plan", "choose_split", "make_plan"]
 
-ANISOTROPY = 3.0
-MAX_POOLS = 5
-MIN_FEATURE_MAP = 4
 FEATURE_CAP = 256
-MAX_PATCH_VOXELS = {2: 512 * 512, 3: 128**3}
 MIN_PATCH = {2: 64, 3: 32}
 LARGE_PICTURE = 1024
 VALIDATION_SHARE = 0.10
@@ -67,10 +75,6 @@ VALIDATION_OVERLAP = 0.25
 INFERENCE_OVERLAP = 0.5
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
-#: Coarsen the fine axes while the thinnest foreground class (10th percentile over cases) stays this many voxels
-#: thick, by at most MAX_COARSENING: large objects gain context and training steps, thin ones keep every voxel.
-MIN_THICKNESS_VOXELS = 8.0
-MAX_COARSENING = 2.0
 
 
 @dataclass
@@ -101,116 +105,6 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# ----------------------------------------------------------------------------------------------------- geometry
-def _target_spacing(fp: Fingerprint) -> tuple[list[float] | None, str]:
-    if fp.spatial_dims == 2:
-        return None, "2D pictures are trained on their own pixels (no physical spacing to unify)."
-    spacings = np.array([c.spacing for c in fp.cases], dtype=float)
-    shapes = np.array([c.shape for c in fp.cases], dtype=float)
-    target = np.median(spacings, axis=0)
-    worst = int(np.argmax(target))
-    others = [a for a in range(3) if a != worst]
-    finest = float(target[others].min())
-    median_shape = np.median(shapes * spacings / target, axis=0)
-    anisotropic = target[worst] > ANISOTROPY * finest and median_shape[worst] * ANISOTROPY < median_shape[others].min()
-    if anisotropic:
-        target[worst] = max(float(np.percentile(spacings[:, worst], 10)), finest)
-        reason = (
-            f"median spacing {np.round(np.median(spacings, axis=0), 3).tolist()} mm; axis {worst} is more than "
-            f"{ANISOTROPY:g}x coarser with few voxels, so it takes the 10th percentile of its spacings "
-            f"({target[worst]:.3g} mm) and keeps its slices."
-        )
-    else:
-        reason = f"median spacing of the training cases ({np.round(target, 3).tolist()} mm)."
-    return [round(float(s), 5) for s in target], reason
-
-
-def _fine_axes(spacing: Sequence[float]) -> list[int]:
-    return [a for a, s in enumerate(spacing) if s <= 2.0 * min(spacing)]
-
-
-def _coarsening(fp: Fingerprint, spacing: Sequence[float] | None) -> tuple[float, str]:
-    """How much the fine axes can be coarsened: the thinnest foreground class (10th percentile over the cases where
-    it is present of its thickness, see :mod:`~monai_unet.plan.fingerprint`) over ``MIN_THICKNESS_VOXELS`` voxels,
-    at most ``MAX_COARSENING``; 1 below 1.25 (not worth a resampling)."""
-    grid = spacing if spacing is not None else [1.0] * fp.spatial_dims
-    finest = min(grid[a] for a in _fine_axes(grid))
-    per_class = []
-    for index in range(1, fp.num_classes):
-        values = [c.class_thickness[index] for c in fp.cases if c.class_thickness[index] is not None]
-        if values:
-            per_class.append(float(np.percentile(values, 10)))
-    if not per_class:
-        return 1.0, "no foreground in any case; the grid is kept."
-    thinnest = min(per_class) / finest
-    factor = float(np.clip(thinnest / MIN_THICKNESS_VOXELS, 1.0, MAX_COARSENING))
-    unit = "voxels" if spacing is not None else "pixels"
-    if factor < 1.25:
-        return 1.0, f"the thinnest class is {thinnest:.1f} {unit} thick (10th percentile), so the grid is kept."
-    return factor, (
-        f"the thinnest class is {thinnest:.1f} {unit} thick (10th percentile), so the fine axes are coarsened "
-        f"{factor:.2f}x: it stays {thinnest / factor:.1f} {unit} thick (at least {MIN_THICKNESS_VOXELS:g}) while the "
-        "patch sees more context and a step costs less (inverted at inference)."
-    )
-
-
-def _median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
-    """Median case shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``cropped``,
-    cropping to the nonzero region (its bounding box, shrunk evenly over the axes as an estimate)."""
-    shapes = np.array([c.shape for c in fp.cases], dtype=float)
-    crop = np.array([c.nonzero_crop_fraction if cropped else 1.0 for c in fp.cases]) ** (1.0 / fp.spatial_dims)
-    if spacing is None:
-        return np.median(shapes * crop[:, None], axis=0) * scale
-    spacings = np.array([c.spacing for c in fp.cases], dtype=float)
-    return np.median(shapes * spacings / np.asarray(spacing) * crop[:, None], axis=0)
-
-
-def _topology(patch: Sequence[int], spacing: Sequence[float]) -> tuple[list[list[int]], list[list[int]]]:
-    """Per-level pooling factors and kernel sizes for a patch (voxels) at ``spacing`` (mm, or 1 per pixel)."""
-    sizes = np.asarray(patch, dtype=float)
-    current = np.asarray(spacing, dtype=float)
-
-    def kernel() -> list[int]:
-        return [3 if s <= 2 * current.min() else 1 for s in current]
-
-    kernels, pools = [kernel()], []
-    while len(pools) < MAX_POOLS:
-        pool = [
-            2 if sizes[a] / 2 >= MIN_FEATURE_MAP and current[a] <= 2 * current.min() else 1 for a in range(len(sizes))
-        ]
-        if not any(p == 2 for p in pool):
-            break
-        pools.append(pool)
-        sizes = sizes / np.asarray(pool)
-        current = current * np.asarray(pool)
-        kernels.append(kernel())
-    return pools, kernels
-
-
-def pooling_divisors(pools: Sequence[Sequence[int]], n: int) -> list[int]:
-    """Per-axis product of the pooling factors: a patch must be a multiple of it along each axis."""
-    return [int(np.prod([p[a] for p in pools])) if pools else 1 for a in range(n)]
-
-
-def _fit_patch(shape: Sequence[float], spacing: Sequence[float], dims: int) -> tuple[list[int], list, list]:
-    """Round a wanted patch to the network's divisors; the topology follows the rounded patch."""
-    patch = [max(1, round(s)) for s in shape]
-    for _ in range(3):  # pools depend on the patch and the patch on the pools' divisors: settle in a few rounds
-        pools, kernels = _topology(patch, spacing)
-        divisors = pooling_divisors(pools, dims)
-        patch = [max(d, round(p / d) * d) for p, d in zip(patch, divisors, strict=True)]
-    pools, kernels = _topology(patch, spacing)
-    return patch, pools, kernels
-
-
-def _initial_patch(median_shape: np.ndarray, dims: int) -> np.ndarray:
-    patch = np.maximum(median_shape, 1.0)
-    while np.prod(patch) > MAX_PATCH_VOXELS[dims]:
-        largest = int(np.argmax(patch))
-        patch[largest] *= 0.9
-    return patch
 
 
 # ------------------------------------------------------------------------------------------------ normalisation
@@ -371,12 +265,12 @@ def make_plan(
     reasons["split"] = (
         f"{split['mode']}: {len(split['training'])} training, {len(split['validation'])} validation cases."
     )
-    spacing, reasons["target_spacing"] = _target_spacing(fp)
-    factor, coarsening = _coarsening(fp, spacing)
-    reasons["target_spacing"] += " " + coarsening[0].upper() + coarsening[1:]
+    spacing, reasons["target_spacing"] = target_spacing(fp)
+    factor, coarsened = coarsening(fp, spacing)
+    reasons["target_spacing"] += " " + coarsened[0].upper() + coarsened[1:]
     scale = 1.0
     if spacing is not None and factor > 1.0:
-        fine = _fine_axes(spacing)
+        fine = fine_axes(spacing)
         spacing = [round(s * factor, 5) if a in fine else s for a, s in enumerate(spacing)]
     if dims == 2:
         median = float(np.max(fp.median("shape")))
@@ -385,18 +279,18 @@ def make_plan(
             reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
     normalisation, reasons["normalisation"] = _normalisation(dataset, fp)
     normalisation["scale"] = scale
-    median_shape = _median_shape(fp, spacing, scale, normalisation["nonzero"])
+    typical = median_shape(fp, spacing, scale, normalisation["nonzero"])
     # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
-    minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(median_shape, 1.0))
+    minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(typical, 1.0))
     grid_spacing = spacing if spacing is not None else [1.0] * dims
     batch = 2 if dims == 3 else 8
     budget_s = 60.0 * budget_minutes
     min_iterations = max(250, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
-    val_shapes = [_median_shape_of(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
+    val_shapes = [case_shape_at(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
 
     def evaluate(candidate: _Candidate, timing: StepTiming) -> dict[str, float]:
-        patch, _pools, _ = _fit_patch(candidate.patch, grid_spacing, dims)
+        patch, _pools, _ = fit_patch(candidate.patch, grid_spacing, dims)
         windows = sum(_windows(s, patch, VALIDATION_OVERLAP) for s in val_shapes)
         validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
         usable = budget_s - startup_s
@@ -412,8 +306,8 @@ def make_plan(
     # Time the cheapest configuration, predict the others from it (cost ∝ batch × voxels × width²), then time
     # the first predicted to fit and step down until a measured one does: a few short measurements in all.
     rungs: list[tuple[_Candidate, list[int], dict[str, Any]]] = []
-    for candidate in _ladder(_initial_patch(median_shape, dims), batch, dims, minimum):
-        patch, pools, kernels = _fit_patch(candidate.patch, grid_spacing, dims)
+    for candidate in _ladder(initial_patch(typical, dims), batch, dims, minimum):
+        patch, pools, kernels = fit_patch(candidate.patch, grid_spacing, dims)
         if (
             rungs
             and rungs[-1][1] == patch
@@ -472,7 +366,7 @@ def make_plan(
         f"widths from {candidate.base} doubling to at most {FEATURE_CAP}."
     )
     reasons["patch_size"] = (
-        f"median case at the target spacing is {np.round(median_shape).astype(int).tolist()} voxels; the patch "
+        f"median case at the target spacing is {np.round(typical).astype(int).tolist()} voxels; the patch "
         f"{patch} is the largest the budget allows (capped at {MAX_PATCH_VOXELS[dims]} voxels), rounded to the "
         "network's pooling factors."
     )
@@ -489,7 +383,7 @@ def make_plan(
         "epoch_length": epoch_length,
         "calibrated": [
             {
-                "patch": _fit_patch(c.patch, grid_spacing, dims)[0],
+                "patch": fit_patch(c.patch, grid_spacing, dims)[0],
                 "batch": c.batch,
                 "base_width": c.base,
                 "train_step_s": round(t.train_step_s, 4),
@@ -559,12 +453,6 @@ def make_plan(
         seed=seed,
         reasons=reasons,
     )
-
-
-def _median_shape_of(case, spacing: Sequence[float] | None, scale: float) -> list[float]:
-    if spacing is None:
-        return [s * scale for s in case.shape]
-    return [s * sp / t for s, sp, t in zip(case.shape, case.spacing, spacing, strict=True)]
 
 
 def _channel_names(dataset: PlanDataset, fp: Fingerprint) -> list[str]:

@@ -1,0 +1,172 @@
+"""The planned pipeline as config entries: the network, the deterministic preprocessing every config shares, the
+training augmentation and the tiled inferer. :mod:`~monai_unet.plan.configs` writes them into the bundle's configs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monai_unet.plan.recipe import Plan
+
+__all__ = ["KEYS", "augmentation_steps", "network_def", "preprocessing_steps", "tile_inferer"]
+
+KEYS = ["image", "label"]
+
+
+def network_def(plan: Plan) -> dict[str, Any]:
+    """The network as a config component (shared by every config)."""
+    return {"_target_": "monai_unet.networks.UNet", **plan.network}
+
+
+def _normalise(plan: Plan) -> dict[str, Any]:
+    norm = plan.normalisation
+    if norm["scheme"] == "ct":
+        return {
+            "_target_": "monai_unet.transforms.ClipZScored",
+            "keys": "image",
+            "clip": norm["clip"],
+            "mean": norm["mean"],
+            "std": norm["std"],
+            "_desc_": "CT: clip to the dataset's foreground 0.5/99.5 percentiles, z-score with its foreground stats",
+        }
+    if norm["scheme"] == "rgb":
+        return {
+            "_target_": "ScaleIntensityRanged",
+            "keys": "image",
+            "a_min": 0.0,
+            "a_max": 255.0,
+            "b_min": 0.0,
+            "b_max": 1.0,
+            "_desc_": "8-bit RGB: each channel 0-255 to 0-1",
+        }
+    return {
+        "_target_": "NormalizeIntensityd",
+        "keys": "image",
+        "nonzero": norm["nonzero"],
+        "channel_wise": True,
+        "_desc_": "per-case z-score per channel" + (" inside the nonzero region" if norm["nonzero"] else ""),
+    }
+
+
+def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
+    """Loading, label mapping, resampling, cropping and normalisation: the deterministic steps of every config.
+
+    Steps touching ``label`` allow it to be missing (inference has none). Every spatial step is invertible, so
+    ``Invertd`` returns a prediction to the input's own grid.
+    """
+    steps: list[dict[str, Any]] = [
+        {
+            "_target_": "LoadImaged",
+            "keys": KEYS,
+            "reader": {"_target_": "monai_unet.io.SimpleITKReader"},
+            "image_only": True,
+            "allow_missing_keys": True,
+            "_desc_": "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels",
+        },
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "EnsureChannelFirstd", "keys": "label", "channel_dim": "no_channel", "allow_missing_keys": True},
+    ]
+    if plan.label_values != list(range(plan.num_classes)):
+        steps.append(
+            {
+                "_target_": "MapLabelValued",
+                "keys": "label",
+                "orig_labels": plan.label_values,
+                "target_labels": list(range(plan.num_classes)),
+                "allow_missing_keys": True,
+                "_desc_": "label values of the files to consecutive classes, background first",
+            }
+        )
+    if plan.target_spacing is not None:
+        steps.append(
+            {
+                "_target_": "monai_unet.transforms.OrientSpacingd",
+                "keys": KEYS,
+                "pixdim": "@target_spacing",
+                "allow_missing_keys": True,
+            }
+        )
+    if plan.normalisation.get("scale", 1.0) != 1.0:
+        steps.append(
+            {
+                "_target_": "Zoomd",
+                "keys": KEYS,
+                "zoom": plan.normalisation["scale"],
+                "mode": ["bilinear", "nearest"],
+                "keep_size": False,
+                "allow_missing_keys": True,
+                "_desc_": "pictures scaled down (inverted at inference, bilinear on the class probabilities)",
+            }
+        )
+    if plan.normalisation["nonzero"]:
+        steps.append(
+            {
+                "_target_": "CropForegroundd",
+                "keys": KEYS,
+                "source_key": "image",
+                "select_fn": "$lambda x: x != 0",
+                "margin": 0,
+                "allow_smaller": True,
+                "allow_missing_keys": True,
+                "_desc_": "crop to the nonzero region (its z-score ignores the zero background)",
+            }
+        )
+    steps.append(_normalise(plan))
+    return steps
+
+
+def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
+    aug = plan.augmentation
+    margin = aug["margin"]
+    crop = [p + 2 * m for p, m in zip(plan.patch_size, margin, strict=True)]
+    foreground = plan.num_classes - 1
+    return [
+        {
+            "_target_": "SpatialPadd",
+            "keys": KEYS,
+            "spatial_size": crop,
+            "_desc_": "cases smaller than a patch plus the deformation margin are padded",
+        },
+        {
+            "_target_": "RandCropByLabelClassesd",
+            "keys": KEYS,
+            "label_key": "label",
+            "spatial_size": crop,
+            "num_classes": plan.num_classes,
+            "ratios": [1.0] + [2.0 / foreground] * foreground,
+            "num_samples": "@samples_per_case",
+            "warn": False,
+            "_desc_": "two of three patches centred on foreground (each class equally often), one on background",
+        },
+        {
+            "_target_": "monai_unet.transforms.RandElasticGridd",
+            "keys": KEYS,
+            "mode": ["bilinear", "nearest"],
+            "prob": 1.0,
+            "num_control_points": aug["num_control_points"],
+            "sigma": aug["elastic_sigma_voxels"],
+            "rotate_range": aug["rotate_range"],
+            "zoom_range": aug["zoom_range"],
+            "flip_axes": aug["flip_axes"],
+            "spatial_size": "@patch_size",
+            "padding_mode": "reflection",
+            "_desc_": "elastic deformation, rotation, zoom and flips in one resampling; crops the margin away",
+        },
+        {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.25, "prob": 0.15},
+        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.1, "prob": 0.15},
+        {"_target_": "RandAdjustContrastd", "keys": "image", "gamma": [0.7, 1.5], "prob": 0.3},
+        {"_target_": "RandGaussianNoised", "keys": "image", "std": 0.1, "prob": 0.1},
+    ]
+
+
+def tile_inferer(plan: Plan, overlap: float, output: str, **extra: Any) -> dict[str, Any]:
+    """Our ``OverlapTileInferer`` over tiles of the patch size, Gaussian blending (validation and inference)."""
+    return {
+        "_target_": "monai_unet.inferers.OverlapTileInferer",
+        "roi_size": "@roi_size",
+        "sw_batch_size": plan.inference["sw_batch_size"],
+        "overlap": overlap,
+        "mode": "gaussian",
+        "output": output,
+        **extra,
+    }
