@@ -265,6 +265,17 @@ def test_budget_shrinks_the_configuration(tmp_path):
     assert small.budget["iterations_estimate"] > 0
 
 
+def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
+    """The calibration ladder: width 32, width 16, then smaller patches down to the minimum; never a smaller batch."""
+    from monai_unet.plan.recipe import _ladder
+
+    rungs = list(_ladder(np.array([256.0, 256.0]), 8, np.array([64.0, 64.0])))
+    assert [r.base for r in rungs[:2]] == [32, 16] and all(r.base == 16 for r in rungs[1:])
+    assert {r.batch for r in rungs} == {8}
+    sizes = [r.patch[0] for r in rungs[1:]]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 64.0
+
+
 def test_folds_are_disjoint_and_cover_every_case(tmp_path):
     source = write_png_dataset(tmp_path, cases=10)
     dataset = read_dataset(source)

@@ -200,12 +200,13 @@ class _Candidate:
     base: int
 
 
-def _ladder(patch: np.ndarray, batch: int, dims: int, minimum: np.ndarray) -> Iterator[_Candidate]:
-    """Candidates from the most to the least expensive: smaller batch (2D), narrower network, smaller patch."""
+def _ladder(patch: np.ndarray, batch: int, minimum: np.ndarray) -> Iterator[_Candidate]:
+    """Candidates from the most to the least expensive: narrower network, then smaller patch; the batch stays.
+
+    The batch is never traded for width: on CVC-ClinicDB (2D) the earlier ladder's batch-4, width-32 choice saw
+    about 5 frames a second and lost to a stock network seeing 16 (``benchmarks/RESULTS.md``).
+    """
     yield _Candidate(tuple(patch), batch, 32)
-    if dims == 2 and batch > 4:
-        batch = 4
-        yield _Candidate(tuple(patch), batch, 32)
     yield _Candidate(tuple(patch), batch, 16)
     current = patch.copy()
     while np.any(current > minimum):
@@ -306,7 +307,7 @@ def make_plan(
     # Time the cheapest configuration, predict the others from it (cost ∝ batch × voxels × width²), then time
     # the first predicted to fit and step down until a measured one does: a few short measurements in all.
     rungs: list[tuple[_Candidate, list[int], dict[str, Any]]] = []
-    for candidate in _ladder(initial_patch(typical, dims), batch, dims, minimum):
+    for candidate in _ladder(initial_patch(typical, dims), batch, minimum):
         patch, pools, kernels = fit_patch(candidate.patch, grid_spacing, dims)
         if (
             rungs
