@@ -188,3 +188,45 @@ def test_dimension_mismatches_are_refused_before_inference(bundles, tmp_path):
         _command("segment", volume, "-o", png, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
     )
     _assert_refused(result, png, png, "a .png output holds one 2D slice")
+
+
+def _file_size_limit(limit: int):
+    """For ``preexec_fn``: the kernel cuts every write of the child short at ``limit`` bytes, as a full disk does
+    (``RLIMIT_FSIZE``; SIGXFSZ ignored, so the write returns short / fails with EFBIG instead of killing it)."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_keeps_the_previous_output(bundles, tmp_path):
+    """Writes cut short (NIfTI through SimpleITK, .seg.nrrd through our writer): exit 2 naming OUTPUT, the earlier
+    output byte for byte as it was, no temporary or staging folder; a staging folder that a killed run left is
+    swept by the next run."""
+    scan = _nifti(tmp_path / "scan.nii.gz", (48, 48, 24), (1.0, 1.0, 2.0))
+    for name in ("seg.nii.gz", "seg.seg.nrrd"):
+        out = tmp_path / name
+        left = tmp_path / f".{name}.killed.monai-unet"
+        left.mkdir()
+        first = subprocess.run(
+            _command("segment", scan, "-o", out, "--bundle", bundles[1]), capture_output=True, text=True
+        )
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert not left.exists(), "the killed run's staging folder is swept"
+        before = out.read_bytes()
+        result = subprocess.run(
+            _command("segment", scan, "-o", out, "--bundle", bundles[1]),
+            capture_output=True,
+            text=True,
+            preexec_fn=_file_size_limit(len(before) // 2),
+        )
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert last.startswith(f"monai-unet segment: error: {out}: "), last
+        assert any(words in last for words in ("file too large", "did not read back complete", "could not write")), last
+        assert out.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}")) == []

@@ -3,6 +3,7 @@ process umask is read without being changed."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -10,7 +11,8 @@ import sys
 
 import pytest
 
-from monai_unet.io.atomic import atomic_path
+from monai_unet.io import ImageInputError, OutputWriteError
+from monai_unet.io.atomic import atomic_path, sweep_temporaries
 
 
 def test_success_renames_into_place_with_umask_permissions_and_no_leftovers(tmp_path):
@@ -50,3 +52,46 @@ def test_a_restrictive_umask_is_honoured_and_left_as_it_was(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "0o27"
     assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o640
+
+
+def test_a_full_disk_is_named_and_an_unverified_write_is_not_renamed(tmp_path):
+    """ENOSPC from the writer, or a file that does not read back complete: OutputWriteError naming the target, the
+    old file kept, no temporary left; ``sweep_temporaries`` removes what a killed writer left."""
+    target = tmp_path / "seg.nii.gz"
+    target.write_text("good labels")
+    with pytest.raises(OutputWriteError, match=r"seg\.nii\.gz: no space left on device"), atomic_path(target) as t:
+        t.write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def incomplete(path):
+        raise ImageInputError(path, "holds 10 of 20 bytes")
+
+    with pytest.raises(OutputWriteError, match=r"did not read back complete \(holds 10 of 20 bytes\)"):
+        with atomic_path(target, verify=incomplete) as t:
+            t.write_text("short")
+    assert target.read_text() == "good labels"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.nii.gz"]
+
+    for name in (".seg.nii.gz.k3j2.tmp", ".other.nii.gz.x1.tmp", ".seg.nii.gz.ab.monai-unet"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in sweep_temporaries(tmp_path, "seg.nii.gz")] == [".seg.nii.gz.k3j2.tmp"]
+    assert [p.name for p in sweep_temporaries(tmp_path, suffix=".monai-unet")] == [".seg.nii.gz.ab.monai-unet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.nii.gz.x1.tmp", "seg.nii.gz"]
+
+
+def test_a_writer_that_hides_the_errno_is_reported_on_a_full_disk(tmp_path, monkeypatch):
+    """torch.save and ITK raise RuntimeError on a short write; on a full file system that is reported as no space
+    (a mocked statvfs with no free blocks), elsewhere as the writer's own error."""
+    target = tmp_path / "model.pt"
+    target.write_text("good weights")
+    with pytest.raises(RuntimeError, match="unexpected pos"), atomic_path(target):
+        raise RuntimeError("unexpected pos 704 vs 598")
+
+    class Full:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Full())
+    with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"), atomic_path(target):
+        raise RuntimeError("unexpected pos 704 vs 598")
+    assert target.read_text() == "good weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

@@ -338,6 +338,11 @@ def run(args: argparse.Namespace) -> Path:
     _say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
     image = [str(p.resolve()) for p in args.inputs]
     target = args.output.resolve()
+    from monai_unet.io import OutputWriteError
+    from monai_unet.io.atomic import sweep_temporaries
+
+    for left in sweep_temporaries(target.parent, target.name, ".monai-unet"):
+        _say(args, f"removed {left}, left behind by an interrupted run")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".monai-unet", dir=target.parent))
     try:
         out_dir = staging / "out"
@@ -356,7 +361,10 @@ def run(args: argparse.Namespace) -> Path:
             "save_overlays": False,  # the bundles' review overlays are for batch runs, not one OUTPUT
         }
         with bundle_logs_on_stderr(verbose=args.verbose):
-            run_bundle_config(bundle, ["inference"], overrides)
+            try:
+                run_bundle_config(bundle, ["inference"], overrides)
+            except OutputWriteError as error:  # it happened in the staging folder: name the user's output
+                raise OutputWriteError(args.output, error.problem, error.hint) from None
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
         if ext != "dicomseg":
             check_output_grid(labels, grid)

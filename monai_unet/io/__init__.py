@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monai_unet.io.dicom import DicomSeriesInfo, list_dicom_series, read_dicom_series
-from monai_unet.io.errors import ImageInputError
+from monai_unet.io.errors import ImageInputError, OutputWriteError
 from monai_unet.io.image_file import read_image_file
 from monai_unet.io.load import LoadScan, LoadScand
 from monai_unet.io.reader import SimpleITKReader
@@ -15,6 +15,7 @@ __all__ = [
     "ImageInputError",
     "LoadScan",
     "LoadScand",
+    "OutputWriteError",
     "SaveSegmentation",
     "SaveSegmentationd",
     "SimpleITKReader",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["ImageInputError"]
+__all__ = ["ImageInputError", "OutputWriteError", "last_line"]
 
 
 class ImageInputError(ValueError):
@@ -27,3 +27,15 @@ class ImageInputError(ValueError):
         if hint:
             message += f". {hint}"
         super().__init__(message)
+
+
+class OutputWriteError(ImageInputError):
+    """An output that could not be written completely (no space left on device, quota, file-size limit, a short
+    write). Whatever was at the path before is unchanged and the temporary is removed; like bad input, the command
+    line reports it with exit code 2, naming the path."""
+
+
+def last_line(message: str) -> str:
+    """The last non-empty line of a library's multi-line error (ITK puts the reason there)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else message

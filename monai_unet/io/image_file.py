@@ -38,7 +38,7 @@ import numpy as np
 import SimpleITK as sitk
 from numpy.typing import DTypeLike
 
-from monai_unet.io.errors import ImageInputError
+from monai_unet.io.errors import ImageInputError, last_line
 from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
 
 try:  # libdeflate inflates gzip faster than zlib
@@ -83,12 +83,7 @@ def _geometry(source: sitk.Image | sitk.ImageFileReader) -> tuple[np.ndarray, np
     return origin, spacing, direction
 
 
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[-1] if lines else message
-
-
-def _check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | None]:
+def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | None]:
     """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download), or when
     its gzip stream is damaged.
 
@@ -237,7 +232,7 @@ def read_image_file(
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
     raw = None
     if is_nifti:
-        header, offset, raw = _check_nifti_complete(path)
+        header, offset, raw = check_nifti_complete(path)
         if header.get_data_dtype().kind in "fc":
             return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
         inflated = None if raw is None else _volume_from_inflated(path, header, offset, raw, dtype, contiguous)
@@ -250,7 +245,7 @@ def read_image_file(
         if is_nifti and "orthonormal" in message:
             return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
         raise ImageInputError(
-            path, f"cannot be read ({_first_line(message)})", "the file is corrupt or not in a supported format"
+            path, f"cannot be read ({last_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
     ndim = image.GetDimension()
     buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange

@@ -29,8 +29,9 @@ import torch
 from monai.data import MetaTensor
 
 from monai_unet.io.atomic import atomic_path
-from monai_unet.io.errors import ImageInputError
+from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
 from monai_unet.io.grid import VoxelGrid
+from monai_unet.io.image_file import check_nifti_complete
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -226,8 +227,13 @@ def write_segmentation(
             )
     array = label_array(labels, grid, path)
     if kind == "nifti":
-        with atomic_path(path, suffix=".nii.gz" if path.name.lower().endswith(".gz") else ".nii") as temporary:
-            sitk.WriteImage(grid.sitk_image(array), str(temporary), useCompression=True)
+        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+        # SimpleITK may ignore a short write (a full disk): the file is read back completely before the rename.
+        with atomic_path(path, suffix=suffix, verify=check_nifti_complete) as temporary:
+            try:
+                sitk.WriteImage(grid.sitk_image(array), str(temporary), useCompression=True)
+            except RuntimeError as error:  # ITK's write errors carry no errno; the label map itself is valid
+                raise OutputWriteError(path, f"SimpleITK could not write it ({last_line(str(error))})") from None
         return path
     segments = segment_table(array, label_names, colors)
     if kind == "seg.nrrd":
