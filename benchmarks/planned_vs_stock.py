@@ -9,7 +9,8 @@ each). Steps, each a real command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
    validation list, or fold K of its contiguous folds);
-2. ``monai-unet train --bundle DIR/bundle`` (the planner's time budget ends it, validation included);
+2. ``monai-unet train --bundle DIR/bundle --output-dir DIR/ours/run`` (the planner's time budget ends it,
+   validation included; the fresh bundle's ``models/model.pt`` is the run's best model);
 3. ``monai-unet infer`` on the validation cases → ``DIR/ours/predictions/<case>_seg.*`` on each input's grid;
 4. the stock recipe (``benchmarks.baseline_<task>``) on the same split (``DIR/split.json``) for the same minutes
    → ``DIR/stock/predictions``;
@@ -130,9 +131,14 @@ def _isbi_scores(pred_dir: Path, split: dict) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
-def _curve_ours(bundle: Path) -> list[dict]:
+def _run_folder(out: Path) -> Path:
+    """Our training run's folder: ``DIR/ours/run`` (``bundle/runs`` in results written before run folders)."""
+    return out / "ours" / "run" if (out / "ours" / "run").is_dir() else out / "bundle" / "runs"
+
+
+def _curve_ours(run: Path) -> list[dict]:
     rows = []
-    with open(bundle / "runs" / "validation_history.csv", newline="") as f:
+    with open(run / "validation_history.csv", newline="") as f:
         for row in csv.DictReader(f):
             rows.append({"seconds": float(row["elapsed_s"]), "val_mean_dice": float(row["val_mean_dice"])})
     return rows
@@ -200,7 +206,9 @@ def main(argv: list[str] | None = None) -> dict:
             log,
         )
     if not args.skip_ours:
-        seconds["train"] = _run([*cli, "train", "--bundle", str(bundle)], log)
+        seconds["train"] = _run(
+            [*cli, "train", "--bundle", str(bundle), "--output-dir", str(out / "ours" / "run")], log
+        )
     split = _absolute_split(bundle)
     (out / "split.json").write_text(json.dumps(split, indent=1))
     plans = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
@@ -260,8 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
             key: stock_summary["scores"][key] if "scores" in stock_summary else stock_summary[key]
             for key in ("pixel_error", "rand_error", "best_rand_error", "best_rand_threshold")
         }
-    if (bundle / "runs" / "validation_history.csv").is_file():
-        comparison["ours_curve"] = _curve_ours(bundle)
+    if (_run_folder(out) / "validation_history.csv").is_file():
+        comparison["ours_curve"] = _curve_ours(_run_folder(out))
         comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
     if (out / "stock" / "history.json").is_file():
         comparison["stock_curve"] = _curve_stock(out / "stock")

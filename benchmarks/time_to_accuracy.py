@@ -4,7 +4,7 @@
 
 Reads the ``comparison.json`` files that :mod:`benchmarks.planned_vs_stock` writes (default: every
 ``outputs/planned_vs_stock/*/comparison.json``), each holding the validation metric against wall-clock seconds of
-both runs (ours: mean foreground Dice of each validation in ``runs/validation_history.csv``, computed on the cases'
+both runs (ours: mean foreground Dice of each validation in the run folder's ``validation_history.csv``, on the cases'
 own grids; stock: its script's per-epoch validation Dice). Writes ``time_to_accuracy.md`` (per run: each side's
 first and best validation, the seconds each needed to reach the stock recipe's best, and their ratio) and
 ``time_to_accuracy_<run>.png`` (both curves, drawn with PIL: no plotting library is needed).

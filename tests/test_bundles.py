@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,7 @@ def _em_overrides(tmp_path: Path, **extra) -> dict:
         "tile_input": [188, 188],
         "val_roi": [380, 380],
         "ckpt_dir": str(tmp_path / "models"),
+        "promote": True,
         "output_dir": str(tmp_path / "run"),
         **extra,
     }
@@ -83,6 +85,7 @@ def _mri_overrides(tmp_path: Path, **extra) -> dict:
         "roi_size": [48, 48, 48],
         "samples_per_case": 1,
         "ckpt_dir": str(tmp_path / "models"),
+        "promote": True,
         "output_dir": str(tmp_path / "run"),
         **extra,
     }
@@ -126,14 +129,24 @@ def test_mri_bundle_trains_and_evaluates_on_the_scan_grid(tmp_path):
     assert summary["cases"] == 1
 
 
-def test_multi_gpu_config_runs_two_processes_with_gloo(tmp_path):
+def test_multi_gpu_config_runs_two_processes_with_gloo_into_one_run_folder(tmp_path):
+    """Two gloo processes on a copy of the shipped bundle, its own folders: one new ``runs/train-*`` folder (rank 0
+    names it for both), the run's best model there, the shipped ``models/model.pt`` untouched (no promote)."""
+    bundle = tmp_path / "bundle"
+    for part in ("configs", "models"):
+        shutil.copytree(EM / part, bundle / part)
+    shipped = (bundle / "models" / "model.pt").read_bytes()
     overrides = _em_overrides(tmp_path, val_ids=["01", "02"])  # one validation slice per process
+    for key in ("ckpt_dir", "promote", "output_dir"):
+        del overrides[key]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"]
-    _run(EM, ["train.json", "multi_gpu_train.json"], overrides, launcher=launcher)
-    assert (tmp_path / "models" / "model.pt").is_file()
-    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [1]
-    weights = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    _run(bundle, ["train.json", "multi_gpu_train.json"], overrides, launcher=launcher)
+    (run,) = (bundle / "runs").iterdir()
+    assert run.name.startswith("train-")
+    assert [int(r["epoch"]) for r in _history(run)] == [1]
+    weights = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in weights), "the best model is saved unwrapped from DDP"
+    assert (bundle / "models" / "model.pt").read_bytes() == shipped
 
 
 # ------------------------------------------------------------------------------------------------- inference

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from monai.data import DataLoader
+from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import LrScheduleHandler, MeanDice, ValidationHandler, from_engine
-from monai.transforms import AsDiscreted
+from monai.transforms import AsDiscreted, Compose, RandFlipd, RandRotate90d
 from monai.utils import set_determinism
 
-from monai_unet.handlers import TrainingCheckpoint, ValidationHistory
+from monai_unet.handlers import (
+    CheckpointError,
+    RandomStates,
+    TrainingCheckpoint,
+    ValidationHistory,
+    latest_run_dir,
+    new_run_dir,
+)
 from monai_unet.networks import UNet
 
 
@@ -27,12 +34,15 @@ def _data() -> list[dict[str, torch.Tensor]]:
     return items
 
 
-def _run(run_dir: Path, max_epochs: int, resume: bool) -> tuple[UNet, TrainingCheckpoint, ValidationHistory]:
+def _run(
+    run_dir: Path, max_epochs: int, resume: bool, promote_path: Path | None = None, promote: bool | str = "if-missing"
+) -> tuple[UNet, TrainingCheckpoint, ValidationHistory]:
     set_determinism(seed=0)
     net = UNet(2, 1, 2, features=(4, 8), padding="same", dropout=0.0)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
-    loader = DataLoader(_data(), batch_size=2, shuffle=False)
+    flips = Compose([RandFlipd(("image", "label"), prob=0.5, spatial_axis=0), RandRotate90d(("image", "label"))])
+    loader = DataLoader(Dataset(_data(), transform=flips), batch_size=2, shuffle=True)
     post = AsDiscreted(keys=("pred", "label"), argmax=(True, False), to_onehot=2)
     evaluator = SupervisedEvaluator(
         device=torch.device("cpu"),
@@ -43,7 +53,9 @@ def _run(run_dir: Path, max_epochs: int, resume: bool) -> tuple[UNet, TrainingCh
             "val_dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))
         },
     )
-    history = ValidationHistory(net, "val_dice", run_dir / "model.pt", csv_path=run_dir / "history.csv")
+    history = ValidationHistory(
+        net, "val_dice", run_dir / "model.pt", run_dir / "history.csv", promote_path=promote_path, promote=promote
+    )
     history.attach(evaluator)
     trainer = SupervisedTrainer(
         device=torch.device("cpu"),
@@ -59,7 +71,14 @@ def _run(run_dir: Path, max_epochs: int, resume: bool) -> tuple[UNet, TrainingCh
     )
     checkpoint = TrainingCheckpoint(
         run_dir,
-        {"network": net, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer, "history": history},
+        {
+            "network": net,
+            "optimizer": optimizer,
+            "lr_scheduler": scheduler,
+            "trainer": trainer,
+            "history": history,
+            "random": RandomStates(flips),
+        },
         resume=resume,
     )
     checkpoint.attach(trainer)
@@ -68,6 +87,8 @@ def _run(run_dir: Path, max_epochs: int, resume: bool) -> tuple[UNet, TrainingCh
 
 
 def test_resume_continues_a_killed_run_exactly(tmp_path):
+    """Shuffled batches and random flips/rotations: the resumed epochs 3-4 draw what the whole run drew (the random
+    states are in the checkpoint), so weights and metrics match a run that was never interrupted."""
     whole, _, whole_history = _run(tmp_path / "whole", max_epochs=4, resume=False)
     _run(tmp_path / "split", max_epochs=2, resume=False)  # "killed" after the epoch-2 checkpoint
     resumed, checkpoint, history = _run(tmp_path / "split", max_epochs=4, resume=True)
@@ -85,15 +106,20 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
     assert math.isclose(float(rows[-1]["val_dice"]), history.history[-1]["val_dice"], rel_tol=1e-6)
     best = torch.load(tmp_path / "split" / "model.pt", map_location="cpu", weights_only=True)
     assert set(best) == set(resumed.state_dict())
-    assert not list((tmp_path / "split").glob(".*.part*")), "temporary files left behind"
+    assert not list((tmp_path / "split").glob(".*.tmp")), "temporary files left behind"
 
 
 def test_resume_without_checkpoint_starts_fresh_and_corrupt_checkpoint_is_named(tmp_path):
     _, checkpoint, history = _run(tmp_path, max_epochs=1, resume=True)
     assert [row["epoch"] for row in history.history] == [1]
-    checkpoint.path.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"checkpoint_last\.pt: cannot load the training checkpoint"):
+    left = tmp_path / ".checkpoint_last.pt.abc123.tmp"  # what a run killed mid-save leaves
+    left.mkdir()
+    (left / "content").write_bytes(b"half a checkpoint")
+    whole = checkpoint.path.read_bytes()
+    checkpoint.path.write_bytes(whole[: len(whole) // 2])  # truncated
+    with pytest.raises(CheckpointError, match=r"checkpoint_last\.pt: cannot load the training checkpoint .*Delete it"):
         _run(tmp_path, max_epochs=2, resume=True)
+    assert not left.exists(), "resuming sweeps the killed run's temporaries"
 
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
@@ -108,4 +134,34 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         checkpoint.save()
     assert checkpoint.path.read_bytes() == before
-    assert not list(tmp_path.glob(".*.part*"))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_run_promotes_its_model_only_where_asked(tmp_path):
+    """Shipped weights stay unless promote=true; a bundle without weights gets the run's; a resumed run that is
+    asked to promote copies its best model so far."""
+    shipped = tmp_path / "models" / "model.pt"
+    _run(tmp_path / "first", max_epochs=1, resume=False, promote_path=shipped)  # none yet: "if-missing" promotes
+    assert shipped.read_bytes() == (tmp_path / "first" / "model.pt").read_bytes()
+
+    shipped.write_bytes(b"shipped weights")
+    _, _, history = _run(tmp_path / "second", max_epochs=1, resume=False, promote_path=shipped)
+    assert not history.promoting and shipped.read_bytes() == b"shipped weights"
+    _run(tmp_path / "third", max_epochs=1, resume=False, promote_path=shipped, promote=False)
+    assert shipped.read_bytes() == b"shipped weights"
+
+    _, _, history = _run(tmp_path / "second", max_epochs=2, resume=True, promote_path=shipped, promote=True)
+    assert history.promoting
+    assert shipped.read_bytes() == (tmp_path / "second" / "model.pt").read_bytes()
+    with pytest.raises(ValueError, match="promote must be"):
+        ValidationHistory(UNet(2, 1, 2, features=(4, 8)), "val_dice", tmp_path / "m.pt", promote="yes")
+
+
+def test_run_folders_are_new_and_the_latest_checkpointed_one_is_found(tmp_path):
+    runs = tmp_path / "runs"
+    first, second = Path(new_run_dir(runs)), Path(new_run_dir(runs))
+    assert first != second and first.parent == second.parent == runs and first.name.startswith("train-")
+    assert not any(first.iterdir()) and not any(second.iterdir())
+    assert latest_run_dir(runs) is None
+    _run(first, max_epochs=1, resume=False)
+    assert latest_run_dir(runs) == first

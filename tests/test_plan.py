@@ -394,13 +394,39 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     planned = _cli("plan", str(source), "-o", str(bundle), "--budget-min", "0.2", "--no-progress")
     assert planned.stdout.strip() == str(bundle.resolve())
 
-    _cli("train", "--bundle", str(bundle))
+    nothing = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", "train", "--bundle", str(bundle), "resume=true"],
+        capture_output=True,
+        text=True,
+    )
+    assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr, nothing.stderr[-2000:]
+
+    trained = _cli("train", "--bundle", str(bundle))
     plans = json.loads((bundle / "configs" / "plans.json").read_text())
     summary = plans["training"]
     assert summary["iterations"] >= 1 and summary["validations"] >= 1
     assert summary["seconds"] <= 0.2 * 60 + 20, "the run overshot its budget by more than the slack"
     assert plans["postprocessing"]["decided"] is True
-    assert (bundle / "models" / "model.pt").is_file()
+    (run,) = (bundle / "runs").iterdir()
+    assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
+    assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
+    if ext == ".png":  # a second run keeps the first's weights and plans; --promote replaces them
+        weights, plans_text = (
+            (bundle / "models" / "model.pt").read_bytes(),
+            (bundle / "configs" / "plans.json").read_text(),
+        )
+        second = _cli("train", "--bundle", str(bundle))
+        assert "unchanged (--promote replaces it)" in second.stderr
+        assert len(list((bundle / "runs").iterdir())) == 2
+        assert (bundle / "models" / "model.pt").read_bytes() == weights
+        assert (bundle / "configs" / "plans.json").read_text() == plans_text
+        _cli("train", "--bundle", str(bundle), "--promote")
+        latest = max((bundle / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+        assert (bundle / "models" / "model.pt").read_bytes() == (latest / "model.pt").read_bytes()
+        assert (
+            json.loads((bundle / "configs" / "plans.json").read_text())["training"]
+            == json.loads((latest / "training_record.json").read_text())["training"]
+        )
 
     _cli("evaluate", "--bundle", str(bundle))
     metrics = json.loads((bundle / "eval" / "metrics_summary.json").read_text())

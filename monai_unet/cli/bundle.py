@@ -157,10 +157,12 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
     Raises:
         ImageInputError: bad input data met anywhere in the workflow (MONAI wraps transform errors in
             ``RuntimeError``; the original is found in the exception chain and raised as it is).
+        CheckpointError: a training checkpoint that cannot be resumed from (raised as it is).
         BundleRunError: any other failure, with the innermost error's message.
     """
     from monai.bundle.scripts import create_workflow
 
+    from monai_unet.handlers import CheckpointError
     from monai_unet.io import ImageInputError
 
     config_files = [str(bundle.config(name)) for name in configs]
@@ -181,7 +183,7 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
     except Exception as error:
         chain = _exception_chain(error)
         for link in chain:
-            if isinstance(link, ImageInputError):
+            if isinstance(link, ImageInputError | CheckpointError):
                 raise link from None
         for link in chain:
             if isinstance(link, pickle.UnpicklingError):  # torch.load(weights_only=True) refused the file

@@ -15,6 +15,10 @@ infer       ``configs/inference.json`` (see ``monai-unet segment`` for one scan 
 ``device``; any other config id is set with ``KEY=VALUE`` (VALUE read as JSON when it parses, else as a string;
 nested ids with ``#``, e.g. ``network_def#dropout=0.2``). A KEY that is not an id of the merged configs is refused
 (exit 2) with the closest existing id, since MONAI would add it silently and nothing would read it.
+
+Training writes into a new run folder, ``runs/train-<date>-<time>/`` (checkpoints, history, the run's best
+``model.pt``); the bundle's ``models/model.pt`` changes only with ``--promote`` (or when the bundle has none yet,
+e.g. freshly planned). ``resume=true`` without ``--output-dir`` continues the latest run folder with a checkpoint.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         )
         parser.add_argument("--output-dir", type=Path, help="sets the config id output_dir")
         parser.add_argument("--device", choices=("cpu", "cuda"), help="sets the config id device (a torch.device)")
+        if command == "train":
+            parser.add_argument(
+                "--promote",
+                action="store_true",
+                help="also write the run's best model to the bundle's models/model.pt (sets the config id promote)",
+            )
         parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="any other config id to override")
         parser.set_defaults(run=run)
 
@@ -85,8 +95,30 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("cuda: no CUDA device is available to torch here; use --device cpu")
         overrides["device"] = torch.device(args.device)
-    overrides.update(parse_overrides(args.overrides))
+    items = parse_overrides(args.overrides)
+    if getattr(args, "promote", False) or ("ckpt_dir" in items and "promote" not in items):
+        overrides["promote"] = True  # an explicit ckpt_dir is where the user wants the weights
+    overrides.update(items)
     return overrides
+
+
+def _resume_folder(bundle, overrides: dict[str, Any]) -> None:
+    """``resume=true`` without an output folder: continue the latest run folder that holds a checkpoint.
+
+    Raises:
+        ValueError: no run folder under ``runs/`` holds ``checkpoint_last.pt``.
+    """
+    from monai_unet.handlers import latest_run_dir
+
+    if overrides.get("resume") is not True or "output_dir" in overrides:
+        return
+    folder = latest_run_dir(bundle.root / "runs")
+    if folder is None:
+        raise ValueError(
+            f"{bundle.root / 'runs'}: no run folder holds checkpoint_last.pt, so there is nothing to resume; "
+            "train without resume=true, or give the run folder with --output-dir"
+        )
+    overrides["output_dir"] = str(folder)
 
 
 def _config_ids(node: Any, prefix: str = "") -> Iterator[str]:
@@ -123,5 +155,26 @@ def run(args: argparse.Namespace) -> Any:
     """Run the command's configs; returns the finished workflow."""
     bundle = open_bundle(args.bundle)
     configs = [name for name in CONFIGS[args.command] if bundle.has_config(name) or name == CONFIGS[args.command][-1]]
-    check_override_ids(bundle, configs, list(parse_overrides(args.overrides)))
-    return run_bundle_config(bundle, configs, overrides_for(args))
+    overrides = overrides_for(args)
+    check_override_ids(
+        bundle, configs, [*parse_overrides(args.overrides), *(["promote"] if "promote" in overrides else [])]
+    )
+    if args.command == "train":
+        _resume_folder(bundle, overrides)
+    workflow = run_bundle_config(bundle, configs, overrides)
+    if args.command == "train":
+        _report_run(bundle, workflow)
+    return workflow
+
+
+def _report_run(bundle, workflow) -> None:
+    """One line on stderr: where the run wrote, and whether the bundle's weights changed."""
+    import sys
+
+    parser = workflow.parser
+    output_dir = parser.get_parsed_content("output_dir")
+    history = parser.get_parsed_content("validate#history") if "validate#history" in parser else None
+    promoted = bool(getattr(history, "promoting", False)) and getattr(history, "best_epoch", -1) > 0
+    weights = bundle.root / "models" / "model.pt"
+    note = f"best model also written to {weights}" if promoted else f"{weights} unchanged (--promote replaces it)"
+    print(f"monai-unet train: run folder {output_dir}; {note}", file=sys.stderr)

@@ -1,12 +1,24 @@
 """Ignite handlers the bundles attach: atomic full-state checkpoints with resume, validation history, summaries,
-the wall-clock budget with its time-driven learning rate, and the connected-component comparison."""
+the wall-clock budget with its time-driven learning rate, the connected-component comparison, and run folders."""
 
 from __future__ import annotations
 
 from monai_unet.handlers.budget import TimeBudget
-from monai_unet.handlers.checkpoint import TrainingCheckpoint
+from monai_unet.handlers.checkpoint import CheckpointError, TrainingCheckpoint
 from monai_unet.handlers.components import ComponentChoice
 from monai_unet.handlers.history import ValidationHistory
+from monai_unet.handlers.random_states import RandomStates
+from monai_unet.handlers.runs import latest_run_dir, new_run_dir
 from monai_unet.handlers.summary import MetricsSummary
 
-__all__ = ["ComponentChoice", "MetricsSummary", "TimeBudget", "TrainingCheckpoint", "ValidationHistory"]
+__all__ = [
+    "CheckpointError",
+    "ComponentChoice",
+    "MetricsSummary",
+    "RandomStates",
+    "TimeBudget",
+    "TrainingCheckpoint",
+    "ValidationHistory",
+    "latest_run_dir",
+    "new_run_dir",
+]

@@ -10,11 +10,16 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from monai_unet.io.atomic import atomic_path
+from monai_unet.io.atomic import atomic_path, sweep_temporaries
 
-__all__ = ["TrainingCheckpoint"]
+__all__ = ["CheckpointError", "TrainingCheckpoint"]
 
 logger = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from (damaged, or written by another configuration); the message names
+    the file and what to do. The command line reports it as bad input (exit 2), not as an internal error."""
 
 
 class TrainingCheckpoint:
@@ -27,7 +32,9 @@ class TrainingCheckpoint:
 
     With ``resume=True`` the file is loaded when the trainer starts (``map_location``, ``weights_only=True``), so
     the run continues at the saved epoch with the saved optimizer, schedule and metric history, up to the
-    configured ``max_epochs``. A missing file starts a fresh run with a log line.
+    configured ``max_epochs``; with a :class:`monai_unet.handlers.RandomStates` in ``save_dict`` it also draws the
+    same random numbers, repeating the interrupted epoch exactly. A missing file starts a fresh run with a log line.
+    Resuming first removes the temporaries a killed run left in ``save_dir`` (``.<name>.*.tmp`` folders).
 
     Args:
         save_dir: folder of the checkpoint file.
@@ -83,21 +90,32 @@ class TrainingCheckpoint:
 
     def load(self, engine: Engine) -> None:
         """Restore every object from the checkpoint, keeping the trainer's configured ``max_epochs``."""
+        for left in sweep_temporaries(self.path.parent):
+            logger.info("resume: removed %s, left behind by the interrupted run", left)
         if not self.path.is_file():
             logger.info("resume: no checkpoint at %s, starting a fresh run", self.path)
             return
         try:
             state = torch.load(self.path, map_location=self.map_location, weights_only=True)
         except Exception as error:  # a corrupt or foreign file: say which and what to do
-            raise ValueError(
-                f"{self.path}: cannot load the training checkpoint ({error}). Delete it to start afresh."
+            raise CheckpointError(
+                f"{self.path}: cannot load the training checkpoint ({' '.join(str(error).split())}). Delete it "
+                "to start afresh, or train without resume."
             ) from error
         missing = sorted(set(self.save_dict) - set(state))
         if missing:
-            raise ValueError(f"{self.path}: checkpoint lacks {missing}; it was written by a different configuration.")
+            raise CheckpointError(
+                f"{self.path}: checkpoint lacks {missing}; it was written by a different configuration."
+            )
         max_epochs = engine.state.max_epochs
         for name, obj in self.save_dict.items():
-            obj.load_state_dict(state[name])
+            try:
+                obj.load_state_dict(state[name])
+            except (KeyError, RuntimeError, ValueError) as error:
+                raise CheckpointError(
+                    f"{self.path}: its {name!r} does not fit this run ({' '.join(str(error).split())[:300]}); it "
+                    "was written by a different configuration."
+                ) from error
         if max_epochs is not None:
             if engine.state.epoch > max_epochs:
                 raise ValueError(

@@ -23,8 +23,13 @@ class ValidationHistory:
 
     Attach to the evaluator. After every validation run it appends ``{"epoch": e, **metrics}`` to ``history``,
     rewrites ``csv_path`` (atomically) and, when ``key_metric`` improved, saves the network's weights to
-    ``best_path`` (atomically). Its ``state_dict`` goes into the training checkpoint, so a resumed run keeps the
-    metric history and does not overwrite a better earlier model.
+    ``best_path`` (atomically), the run's own folder. Its ``state_dict`` goes into the training checkpoint, so a
+    resumed run keeps the metric history and does not overwrite a better earlier model.
+
+    Promotion: the weights are also written to ``promote_path`` (a bundle's ``models/model.pt``, which evaluation
+    and inference load) when ``promote`` is ``True``, or, with ``"if-missing"``, when that file did not exist as the
+    run started (a freshly planned bundle gets its first weights; shipped weights and an earlier run's model stay).
+    The decision is part of the state, so a resumed run keeps it.
 
     Args:
         network: the network whose weights are saved when the key metric improves (unwrapped from DDP if needed).
@@ -32,6 +37,8 @@ class ValidationHistory:
         best_path: file for the best weights (a plain ``state_dict``, loadable with ``weights_only=True``).
         csv_path: optional CSV of the history (one row per validation).
         higher_is_better: ``False`` for errors and distances.
+        promote_path: where promoted weights go; None: nowhere.
+        promote: ``True``, ``False`` or ``"if-missing"``.
     """
 
     def __init__(
@@ -41,8 +48,18 @@ class ValidationHistory:
         best_path: str | Path,
         csv_path: str | Path | None = None,
         higher_is_better: bool = True,
+        promote_path: str | Path | None = None,
+        promote: bool | str = "if-missing",
     ) -> None:
+        # the stock runner passes ``--promote true`` as the string "true"
+        promote = {"true": True, "false": False}.get(promote.lower(), promote) if isinstance(promote, str) else promote
+        if promote not in (True, False, "if-missing"):
+            raise ValueError(f"promote must be true, false or 'if-missing', got {promote!r}.")
         self.network = network
+        self.promote_path = Path(promote_path) if promote_path is not None else None
+        self.promoting = self.promote_path is not None and (
+            promote is True or (promote == "if-missing" and not self.promote_path.exists())
+        )
         self.key_metric = key_metric
         self.best_path = Path(best_path)
         self.csv_path = Path(csv_path) if csv_path is not None else None
@@ -68,12 +85,18 @@ class ValidationHistory:
         if self._improved(value):
             self.best_metric, self.best_epoch = value, epoch
             network = getattr(self.network, "module", self.network)
-            self.best_path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.best_path) as tmp:
-                torch.save(network.state_dict(), tmp)
-            logger.info("epoch %d: new best %s = %.4f, saved %s", epoch, self.key_metric, value, self.best_path)
+            targets = [self.best_path] + ([self.promote_path] if self.promoting else [])
+            for target in targets:
+                self._save(target, network.state_dict())
+            logger.info("epoch %d: new best %s = %.4f, saved %s", epoch, self.key_metric, value, targets)
         if self.csv_path is not None:
             self._write_csv()
+
+    @staticmethod
+    def _save(target: Path, state: dict[str, torch.Tensor]) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            torch.save(state, tmp)
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(key for row in self.history for key in row))
@@ -84,9 +107,18 @@ class ValidationHistory:
             writer.writerows(self.history)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+        return {
+            "history": self.history,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "promoting": self.promoting,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = [dict(row) for row in state["history"]]
         self.best_metric = float(state["best_metric"])
         self.best_epoch = int(state["best_epoch"])
+        # A run that promoted keeps promoting; promote=true on resume promotes the best model saved so far.
+        self.promoting = self.promoting or (bool(state.get("promoting")) and self.promote_path is not None)
+        if self.promoting and self.best_path.is_file():
+            self._save(self.promote_path, torch.load(self.best_path, map_location="cpu", weights_only=True))

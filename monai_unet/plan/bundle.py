@@ -172,10 +172,13 @@ or with the stock runner:
         --meta_file {folder}/configs/metadata.json --bundle_root {folder}
 
 `infer` writes `<case>_seg{ext}` per case (class indices; {output_form}).
-Training writes its checkpoint (`checkpoint_last.pt`, resumable with `resume=true`), `validation_history.csv`
-and `training_summary.json` into `runs/`, the best network into `models/model.pt`, and records the iterations,
-epochs and the post-processing decision in `configs/plans.json`. `dataset_dir` in the configs points at the dataset
-this bundle was planned from; override it (`--dataset-dir` or `dataset_dir=...`) to move the data.
+Each training run writes into its own folder, `runs/train-<date>-<time>/`: its checkpoint (`checkpoint_last.pt`;
+`monai-unet train --bundle B resume=true` continues the latest run), `validation_history.csv`,
+`training_summary.json`, `training_record.json` and its best network, `model.pt`. The bundle's `models/model.pt`
+(what evaluation and inference load) and the training record and post-processing decision in `configs/plans.json`
+are written by the first run, and afterwards only by a run given `--promote` (stock runner: `--promote true`).
+`dataset_dir` in the configs points at the dataset this bundle was planned from; override it (`--dataset-dir` or
+`dataset_dir=...`) to move the data.
 
 ## Classes
 

@@ -64,12 +64,17 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     budget = plan.budget
     loader_batch = max(1, plan.batch_size // plan.samples_per_case)
     config = common_config(plan, dataset)
-    config["imports"] = [*config["imports"], "$from ignite.engine import Events"]
+    config["imports"] = [
+        *config["imports"],
+        "$from ignite.engine import Events",
+        "$from monai_unet.handlers import new_run_dir",
+    ]
     config.update(
         {
             "split_file": "$os.path.join(@bundle_root, 'configs', 'split.json')",
             "ckpt_dir": "$os.path.join(@bundle_root, 'models')",
-            "output_dir": "$os.path.join(@bundle_root, 'runs')",
+            "output_dir": "$new_run_dir(os.path.join(@bundle_root, 'runs'), 'train')",
+            "promote": "if-missing",
             "seed": plan.seed,
             "resume": False,
             "progress": False,
@@ -143,6 +148,10 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                         "trainer": "@train#trainer",
                         "history": "@validate#history",
                         "budget": "@budget",
+                        "random": {
+                            "_target_": "monai_unet.handlers.RandomStates",
+                            "transforms": "$@train#dataset.transform",
+                        },
                     },
                     "save_interval": 1,
                     "resume": "@resume",
@@ -212,8 +221,11 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "_target_": "monai_unet.handlers.ValidationHistory",
                     "network": "@network",
                     "key_metric": "val_mean_dice",
-                    "best_path": "$os.path.join(@ckpt_dir, 'model.pt')",
+                    "best_path": "$os.path.join(@output_dir, 'model.pt')",
                     "csv_path": "$os.path.join(@output_dir, 'validation_history.csv')",
+                    "promote_path": "$os.path.join(@ckpt_dir, 'model.pt')",
+                    "promote": "@promote",
+                    "_desc_": "the run's best model; copied to models/model.pt when that has none or promote is true",
                 },
                 "handlers": [
                     "@validate#components",

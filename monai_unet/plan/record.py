@@ -43,7 +43,9 @@ def _best_row(history) -> dict[str, float] | None:
 
 
 def record_training(bundle_root: str | Path, history, output_dir: str | Path) -> dict[str, Any]:
-    """Write the training summary and the post-processing decision into ``configs/plans.json`` (atomically).
+    """Write the training summary and the post-processing decision into the run folder's ``training_record.json``
+    and, when the run's weights were promoted to the bundle's ``models/model.pt``, into ``configs/plans.json``
+    (both atomically): the bundle's post-processing always belongs to its weights.
 
     Post-processing: keeping only the largest connected component of class ``c`` is chosen when, at the best
     validation, it raised that class's mean Dice by at least :data:`MIN_GAIN` (the ``val_dice_lcc_<c>`` and
@@ -83,10 +85,14 @@ def record_training(bundle_root: str | Path, history, output_dir: str | Path) ->
             else "no validation ran; nothing is post-processed"
         ),
     }
-    path = _plans_path(bundle_root)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(plans, indent=4) + "\n", encoding="utf-8")
-    logger.info("recorded training (%s) and post-processing %s in %s", summary, keep, path)
+    paths = [Path(output_dir) / "training_record.json"]
+    record = {key: plans[key] for key in ("training", "postprocessing")}
+    if history.promoting:
+        paths.append(_plans_path(bundle_root))
+    for path in paths:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(record if path == paths[0] else plans, indent=4) + "\n", encoding="utf-8")
+    logger.info("recorded training (%s) and post-processing %s in %s", summary, keep, paths)
     return plans
 
 
