@@ -36,6 +36,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from nibabel.openers import ImageOpener
 from numpy.typing import DTypeLike
 
 from monai_unet.io.errors import ImageInputError, last_line
@@ -83,6 +84,32 @@ def _geometry(source: sitk.Image | sitk.ImageFileReader) -> tuple[np.ndarray, np
     return origin, spacing, direction
 
 
+def _check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
+    """Refuse a voxel-to-world mapping that places no voxel: a zero, NaN or singular affine, or a voxel size of 0
+    (or NaN) along an axis with more than one voxel (SimpleITK would read it as 1 mm, silently). Along an axis of
+    one voxel a size of 0 is harmless and read as 1 mm."""
+    with ImageOpener(path) as f:  # as stored: nibabel's loader replaces a pixdim of 0 by 1
+        header = type(header).from_fileobj(f, check=False)
+    shape = header.get_data_shape()[:3]
+    zooms = np.asarray(header["pixdim"][1 : 1 + len(shape)], dtype=np.float64)
+    for axis, (size, zoom) in enumerate(zip(shape, zooms, strict=False)):
+        if size > 1 and not (np.isfinite(zoom) and zoom > 0):
+            raise ImageInputError(
+                path,
+                f"declares a voxel size of {zoom:g} mm along axis {axis} (pixdim[{axis + 1}]), which has {size} voxels",
+                "fix the header (e.g. nibabel's set_zooms) or re-export the image",
+            )
+    affine = np.asarray(header.get_best_affine(), dtype=np.float64)
+    linear = affine[:3, :3]
+    singular = not np.all(np.isfinite(affine)) or abs(np.linalg.det(linear)) < 1e-12 * max(np.abs(linear).max(), 1)
+    if len(shape) == 3 and singular:
+        raise ImageInputError(
+            path,
+            f"its voxel-to-world matrix is zero, not finite or singular ({np.round(affine[:3], 4).tolist()})",
+            "fix the header's sform/qform or re-export the image",
+        )
+
+
 def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | None]:
     """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download), or when
     its gzip stream is damaged.
@@ -100,6 +127,7 @@ def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | Non
     except Exception as error:  # nibabel raises many types for a damaged header
         raise ImageInputError(path, f"is not a readable NIfTI file ({error})", "re-export or re-download it") from None
     header = image.header
+    _check_nifti_geometry(path, header)
     offset = int(image.dataobj.offset)  # the loaded header's vox_offset reads 0; the array proxy has the file's
     expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
     if not path.name.lower().endswith(".gz"):
@@ -145,6 +173,76 @@ def _inflate_verified(path: Path, expected: int) -> bytes:
             "copy or download the file again",
         )
     return raw
+
+
+#: Header keys that name a detached data file (MetaImage ``.mhd``, detached NRRD ``.nhdr``).
+_DATA_FILE_KEYS = ("ElementDataFile", "data file", "datafile")
+
+
+def _stored_bytes(path: Path) -> int | None:
+    """Bytes on disk that may hold ``path``'s voxels: the file, plus a detached data file its header names; None when
+    the data are spread over a list or pattern of files (not checked)."""
+    total = path.stat().st_size
+    if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
+        return total
+    with open(path, "rb") as f:
+        head = f.read(65536).decode("latin-1")
+    for line in head.splitlines():
+        key, sep, value = line.partition("=" if "=" in line.split(":")[0] else ":")
+        if sep and key.strip() in _DATA_FILE_KEYS:
+            value = value.strip()
+            if value == "LOCAL":
+                return total
+            if value.startswith("LIST") or "%" in value or " " in value:
+                return None
+            data = path.parent / value
+            return total + data.stat().st_size if data.is_file() else total
+    return total
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
+    deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
+    declare 2000³ voxels)."""
+    if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
+        return
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise ImageInputError(
+            path, f"cannot be read ({last_line(str(error))})", "the file is corrupt or not in a supported format"
+        ) from None
+    voxels = int(np.prod([int(n) for n in reader.GetSize()], dtype=object))
+    probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
+    declared = voxels * sitk.GetArrayViewFromImage(probe).nbytes
+    stored = _stored_bytes(path)
+    if stored is not None and declared > _MAX_DEFLATE_RATIO * stored + 1024:
+        raise ImageInputError(
+            path,
+            f"is corrupt: its header declares {declared} bytes of voxels ({' x '.join(map(str, reader.GetSize()))}), "
+            f"more than its {stored} bytes on disk can hold",
+            "copy or download the file again",
+        )
+    available = _available_memory()
+    if available is not None and declared > available:
+        raise ImageInputError(
+            path,
+            f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
+            "read it on a machine with more memory, or crop it first",
+        )
 
 
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
@@ -238,6 +336,8 @@ def read_image_file(
         inflated = None if raw is None else _volume_from_inflated(path, header, offset, raw, dtype, contiguous)
         if inflated is not None:
             return inflated
+    else:
+        _check_declared_size(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:

@@ -1,0 +1,73 @@
+"""Headers that lie: sizes no file can hold, voxel sizes of 0, affines that place no voxel. Refused naming the file,
+before anything large is allocated; honest files of the same formats still read."""
+
+from __future__ import annotations
+
+import gzip
+import resource
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from monai_unet.io import ImageInputError
+from monai_unet.io.image_file import read_image_file
+
+HUGE_NRRD = "NRRD0004\ntype: float\ndimension: 3\nsizes: 2000 2000 2000\nendian: little\nencoding: raw\n\n"
+HUGE_MHA = "ObjectType = Image\nNDims = 3\nDimSize = 2000 2000 2000\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n"
+
+
+@pytest.mark.parametrize("name,header", [("huge.nrrd", HUGE_NRRD), ("huge.mha", HUGE_MHA)])
+def test_a_forged_size_is_refused_before_allocating(tmp_path, name, header):
+    """A 100-byte header declaring 2000³ floats (32 GB): refused naming the file, without the allocation."""
+    path = tmp_path / name
+    path.write_bytes(header.encode() + bytes(64))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageInputError, match=rf"{name}: is corrupt: its header declares 32000000000 bytes"):
+        read_image_file(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing near 32 GB
+
+
+def test_honest_nrrd_and_metaimage_files_still_read(tmp_path):
+    """Compressed NRRD, MetaImage with its voxels inline and detached (.mhd + .raw): read as written."""
+    array = np.random.default_rng(0).integers(0, 1000, size=(12, 20, 16), dtype=np.int16)
+    image = sitk.GetImageFromArray(array)
+    for name, compress in (("a.nrrd", True), ("b.mha", False), ("c.mhd", False)):
+        sitk.WriteImage(image, str(tmp_path / name), useCompression=compress)
+        volume = read_image_file(tmp_path / name)
+        np.testing.assert_array_equal(volume.array, array.transpose(2, 1, 0))
+    assert (tmp_path / "c.raw").is_file()
+    (tmp_path / "c.raw").write_bytes(b"")  # the detached voxels lost: the header's size no longer fits
+    with pytest.raises(ImageInputError, match=r"c\.mhd: "):
+        read_image_file(tmp_path / "c.mhd")
+
+
+def _nifti(path, zooms=(1.0, 1.0, 2.0), affine=None, shape=(8, 9, 5)):
+    """A NIfTI whose header says ``zooms`` (pixdim) and, when given, ``affine`` (sform), written into the header's
+    bytes: nibabel refuses to store such values itself."""
+    nib.save(nib.Nifti1Image(np.ones(shape, dtype=np.int16), np.eye(4)), path)
+    header = nib.load(path).header.copy()
+    header["pixdim"][1:4] = zooms
+    if affine is not None:
+        header["srow_x"], header["srow_y"], header["srow_z"] = affine[:3]
+        header["sform_code"], header["qform_code"] = 1, 0
+    compressed = path.name.endswith(".gz")
+    content = gzip.decompress(path.read_bytes()) if compressed else path.read_bytes()
+    content = header.binaryblock + content[348:]
+    path.write_bytes(gzip.compress(content) if compressed else content)
+    return path
+
+
+def test_voxel_size_zero_and_singular_affines_are_refused(tmp_path):
+    with pytest.raises(ImageInputError, match=r"zero\.nii\.gz: declares a voxel size of 0 mm along axis 2"):
+        read_image_file(_nifti(tmp_path / "zero.nii.gz", zooms=(1.0, 1.0, 0.0)))
+    one_slice = read_image_file(_nifti(tmp_path / "slice.nii.gz", zooms=(0.5, 0.5, 0.0), shape=(8, 9, 1)))
+    assert one_slice.spacing[:2].tolist() == [0.5, 0.5]  # an axis of one voxel may have no size
+    nan = np.eye(4)
+    nan[0, 0] = np.nan
+    with pytest.raises(ImageInputError, match=r"nan\.nii\.gz: its voxel-to-world matrix is zero, not finite"):
+        read_image_file(_nifti(tmp_path / "nan.nii.gz", affine=nan))
+    flat = np.diag([1.0, 1.0, 0.0, 1.0])
+    with pytest.raises(ImageInputError, match=r"flat\.nii: .*(voxel size of 0|singular)"):
+        read_image_file(_nifti(tmp_path / "flat.nii", affine=flat, zooms=(1.0, 1.0, 1.0)))
