@@ -262,6 +262,26 @@ def test_non_dicom_files_ignored_with_warning(tmp_path):
     assert array.shape[2] == 3
 
 
+@pytest.mark.parametrize("which", ["first", "middle", "last"])
+def test_a_damaged_slice_is_named_wherever_it_lies(tmp_path, which):
+    """A slice whose header is cut short (DICM preamble, unreadable header): the series is refused naming that file,
+    first, middle or last slice alike (dropping it would segment a shorter volume); with skip_unreadable=True it is
+    ignored with a warning, and a gap it leaves in the middle is then a missing slice."""
+    write_series(tmp_path / "s", z_positions([0, 2, 4, 6, 8]))
+    name = {"first": "IM0005.dcm", "middle": "IM0003.dcm", "last": "IM0001.dcm"}[which]  # files in reverse order
+    damaged = tmp_path / "s" / name
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    with pytest.raises(ImageInputError, match=rf"{name}: is a damaged DICOM file: its header cannot be read"):
+        read(tmp_path / "s")
+    if which == "middle":
+        with pytest.warns(UserWarning, match=name), pytest.raises(ImageInputError, match="missing slice"):
+            read(tmp_path / "s", skip_unreadable=True)
+    else:
+        with pytest.warns(UserWarning, match=name):
+            array, _ = read(tmp_path / "s", skip_unreadable=True)
+        assert array.shape[2] == 4
+
+
 def test_empty_and_non_dicom_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageInputError, match=r"empty.*is empty"):

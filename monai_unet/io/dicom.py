@@ -5,7 +5,9 @@ What happens to a folder (or a list of files):
 1. **Discovery.** Every file directly in the folder (not in sub-folders) is opened with pydicom, headers only.
    Files that are not DICOM, and DICOM files without pixels (DICOMDIR, structured reports), are **ignored with
    a warning** naming them, so that a ``README`` or ``.DS_Store`` in an export does not block reading. A folder
-   with no DICOM image at all is an error.
+   with no DICOM image at all is an error. A *damaged* DICOM file (``DICM`` preamble, unreadable header) is an
+   error naming it, wherever it lies in the stack, unless ``skip_unreadable=True`` (then it is ignored with the
+   warning, and the checks below see the gap it leaves).
 2. **Selection.** Images are grouped by SeriesInstanceUID (an empty UID is a valid group). Several series raise
    an error listing each one (UID, description, slice count) unless ``series_uid`` selects one.
 3. **Checks**, each its own :class:`~monai_unet.io.errors.ImageInputError` naming the folder, the files and what
@@ -114,8 +116,14 @@ def _float_list(value: Any) -> np.ndarray | None:
         return None
 
 
-def _scan(source: str | PathLike | Sequence[str | PathLike]) -> tuple[Path, list[tuple[Path, Any]]]:
-    """Headers of the DICOM image files in a folder (or list); returns (folder for messages, [(path, header)])."""
+def _scan(
+    source: str | PathLike | Sequence[str | PathLike], skip_unreadable: bool = False
+) -> tuple[Path, list[tuple[Path, Any]]]:
+    """Headers of the DICOM image files in a folder (or list); returns (folder for messages, [(path, header)]).
+
+    A file that starts as DICOM (``DICM`` at byte 128) but whose header cannot be read, or an image-storage file
+    whose header ends before Rows/Columns, is damaged, not foreign: it is refused, naming it, since dropping it
+    would silently shorten the volume, unless ``skip_unreadable``."""
     pydicom = _pydicom()
     if isinstance(source, (str, PathLike)):
         folder = Path(source)
@@ -137,10 +145,23 @@ def _scan(source: str | PathLike | Sequence[str | PathLike]) -> tuple[Path, list
     for path in files:
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True)
-        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError):
+        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as error:
+            if is_dicom_file(path) and not skip_unreadable:
+                raise ImageInputError(
+                    path,
+                    f"is a damaged DICOM file: its header cannot be read ({' '.join(str(error).split())[:200]})",
+                    "replace it from the original export, or read the series without it (skip_unreadable=True)",
+                ) from None
             ignored.append(path.name)
             continue
         if "Rows" not in header or "Columns" not in header:
+            storage = getattr(header.get("file_meta", {}), "MediaStorageSOPClassUID", None)
+            if storage is not None and "Image Storage" in storage.name and not skip_unreadable:
+                raise ImageInputError(  # an image whose header ends early: cut short in a copy or transfer
+                    path,
+                    f"is a damaged DICOM file: its header cannot be read (a {storage.name} file without Rows/Columns)",
+                    "replace it from the original export, or read the series without it (skip_unreadable=True)",
+                )
             ignored.append(path.name)  # DICOMDIR, SR, presentation state: no image
             continue
         headers.append((path, header))
@@ -516,6 +537,7 @@ def read_dicom_series(
     min_slices: int = 3,
     spacing_tolerance: float = 0.01,
     resample: bool = False,
+    skip_unreadable: bool = False,
 ) -> Volume:
     """Read one DICOM series (classic single-frame files or one enhanced multi-frame file) as a 3D volume.
 
@@ -528,6 +550,7 @@ def read_dicom_series(
             of it (default 1%); above it the series is refused as having a missing slice or uneven spacing.
         resample: resample tilted or unevenly spaced series onto a regular grid instead of refusing them
             (trilinear, float32 output; see the module docstring).
+        skip_unreadable: ignore damaged DICOM files (with a warning) instead of refusing the series.
 
     Returns:
         Voxels (x = columns, y = rows, z = slices along the normal) in modality units (HU for CT), the LPS
@@ -536,7 +559,7 @@ def read_dicom_series(
     Raises:
         ImageInputError: any of the problems listed in the module docstring.
     """
-    folder, headers = _scan(source)
+    folder, headers = _scan(source, skip_unreadable)
     members = _select(folder, headers, series_uid)
     multiframe = [(p, h) for p, h in members if int(h.get("NumberOfFrames", 1) or 1) > 1]
     if multiframe and len(members) > 1:

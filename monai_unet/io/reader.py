@@ -102,6 +102,7 @@ class SimpleITKReader(ImageReader):
         spacing_tolerance: accepted deviation of DICOM slice gaps from their median, as a fraction of it.
         resample: resample gantry-tilted or unevenly spaced DICOM series onto a regular grid (float32,
             trilinear) instead of refusing them.
+        skip_unreadable: ignore damaged DICOM files of a series (with a warning) instead of refusing the series.
         allow_4d: accept 4D files, their fourth axis becoming a trailing channel axis; when False a 4D file with
             more than one volume raises.
         check_finite: refuse floating-point images holding NaN or infinite voxels.
@@ -120,6 +121,7 @@ class SimpleITKReader(ImageReader):
         min_slices: int = 3,
         spacing_tolerance: float = 0.01,
         resample: bool = False,
+        skip_unreadable: bool = False,
         allow_4d: bool = False,
         check_finite: bool = True,
         orthonormal_tolerance: float = 1e-2,
@@ -132,6 +134,7 @@ class SimpleITKReader(ImageReader):
             "min_slices": min_slices,
             "spacing_tolerance": spacing_tolerance,
             "resample": resample,
+            "skip_unreadable": skip_unreadable,
             "allow_4d": allow_4d,
             "check_finite": check_finite,
             "orthonormal_tolerance": orthonormal_tolerance,
@@ -209,7 +212,9 @@ class SimpleITKReader(ImageReader):
     def _read_one(self, item: PendingImage, contiguous: bool) -> tuple[np.ndarray, dict]:
         options = dict(item.options)
         path = item.paths[0]
-        dicom_options = {k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample")}
+        dicom_options = {
+            k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample", "skip_unreadable")
+        }
         is_dicom_file_ = Path(path).is_file() and is_dicom_file(path)
         if len(item.paths) > 1 or Path(path).is_dir() or is_dicom_file_:
             source = list(item.paths) if len(item.paths) > 1 or is_dicom_file_ else path
