@@ -230,3 +230,18 @@ def test_a_full_disk_keeps_the_previous_output(bundles, tmp_path):
         assert any(words in last for words in ("file too large", "did not read back complete", "could not write")), last
         assert out.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}")) == []
+
+
+def test_an_output_folder_nobody_may_write_is_exit_2_naming_it(bundles, tmp_path):
+    """sysfs refuses new files even to root (as a read-only or foreign folder would): exit 2 with the path and
+    the system's reason, before the inference, not an internal error."""
+    scan = _nifti(tmp_path / "scan.nii.gz", (16, 16, 8), (1.0, 1.0, 2.0))
+    if not Path("/sys").is_dir():
+        pytest.skip("no /sys here")
+    result = subprocess.run(
+        _command("segment", scan, "-o", "/sys/seg.nii.gz", "--bundle", bundles[1]), capture_output=True, text=True
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last.startswith("monai-unet segment: error: /sys/") and "internal error" not in last, last
+    assert "Traceback" not in result.stderr

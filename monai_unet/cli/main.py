@@ -11,7 +11,9 @@ modules import torch and MONAI inside ``run``, so ``--help`` and argument errors
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: OSErrors the user fixes in their environment (permissions, a read-only or full file system): exit 2, not 1.
+_ENVIRONMENT_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class Terminated(BaseException):
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"monai-unet {args.command}: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except Exception as error:
+        if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRORS:
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"monai-unet {args.command}: error: {where}{os.strerror(error.errno).lower()}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if args.debug:
             traceback.print_exc()
         print(
