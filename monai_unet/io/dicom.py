@@ -121,7 +121,8 @@ def _scan(
 ) -> tuple[Path, list[tuple[Path, Any]]]:
     """Headers of the DICOM image files in a folder (or list); returns (folder for messages, [(path, header)]).
 
-    A file that starts as DICOM (``DICM`` at byte 128) but whose header cannot be read, or an image-storage file
+    A file that starts as DICOM (``DICM`` at byte 128) or is named ``.dcm``/``.ima`` but whose header cannot be
+    read, or an image-storage file
     whose header ends before Rows/Columns, is damaged, not foreign: it is refused, naming it, since dropping it
     would silently shorten the volume, unless ``skip_unreadable``."""
     pydicom = _pydicom()
@@ -146,7 +147,7 @@ def _scan(
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True)
         except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as error:
-            if is_dicom_file(path) and not skip_unreadable:
+            if (is_dicom_file(path) or path.suffix.lower() in (".dcm", ".ima")) and not skip_unreadable:
                 raise ImageInputError(
                     path,
                     f"is a damaged DICOM file: its header cannot be read ({' '.join(str(error).split())[:200]})",

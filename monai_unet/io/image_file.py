@@ -200,6 +200,27 @@ def _stored_bytes(path: Path) -> int | None:
     return total
 
 
+def _inline_raw_voxels(path: Path) -> int | None:
+    """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed; None for other
+    layouts (compressed, detached, or a header not understood), which are not checked this way."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    text = head.decode("latin-1")
+    if path.suffix.lower() == ".nrrd":
+        end = head.find(b"\n\n")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in text[:end].splitlines())}
+        if end < 0 or fields.get("encoding") != "raw" or "data file" in fields or "datafile" in fields:
+            return None
+        return path.stat().st_size - (end + 2)
+    if path.suffix.lower() == ".mha":
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()[:64])}
+        if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData", "False") != "False":
+            return None
+        start = head.find(b"ElementDataFile")
+        return path.stat().st_size - (head.index(b"\n", start) + 1)
+    return None
+
+
 def _available_memory() -> int | None:
     """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
     try:
@@ -234,6 +255,14 @@ def _check_declared_size(path: Path) -> None:
             path,
             f"is corrupt: its header declares {declared} bytes of voxels ({' x '.join(map(str, reader.GetSize()))}), "
             f"more than its {stored} bytes on disk can hold",
+            "copy or download the file again",
+        )
+    inline = _inline_raw_voxels(path)
+    if inline is not None and inline != declared:
+        raise ImageInputError(
+            path,
+            f"is corrupt: it holds {inline} bytes of uncompressed voxels, its header declares {declared} "
+            f"({' x '.join(map(str, reader.GetSize()))})",
             "copy or download the file again",
         )
     available = _available_memory()
