@@ -8,7 +8,7 @@ The format follows the path:
 ``*.seg.nrrd``                 3D Slicer segmentation: one 3D layer (labels never overlap), LPS space, one
                                ``Segment{N}_*`` block per label (:mod:`monai_unet.io.seg_nrrd`).
 a directory (no suffix)        DICOM Segmentation Storage, ``BINARY``, written as ``<directory>/segmentation.dcm``
-                               and referencing the source series (:mod:`monai_unet.io.dicom_seg`; extra ``dicom``).
+                               and referencing the source series (:mod:`monai_unet.io.dicom.seg`; extra ``dicom``).
 ============================  ===============================================================================
 
 Every write is atomic: the file is written under a temporary name in the target folder and renamed over the target
@@ -242,6 +242,6 @@ def write_segmentation(
         with atomic_path(path) as temporary:
             write_seg_nrrd(array, grid, segments, temporary)
         return path
-    from monai_unet.io.dicom_seg import write_dicom_seg
+    from monai_unet.io.dicom.seg import write_dicom_seg
 
     return write_dicom_seg(array, grid, segments, path, reference, source_images)
