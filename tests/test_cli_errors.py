@@ -77,7 +77,7 @@ def test_bad_images_are_refused_with_one_line_and_no_output(bundles, shared_data
     flair = sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz"
     other_grid = _nifti(tmp_path / "t1c_other_grid.nii.gz", (240, 240, 77), (1.0, 1.0, 2.0))
     cases = {
-        "corrupt": ([corrupt], bundles[1], corrupt, "corrupt.nii.gz", ""),
+        "corrupt": ([corrupt], bundles[1], corrupt, "corrupt.nii.gz", "is truncated or corrupt"),
         "two series": ([two_series], bundles[1], two_series, "two_series", "holds 2 DICOM series"),
         "two slices": ([two_slices], bundles[1], two_slices, str(two_slices), "only 2 slice(s)"),
         "channel grids": ([flair, other_grid], bundles[2], other_grid, "t1c_other_grid", "first channel"),
