@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose
 
 from monai_unet.transforms import RandElasticGrid, RandElasticGridd
-from monai_unet.transforms.elastic import interpolation_basis
+from monai_unet.transforms.spline_field import interpolation_basis
 
 
 def _smooth_image(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
