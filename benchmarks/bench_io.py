@@ -35,7 +35,7 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from benchmarks.harness import Comparison, compare
 from monai_unet.io import LoadScan, LoadScand, SimpleITKReader
-from monai_unet.io import image_file as image_file_module
+from monai_unet.io import integrity as integrity_module
 from monai_unet.transforms import CTWindowd
 
 __all__ = ["TITLE", "run"]
@@ -73,12 +73,12 @@ def _without_libdeflate(fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn`` run with the optional libdeflate path switched off (``sitk.ReadImage`` inflates the file)."""
 
     def run_plain() -> Any:
-        saved = image_file_module._gzip_decompress
-        image_file_module._gzip_decompress = None
+        saved = integrity_module._gzip_decompress
+        integrity_module._gzip_decompress = None
         try:
             return fn()
         finally:
-            image_file_module._gzip_decompress = saved
+            integrity_module._gzip_decompress = saved
 
     return run_plain
 

@@ -5,10 +5,11 @@ it is several times faster than nibabel's Python gzip followed by a float conver
 wrong are handled here:
 
 - A truncated ``.nii.gz`` is read without any error (the missing voxels come back as zeros), and a damaged one
-  without a CRC check (a bit flip reads as wrong voxels). Every ``.nii.gz`` is therefore inflated here first, with
+  without a CRC check (a bit flip reads as wrong voxels). Every ``.nii.gz`` is therefore inflated first, with
   each gzip member's CRC-32 and length checked (several members, ``cat a.gz b.gz``, are valid gzip and accepted),
   after the size the NIfTI header declares has been bounded by what the compressed file can hold (a forged size
-  field would otherwise make a tiny file allocate gigabytes); a ``.nii`` must hold the bytes its header promises.
+  field would otherwise make a tiny file allocate gigabytes); a ``.nii`` must hold the bytes its header promises
+  (:mod:`monai_unet.io.integrity`, which also bounds NRRD and MetaImage sizes).
 - ITK's NIfTI library silently replaces NaN and infinite voxels by 0, which would hide them from the reader's
   finite check; floating-point NIfTI files are therefore read through nibabel (integer ones, CT included, are not).
 - NIfTI files whose direction cosines are slightly non-orthonormal (rounding in the writer) are refused by ITK
@@ -27,26 +28,18 @@ Voxels are then reordered into (x, y, z) and converted to the requested type in 
 
 from __future__ import annotations
 
-import gzip
 import warnings
-import zlib
 from os import PathLike
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
-from nibabel.openers import ImageOpener
 from numpy.typing import DTypeLike
 
 from monai_unet.io.errors import ImageInputError, last_line
+from monai_unet.io.integrity import check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
-
-try:  # libdeflate inflates gzip faster than zlib
-    from deflate import DeflateError as _DeflateError
-    from deflate import gzip_decompress as _gzip_decompress
-except ImportError:  # pragma: no cover - depends on the environment
-    _gzip_decompress, _DeflateError = None, OSError
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 
@@ -54,8 +47,6 @@ __all__ = ["FILE_SUFFIXES", "read_image_file"]
 FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
-#: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
-_MAX_DEFLATE_RATIO = 1032
 _ITK_INTEGER_TYPES = {
     sitk.sitkUInt8: np.dtype(np.uint8),
     sitk.sitkInt8: np.dtype(np.int8),
@@ -82,196 +73,6 @@ def _geometry(source: sitk.Image | sitk.ImageFileReader) -> tuple[np.ndarray, np
     spacing = np.asarray(source.GetSpacing(), dtype=np.float64)
     direction = np.asarray(source.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
     return origin, spacing, direction
-
-
-def _check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
-    """Refuse a voxel-to-world mapping that places no voxel: a zero, NaN or singular affine, or a voxel size of 0
-    (or NaN) along an axis with more than one voxel (SimpleITK would read it as 1 mm, silently). Along an axis of
-    one voxel a size of 0 is harmless and read as 1 mm."""
-    with ImageOpener(path) as f:  # as stored: nibabel's loader replaces a pixdim of 0 by 1
-        header = type(header).from_fileobj(f, check=False)
-    shape = header.get_data_shape()[:3]
-    zooms = np.asarray(header["pixdim"][1 : 1 + len(shape)], dtype=np.float64)
-    for axis, (size, zoom) in enumerate(zip(shape, zooms, strict=False)):
-        if size > 1 and not (np.isfinite(zoom) and zoom > 0):
-            raise ImageInputError(
-                path,
-                f"declares a voxel size of {zoom:g} mm along axis {axis} (pixdim[{axis + 1}]), which has {size} voxels",
-                "fix the header (e.g. nibabel's set_zooms) or re-export the image",
-            )
-    affine = np.asarray(header.get_best_affine(), dtype=np.float64)
-    linear = affine[:3, :3]
-    singular = not np.all(np.isfinite(affine)) or abs(np.linalg.det(linear)) < 1e-12 * max(np.abs(linear).max(), 1)
-    if len(shape) == 3 and singular:
-        raise ImageInputError(
-            path,
-            f"its voxel-to-world matrix is zero, not finite or singular ({np.round(affine[:3], 4).tolist()})",
-            "fix the header's sform/qform or re-export the image",
-        )
-
-
-def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | None]:
-    """Raise when a NIfTI file holds fewer bytes than its header promises (a truncated copy or download), or when
-    its gzip stream is damaged.
-
-    A ``.nii.gz`` is inflated here, once, and every gzip member's CRC-32 and length are checked (SimpleITK's zlib
-    path checks neither, so a bit flip would read as wrong voxels); before that, the size the header declares is
-    bounded by what the compressed file can hold, so a forged size field cannot make us allocate gigabytes.
-
-    Returns:
-        The header, the byte offset of the voxels in the (uncompressed) file, header extensions included, and the
-        verified uncompressed bytes of a ``.nii.gz`` (None for ``.nii``).
-    """
-    try:
-        image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for a damaged header
-        raise ImageInputError(path, f"is not a readable NIfTI file ({error})", "re-export or re-download it") from None
-    header = image.header
-    _check_nifti_geometry(path, header)
-    offset = int(image.dataobj.offset)  # the loaded header's vox_offset reads 0; the array proxy has the file's
-    expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-    if not path.name.lower().endswith(".gz"):
-        actual = path.stat().st_size
-        if actual < expected:
-            raise ImageInputError(
-                path,
-                f"is truncated or corrupt: its header promises {expected} bytes of data, the file holds {actual} bytes",
-                "copy or download the file again",
-            )
-        return header, offset, None
-    return header, offset, _inflate_verified(path, expected)
-
-
-def _inflate_verified(path: Path, expected: int) -> bytes:
-    """The whole uncompressed content of a gzip file, every member's CRC-32 and length checked."""
-    data = path.read_bytes()
-    if expected > _MAX_DEFLATE_RATIO * len(data) + 1024:
-        raise ImageInputError(
-            path,
-            f"is corrupt: its header declares {expected} bytes of data, more than a gzip stream of {len(data)} bytes "
-            "can hold (a damaged or forged size field)",
-            "copy or download the file again",
-        )
-    try:
-        raw = _gzip_decompress(data) if _gzip_decompress is not None else None  # libdeflate checks CRC and length
-    except _DeflateError:  # damaged: zlib, below, says how
-        raw = None
-    if raw is None or len(raw) < expected:
-        try:  # several members (``cat a.gz b.gz``), or a damaged stream: zlib says which
-            raw = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ImageInputError(
-                path,
-                f"is truncated or corrupt: its gzip stream does not check out ({error})",
-                "copy or download the file again",
-            ) from None
-    if len(raw) < expected:
-        raise ImageInputError(
-            path,
-            f"is truncated or corrupt: its header promises {expected} bytes of data, the file holds a gzip stream of "
-            f"{len(raw)} bytes",
-            "copy or download the file again",
-        )
-    return raw
-
-
-#: Header keys that name a detached data file (MetaImage ``.mhd``, detached NRRD ``.nhdr``).
-_DATA_FILE_KEYS = ("ElementDataFile", "data file", "datafile")
-
-
-def _stored_bytes(path: Path) -> int | None:
-    """Bytes on disk that may hold ``path``'s voxels: the file, plus a detached data file its header names; None when
-    the data are spread over a list or pattern of files (not checked)."""
-    total = path.stat().st_size
-    if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
-        return total
-    with open(path, "rb") as f:
-        head = f.read(65536).decode("latin-1")
-    for line in head.splitlines():
-        key, sep, value = line.partition("=" if "=" in line.split(":")[0] else ":")
-        if sep and key.strip() in _DATA_FILE_KEYS:
-            value = value.strip()
-            if value == "LOCAL":
-                return total
-            if value.startswith("LIST") or "%" in value or " " in value:
-                return None
-            data = path.parent / value
-            return total + data.stat().st_size if data.is_file() else total
-    return total
-
-
-def _inline_raw_voxels(path: Path) -> int | None:
-    """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed; None for other
-    layouts (compressed, detached, or a header not understood), which are not checked this way."""
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    text = head.decode("latin-1")
-    if path.suffix.lower() == ".nrrd":
-        end = head.find(b"\n\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in text[:end].splitlines())}
-        if end < 0 or fields.get("encoding") != "raw" or "data file" in fields or "datafile" in fields:
-            return None
-        return path.stat().st_size - (end + 2)
-    if path.suffix.lower() == ".mha":
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()[:64])}
-        if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData", "False") != "False":
-            return None
-        start = head.find(b"ElementDataFile")
-        return path.stat().st_size - (head.index(b"\n", start) + 1)
-    return None
-
-
-def _available_memory() -> int | None:
-    """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _check_declared_size(path: Path) -> None:
-    """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
-    deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
-    declare 2000³ voxels)."""
-    if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
-        return
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        raise ImageInputError(
-            path, f"cannot be read ({last_line(str(error))})", "the file is corrupt or not in a supported format"
-        ) from None
-    voxels = int(np.prod([int(n) for n in reader.GetSize()], dtype=object))
-    probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
-    declared = voxels * sitk.GetArrayViewFromImage(probe).nbytes
-    stored = _stored_bytes(path)
-    if stored is not None and declared > _MAX_DEFLATE_RATIO * stored + 1024:
-        raise ImageInputError(
-            path,
-            f"is corrupt: its header declares {declared} bytes of voxels ({' x '.join(map(str, reader.GetSize()))}), "
-            f"more than its {stored} bytes on disk can hold",
-            "copy or download the file again",
-        )
-    inline = _inline_raw_voxels(path)
-    if inline is not None and inline != declared:
-        raise ImageInputError(
-            path,
-            f"is corrupt: it holds {inline} bytes of uncompressed voxels, its header declares {declared} "
-            f"({' x '.join(map(str, reader.GetSize()))})",
-            "copy or download the file again",
-        )
-    available = _available_memory()
-    if available is not None and declared > available:
-        raise ImageInputError(
-            path,
-            f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
-            "read it on a machine with more memory, or crop it first",
-        )
 
 
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
@@ -366,7 +167,7 @@ def read_image_file(
         if inflated is not None:
             return inflated
     else:
-        _check_declared_size(path)
+        check_declared_size(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:

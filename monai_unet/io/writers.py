@@ -31,7 +31,7 @@ from monai.data import MetaTensor
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
 from monai_unet.io.grid import VoxelGrid
-from monai_unet.io.image_file import check_nifti_complete
+from monai_unet.io.integrity import check_nifti_complete
 
 __all__ = [
     "DEFAULT_PALETTE",
