@@ -265,6 +265,26 @@ def test_budget_shrinks_the_configuration(tmp_path):
     assert small.budget["iterations_estimate"] > 0
 
 
+def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
+    """The first timing (the smallest rung) taken while the machine is busy, 20x slow: every other rung then looks too
+    slow, the smallest is timed again, and the search climbs back to the plan a quiet machine gets."""
+    source = write_png_dataset(tmp_path, size=(256, 256))
+    dataset = read_dataset(source)
+    fingerprint = measure(dataset, progress=False)
+    quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
+    calls = []
+
+    def busy_at_first(network_kwargs, patch, batch, device="cpu"):
+        timing = fixed_timer(network_kwargs, patch, batch, device)
+        calls.append(list(patch))
+        return StepTiming(timing.train_step_s * 20, timing.forward_s * 20) if len(calls) == 1 else timing
+
+    busy = make_plan(dataset, fingerprint, 20.0, timer=busy_at_first)
+    assert busy.patch_size == quiet.patch_size and busy.network == quiet.network
+    assert calls[0] == calls[1], "the smallest rung is timed again"
+    assert quiet.patch_size != calls[0], "the quiet plan is not the smallest rung (else the test proves nothing)"
+
+
 def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
     """The calibration ladder: width 32, width 16, then smaller patches down to the minimum; never a smaller batch."""
     from monai_unet.plan.recipe import _ladder

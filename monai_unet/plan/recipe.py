@@ -342,14 +342,21 @@ def make_plan(
                 return index
         return len(rungs) - 1
 
+    def fits(index: int) -> bool:
+        return evaluate(rungs[index][0], timings[index])["iterations"] >= 0.9 * min_iterations
+
+    # Each measurement updates the predictions: a rung that fits sends the search back up to the largest rung now
+    # predicted to fit, one that does not sends it down; the smallest rung may be timed again (a first timing taken
+    # while the machine was busy once made every other rung look too slow). The largest measured rung that fits wins.
     last = len(rungs) - 1
     measure_rung(last)
+    tried: set[int] = set()
     index = first_fitting(0)
-    for _ in range(3):
+    while index not in tried and len(tried) < 4:
+        tried.add(index)
         measure_rung(index)
-        if evaluate(rungs[index][0], timings[index])["iterations"] >= 0.9 * min_iterations or index == last:
-            break
-        index = first_fitting(index + 1)
+        index = first_fitting(0) if fits(index) else first_fitting(index + 1)
+    index = min((k for k in timings if fits(k)), default=last)
     candidate, patch, net = rungs[index]
     timing = timings[index]
     measured = [(rungs[k][0], timings[k], evaluate(rungs[k][0], timings[k])) for k in sorted(timings)]
