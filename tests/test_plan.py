@@ -435,12 +435,12 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
             (bundle / "models" / "model.pt").read_bytes(),
             (bundle / "configs" / "plans.json").read_text(),
         )
-        second = _cli("train", "--bundle", str(bundle))
+        second = _cli("train", "--bundle", str(bundle), "budget_minutes=0.05")
         assert "unchanged (--promote replaces it)" in second.stderr
         assert len(list((bundle / "runs").iterdir())) == 2
         assert (bundle / "models" / "model.pt").read_bytes() == weights
         assert (bundle / "configs" / "plans.json").read_text() == plans_text
-        _cli("train", "--bundle", str(bundle), "--promote")
+        _cli("train", "--bundle", str(bundle), "--promote", "budget_minutes=0.05")
         latest = max((bundle / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         assert (bundle / "models" / "model.pt").read_bytes() == (latest / "model.pt").read_bytes()
         assert (
