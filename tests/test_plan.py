@@ -299,7 +299,7 @@ def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
 def test_folds_are_disjoint_and_cover_every_case(tmp_path):
     source = write_png_dataset(tmp_path, cases=10)
     dataset = read_dataset(source)
-    from monai_unet.plan.recipe import choose_split
+    from monai_unet.plan.split import choose_split
 
     held = [choose_split(dataset, k)["validation"] for k in range(5)]
     assert sorted(n for names in held for n in names) == sorted(c.name for c in dataset.training)
@@ -309,7 +309,7 @@ def test_folds_are_disjoint_and_cover_every_case(tmp_path):
 
 def test_fold_all_trains_and_validates_on_every_case(tmp_path):
     """``--fold all`` (one-case datasets, final weights): every case on both sides, said so in the split's mode."""
-    from monai_unet.plan.recipe import choose_split
+    from monai_unet.plan.split import choose_split
 
     one = read_dataset(write_png_dataset(tmp_path / "one", cases=1))
     with pytest.raises(ValueError, match="--fold all"):

@@ -127,15 +127,11 @@ def _inflate_verified(path: Path, expected: int) -> bytes:
 _DATA_FILE_KEYS = ("ElementDataFile", "data file", "datafile")
 
 
-def _stored_bytes(path: Path) -> int | None:
-    """Bytes on disk that may hold ``path``'s voxels: the file, plus a detached data file its header names; None when
-    the data are spread over a list or pattern of files (not checked)."""
+def _stored_bytes(path: Path, head: bytes) -> int | None:
+    """Bytes on disk that may hold ``path``'s voxels (``head``: the file's first bytes): the file, plus a detached
+    data file its header names; None when the data are spread over a list or pattern of files (not checked)."""
     total = path.stat().st_size
-    if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
-        return total
-    with open(path, "rb") as f:
-        head = f.read(65536).decode("latin-1")
-    for line in head.splitlines():
+    for line in head.decode("latin-1").splitlines():
         key, sep, value = line.partition("=" if "=" in line.split(":")[0] else ":")
         if sep and key.strip() in _DATA_FILE_KEYS:
             value = value.strip()
@@ -148,11 +144,9 @@ def _stored_bytes(path: Path) -> int | None:
     return total
 
 
-def _inline_raw_voxels(path: Path) -> int | None:
-    """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed; None for other
-    layouts (compressed, detached, or a header not understood), which are not checked this way."""
-    with open(path, "rb") as f:
-        head = f.read(65536)
+def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
+    """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed (``head``: the file's
+    first bytes); None for other layouts (compressed, detached, or a header not understood), not checked this way."""
     text = head.decode("latin-1")
     if path.suffix.lower() == ".nrrd":
         end = head.find(b"\n\n")
@@ -197,7 +191,9 @@ def check_declared_size(path: Path) -> None:
     voxels = int(np.prod([int(n) for n in reader.GetSize()], dtype=object))
     probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
     declared = voxels * sitk.GetArrayViewFromImage(probe).nbytes
-    stored = _stored_bytes(path)
+    with open(path, "rb") as f:
+        head = f.read(65536)  # the header, read once for both checks below
+    stored = _stored_bytes(path, head)
     if stored is not None and declared > _MAX_DEFLATE_RATIO * stored + 1024:
         raise ImageInputError(
             path,
@@ -205,7 +201,7 @@ def check_declared_size(path: Path) -> None:
             f"more than its {stored} bytes on disk can hold",
             "copy or download the file again",
         )
-    inline = _inline_raw_voxels(path)
+    inline = _inline_raw_voxels(path, head)
     if inline is not None and inline != declared:
         raise ImageInputError(
             path,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monai_unet.transforms.elastic import RandElasticGrid, RandElasticGridd
+from monai_unet.transforms.elastic import RandElasticGrid
+from monai_unet.transforms.elastic_dict import RandElasticGridd
 from monai_unet.transforms.intensity import (
     CT_WINDOWS,
     ClipZScore,

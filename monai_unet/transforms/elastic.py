@@ -15,18 +15,17 @@ matches the mirrored padding of the paper. A cubic B-spline is C², so the field
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import RandomizableTransform
 
 from monai_unet.transforms.grid_sampling import sample_on_grid
 from monai_unet.transforms.spline_field import interpolation_basis, rotation_matrix, unfolding_scale
 
-__all__ = ["RandElasticGrid", "RandElasticGridd"]
+__all__ = ["RandElasticGrid", "image_spacing"]
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDING_MODES = ("reflection", "border", "zeros")
@@ -311,7 +310,7 @@ class RandElasticGrid(RandomizableTransform):
         """
         spatial_dims, batched = self.layout(img)
         if randomize:
-            self.randomize(img.shape[-spatial_dims:], img.shape[0] if batched else 1, _spacing(img, spatial_dims))
+            self.randomize(img.shape[-spatial_dims:], img.shape[0] if batched else 1, image_spacing(img, spatial_dims))
         return self.apply([img], [mode or self.mode], padding_mode)[0]
 
     @property
@@ -384,7 +383,7 @@ class RandElasticGrid(RandomizableTransform):
         return [o for o in outputs if o is not None]
 
 
-def _spacing(img: torch.Tensor, spatial_dims: int) -> list[float] | None:
+def image_spacing(img: torch.Tensor, spatial_dims: int) -> list[float] | None:
     """Voxel spacing (mm) from a ``MetaTensor``'s affine, or None for a plain tensor."""
     if not isinstance(img, MetaTensor):
         return None
@@ -410,86 +409,3 @@ def _with_meta(out: torch.Tensor, like: torch.Tensor, maps: np.ndarray) -> torch
     result = MetaTensor(out, affine=new_affine, meta=meta)
     result.is_batch = like.is_batch
     return result
-
-
-class RandElasticGridd(RandomizableTransform, MapTransform):
-    """Dictionary wrapper of :class:`RandElasticGrid`: one draw moves every key (image and label stay aligned).
-
-    Keys with the same interpolation mode are resampled together in one ``grid_sample``: with an image and a label,
-    the whole transform is two resampling passes.
-
-    Args:
-        keys: keys to deform; they must share one spatial shape.
-        mode: interpolation per key (one value or one per key): ``"bilinear"`` for images, ``"nearest"`` for labels
-            (the output holds only label values), ``"bicubic"`` (cubic, 2D and 3D).
-        allow_missing_keys: skip keys absent from the data instead of raising ``KeyError``.
-        prob, num_control_points, sigma, sigma_units, lock_borders, rotate_range, zoom_range, flip_axes,
-        spatial_size, padding_mode, spatial_dims, min_jacobian: as in :class:`RandElasticGrid`.
-            ``sigma_units="mm"`` takes the spacing of the first key, which must be a ``MetaTensor``.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        mode: str | Sequence[str] = ("bilinear", "nearest"),
-        prob: float = 1.0,
-        num_control_points: int | Sequence[int] = 3,
-        sigma: float | Sequence[float] = 10.0,
-        sigma_units: str = "voxels",
-        lock_borders: bool = False,
-        rotate_range: float | Sequence[float] | None = None,
-        zoom_range: tuple[float, float] | None = None,
-        flip_axes: Sequence[int] | None = None,
-        spatial_size: Sequence[int] | None = None,
-        padding_mode: str = "reflection",
-        spatial_dims: int | None = None,
-        min_jacobian: float | None = 0.1,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.mode = (mode,) * len(self.keys) if isinstance(mode, str) else tuple(mode)
-        if len(self.mode) != len(self.keys):
-            raise ValueError(f"mode needs one value or one per key ({len(self.keys)} keys), got {self.mode}")
-        self.elastic = RandElasticGrid(
-            prob=prob,
-            num_control_points=num_control_points,
-            sigma=sigma,
-            sigma_units=sigma_units,
-            lock_borders=lock_borders,
-            rotate_range=rotate_range,
-            zoom_range=zoom_range,
-            flip_axes=flip_axes,
-            spatial_size=spatial_size,
-            padding_mode=padding_mode,
-            spatial_dims=spatial_dims,
-            min_jacobian=min_jacobian,
-        )
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandElasticGridd:
-        super().set_random_state(seed, state)
-        self.elastic.set_random_state(seed, state)
-        return self
-
-    def randomize(  # type: ignore[override]
-        self, spatial_shape: Sequence[int], batch_size: int = 1, spacing: Sequence[float] | None = None
-    ) -> None:
-        """Draw one deformation for all keys (see :meth:`RandElasticGrid.randomize`)."""
-        self.elastic.randomize(spatial_shape, batch_size, spacing)
-        self._do_transform = self.elastic.do_transform
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        present = [(key, mode) for key, mode in zip(self.keys, self.mode, strict=True) if key in d]
-        if len(present) < len(self.keys) and not self.allow_missing_keys:
-            missing = [key for key in self.keys if key not in d]
-            raise KeyError(f"RandElasticGridd: keys {missing} are not in the data (keys present: {list(d)})")
-        if not present:
-            return d
-        first = d[present[0][0]]
-        spatial_dims, batched = self.elastic.layout(first)
-        self.randomize(first.shape[-spatial_dims:], first.shape[0] if batched else 1, _spacing(first, spatial_dims))
-        outputs = self.elastic.apply([d[key] for key, _ in present], [mode for _, mode in present])
-        for (key, _), out in zip(present, outputs, strict=True):
-            d[key] = out
-        return d
