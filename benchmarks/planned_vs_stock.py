@@ -3,12 +3,13 @@
 ``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
 
 TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
-``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour task of the MRI bundle and the stock recipe:
-``benchmarks/datasets/brats2013`` with labels 1-4 merged, written to ``outputs/datasets/``; 3 folds, one subject
-each). Steps, each a real command:
+``benchmarks/datasets/isbi2012/dataset.json``, the best model picked by the Rand error; BRATS as the whole-tumour
+task of the MRI bundle and the stock recipe: a ``dataset.json`` in ``outputs/datasets/brats2013`` that merges label
+values 1-4 into one class, beside links to the subject folders; 3 folds, one subject each). Steps, each a real
+command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
-   validation list, or fold K of its contiguous folds);
+   validation list, or fold K of its contiguous folds; ISBI adds ``--select-by rand_error``);
 2. ``monai-unet train --bundle DIR/bundle --output-dir DIR/ours/run`` (the planner's time budget ends it,
    validation included; the fresh bundle's ``models/model.pt`` is the run's best model);
 3. ``monai-unet infer`` on the validation cases → ``DIR/ours/predictions/<case>_seg.*`` on each input's grid;
@@ -38,44 +39,44 @@ from benchmarks.scoring import finite_json, load_split, score_split
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
+BRATS = ROOT / "outputs" / "datasets" / "brats2013"
 TASKS = {
     "acdc": (SHARED / "acdc_3dcardiac_subset" / "dataset.json", "benchmarks.baseline_acdc_unet"),
     "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
     "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
-    "brats": (
-        ROOT / "outputs" / "datasets" / "brats2013_whole_tumour" / "dataset.json",
-        "benchmarks.baseline_mri_spleen_unet",
-    ),
+    "brats": (BRATS / "dataset.json", "benchmarks.baseline_mri_spleen_unet"),
 }
+#: What the planner cannot infer from the data: the task's own metric picks the best EM model.
+PLAN_OPTIONS = {"isbi": ["--select-by", "rand_error"]}
 
 
-def whole_tumour_dataset(target: Path) -> Path:
-    """BRATS as a whole-tumour task (the MRI bundle's and the stock recipe's): ``benchmarks/datasets/brats2013``
-    with each label map's values 1-4 merged into 1, written under ``target``'s folder (the images stay in
-    ``../shared``); returns ``target``, a ``dataset.json`` with labels background / whole tumour."""
-    import nibabel as nib
-
-    source = ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json"
-    data = json.loads(source.read_text())
-    target.parent.mkdir(parents=True, exist_ok=True)
+def brats_dataset(folder: Path = BRATS) -> Path:
+    """BRATS as a whole-tumour task (the MRI bundle's and the stock recipe's): ``folder/dataset.json`` with links to
+    the three subject folders of ``../shared/data/brats2013_deepmedic_subset`` (paths relative to ``folder``, as
+    the BRATS copy is laid out) and label values 1-4 merged into one class by the planner."""
+    source = json.loads((ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json").read_text())
+    folder.mkdir(parents=True, exist_ok=True)
     training = []
-    for item in data["training"]:
-        label = (source.parent / item["label"]).resolve()
-        merged = target.parent / f"{label.parent.name}_whole_tumour.nii.gz"
-        if not merged.is_file():
-            image = nib.load(label)
-            values = (np.asarray(image.dataobj) > 0).astype(np.uint8)
-            nib.save(nib.Nifti1Image(values, image.affine, image.header), merged)
-        images = [str((source.parent / path).resolve()) for path in item["image"]]
-        training.append({"image": images, "label": str(merged)})
-    data.update(
-        name="BRATS 2013 whole tumour (3 subjects)",
-        labels={"0": "background", "1": "whole tumour"},
-        training=training,
-        description=data["description"] + " Here labels 1-4 are merged into one whole-tumour class.",
-    )
-    target.write_text(json.dumps(data, indent=1))
-    return target
+    for item in source["training"]:
+        subject = (ROOT / "benchmarks" / "datasets" / "brats2013" / item["label"]).resolve().parent
+        link = folder / subject.name
+        if not link.exists():
+            link.symlink_to(subject, target_is_directory=True)
+        training.append(
+            {
+                "image": [f"{subject.name}/{Path(path).name}" for path in item["image"]],
+                "label": f"{subject.name}/{Path(item['label']).name}",
+            }
+        )
+    data = {
+        **{k: source[k] for k in ("description", "reference", "licence", "tensorImageSize", "modality")},
+        "name": "BRATS 2013 whole tumour (3 subjects, DeepMedic copy)",
+        "labels": {"background": 0, "whole tumour": [1, 2, 3, 4]},
+        "training": training,
+    }
+    path = folder / "dataset.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path
 
 
 def _run(command: list[str], log: Path) -> float:
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]
     if args.task == "brats":
-        dataset = whole_tumour_dataset(dataset)
+        dataset = brats_dataset()
     fold = args.fold if args.fold is not None else (4 if args.task == "isbi" else 0)
     out = (args.output_dir or ROOT / "outputs" / "planned_vs_stock" / f"{args.task}_fold{fold}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
                 str(args.minutes),
                 "--fold",
                 str(fold),
+                *PLAN_OPTIONS.get(args.task, []),
                 "--force",
                 "--no-progress",
             ],
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "split.json").write_text(json.dumps(split, indent=1))
     plans = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
     classes = {
-        index: {"name": name, "values": [value]}
+        index: {"name": name, "values": value if isinstance(value, list) else [value]}
         for index, (name, value) in enumerate(zip(plans["label_names"], plans["label_values"], strict=True))
     }
     if not args.skip_ours:

@@ -12,13 +12,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.transforms import Compose
 from PIL import Image
 from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_dataset, write_rgb_dataset
 
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
+from monai_unet.plan.recipe import SELECTION_METRICS
 
 
 def fixed_timer(network_kwargs, patch, batch, device="cpu"):
@@ -37,7 +39,7 @@ def _plan(source, budget=20.0, fold=0):
 def test_png_dataset_labels_map_background_by_name(tmp_path):
     dataset = read_dataset(write_png_dataset(tmp_path))
     assert dataset.label_values == [255, 0]  # the class named "background" is class 0 whatever its value
-    assert list(dataset.labels.values()) == ["background", "membrane"]
+    assert dataset.label_names == ["background", "membrane"]
     assert [c.name for c in dataset.training][:2] == ["em00", "em01"]
     assert dataset.terms == "CC0 (synthetic test data)"
 
@@ -99,6 +101,43 @@ def test_undeclared_label_value_is_refused(tmp_path):
     path = _dataset_json(tmp_path, labels={"0": "background", "1": "outer"})
     with pytest.raises(DatasetError, match=r"case case0: label .* holds value\(s\) 2 not declared"):
         measure(read_dataset(path), progress=False)
+
+
+def test_nnunet_style_labels_merge_values_into_one_class(tmp_path):
+    """``{"background": 0, "tumour": [1, 2]}`` (nnU-Net v2's name → values): one foreground class whose voxels,
+    thickness and training labels count both values; the bundle maps 1 and 2 to class 1 in every config."""
+    merged = _dataset_json(tmp_path / "merged", labels={"background": 0, "tumour": [1, 2]})
+    separate = read_dataset(_dataset_json(tmp_path / "separate"))
+    dataset, fingerprint, plan = _plan(merged)
+    assert dataset.label_names == ["background", "tumour"] and dataset.label_values == [0, [1, 2]]
+    assert plan.num_classes == 2 and plan.label_values == [0, [1, 2]]
+    three = measure(separate, progress=False)
+    for two_classes, three_classes in zip(fingerprint.cases, three.cases, strict=True):
+        assert two_classes.class_voxels == [three_classes.class_voxels[0], sum(three_classes.class_voxels[1:])]
+    bundle = write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "merged")
+    for config in ("train.json", "evaluate.json"):
+        text = (bundle / "configs" / config).read_text()
+        assert '"orig_labels": [\n' in text or '"orig_labels": [0, 1, 2]' in text, config
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    parser["bundle_root"] = str(bundle)
+    preprocess = Compose(parser.get_parsed_content("preprocessing_steps"))
+    case = dataset.training[0]
+    sample = preprocess({"image": str(case.images[0]), "label": str(case.label)})
+    raw = np.asarray(nib.load(case.label).dataobj)
+    assert set(np.unique(raw)) == {0, 1, 2} and set(np.unique(sample["label"].numpy())) == {0, 1}
+    assert "| 1 | 1, 2 | tumour |" in (bundle / "docs" / "README.md").read_text()
+
+
+def test_msd_labels_sharing_a_name_merge_and_overlaps_are_refused(tmp_path):
+    path = _dataset_json(tmp_path, labels={"0": "background", "1": "organ", "2": "organ"})
+    assert read_dataset(path).labels == {"background": (0,), "organ": (1, 2)}
+    path.write_text(json.dumps({**json.loads(path.read_text()), "labels": {"background": 0, "a": [1, 2], "b": 2}}))
+    with pytest.raises(DatasetError, match=r"value 2 is listed under both 'a' and 'b'.*one class only"):
+        read_dataset(path)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "labels": {"background": 0, "a": "one"}}))
+    with pytest.raises(DatasetError, match=r"label 'a' in 'labels' must give an integer value or a list"):
+        read_dataset(path)
 
 
 def test_channel_count_must_agree(tmp_path):
@@ -207,13 +246,13 @@ def test_class_thickness_of_a_stripe_and_a_disc():
 
     stripe = np.zeros((40, 40), dtype=np.uint8)
     stripe[10:16, :] = 1
-    assert _class_thickness(stripe, np.array([1.0, 1.0]), {0: 0, 1: 1})[1] == pytest.approx(6.0)
+    assert _class_thickness(stripe, np.array([1.0, 1.0]), 2)[1] == pytest.approx(6.0)
     yy, xx = np.indices((64, 64))
     disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 15**2).astype(np.uint8)
-    assert 12.0 < _class_thickness(disc, np.array([1.0, 1.0]), {0: 0, 1: 1})[1] < 18.0
+    assert 12.0 < _class_thickness(disc, np.array([1.0, 1.0]), 2)[1] < 18.0
     slab = np.repeat(stripe[..., None], 4, axis=2)  # 1.5 mm pixels, 10 mm slices: 6 pixels = 9 mm
-    assert _class_thickness(slab, np.array([1.5, 1.5, 10.0]), {0: 0, 1: 1})[1] == pytest.approx(9.0)
-    assert _class_thickness(stripe, np.array([1.0, 1.0]), {0: 0, 1: 1, 2: 2})[2] is None
+    assert _class_thickness(slab, np.array([1.5, 1.5, 10.0]), 2)[1] == pytest.approx(9.0)
+    assert _class_thickness(stripe, np.array([1.0, 1.0]), 3)[2] is None
 
 
 def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):
@@ -294,6 +333,19 @@ def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
     assert {r.batch for r in rungs} == {8}
     sizes = [r.patch[0] for r in rungs[1:]]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 64.0
+
+
+def test_rand_error_selection_is_for_2d_binary_maps_only(tmp_path):
+    dataset = read_dataset(write_nifti_dataset(tmp_path / "data"))
+    fingerprint = measure(dataset, progress=False)
+    with pytest.raises(DatasetError, match=r"Rand error scores a 2D boundary map.*3D with 2 foreground"):
+        make_plan(dataset, fingerprint, 20.0, selection="rand_error", timer=fixed_timer)
+    with pytest.raises(ValueError, match=r"selection metric 'hausdorff'"):
+        make_plan(dataset, fingerprint, 20.0, selection="hausdorff", timer=fixed_timer)
+    shown = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", "plan", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--select-by {" + ",".join(SELECTION_METRICS) + "}" in shown.stdout  # the CLI names them literally
 
 
 def test_folds_are_disjoint_and_cover_every_case(tmp_path):
@@ -411,7 +463,8 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     source = writer(tmp_path / "data")
     bundle = tmp_path / "bundle"
-    planned = _cli("plan", str(source), "-o", str(bundle), "--budget-min", "0.2", "--no-progress")
+    select = ["--select-by", "rand_error"] if ext == ".png" else []  # membranes: the task's own metric picks
+    planned = _cli("plan", str(source), "-o", str(bundle), "--budget-min", "0.2", "--no-progress", *select)
     assert planned.stdout.strip() == str(bundle.resolve())
 
     nothing = subprocess.run(
@@ -425,9 +478,14 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     plans = json.loads((bundle / "configs" / "plans.json").read_text())
     summary = plans["training"]
     assert summary["iterations"] >= 1 and summary["validations"] >= 1
+    (run,) = (bundle / "runs").iterdir()
+    history = (run / "validation_history.csv").read_text().splitlines()
+    assert ("val_rand_error" in history[0]) == (ext == ".png"), history[0]
+    if ext == ".png":
+        errors = [float(row.split(",")[history[0].split(",").index("val_rand_error")]) for row in history[1:]]
+        assert summary["best_metric"] == pytest.approx(min(errors)), "the lowest Rand error picks the model"
     assert summary["seconds"] <= 0.2 * 60 + 20, "the run overshot its budget by more than the slack"
     assert plans["postprocessing"]["decided"] is True
-    (run,) = (bundle / "runs").iterdir()
     assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
     assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
     if ext == ".png":  # a second run keeps the first's weights and plans; --promote replaces them

@@ -51,6 +51,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="cross-validation fold held out (default 0), or 'all': train on every case and validate on them too "
         "(a single-case dataset, or final weights after cross-validation; the validation metric is then not held out)",
     )
+    parser.add_argument(
+        "--select-by",
+        choices=("dice", "rand_error"),  # monai_unet.plan.recipe.SELECTION_METRICS (imported lazily)
+        default="dice",
+        help="the validation metric that picks the best model: mean foreground Dice (default), or the ISBI 2012 "
+        "Rand error for 2D membrane (boundary) maps",
+    )
     parser.add_argument("--name", help="the bundle's name (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--force", action="store_true", help="replace BUNDLE_DIR when it exists")
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> Path:
         fold=args.fold,
         seed=args.seed,
         read_seconds=read_seconds,
+        selection=args.select_by,
     )
     name = args.name or dataset.name
     bundle = write_bundle(args.output, plan, dataset, fingerprint, name, force=args.force)

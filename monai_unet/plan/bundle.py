@@ -61,6 +61,11 @@ format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 """
 
 
+def _values_text(values: int | list[int]) -> str:
+    """A class's label value(s) in the files: ``3``, or ``1, 2, 4`` for merged values."""
+    return ", ".join(map(str, values)) if isinstance(values, list) else str(values)
+
+
 def metadata(plan: Plan, dataset: PlanDataset, name: str) -> dict[str, Any]:
     """``configs/metadata.json`` (MONAI bundle schema): inputs from the fingerprint, outputs from ``labels``."""
     import monai
@@ -94,7 +99,9 @@ def metadata(plan: Plan, dataset: PlanDataset, name: str) -> dict[str, Any]:
         "data_source": dataset.name + (f": {dataset.info['reference']}" if "reference" in dataset.info else ""),
         "data_type": "image files",
         "image_classes": ", ".join(f"{i} = {n}" for i, n in enumerate(plan.channel_names)),
-        "label_classes": ", ".join(f"{v} = {n}" for v, n in zip(plan.label_values, plan.label_names, strict=True)),
+        "label_classes": ", ".join(
+            f"{_values_text(v)} = {n}" for v, n in zip(plan.label_values, plan.label_names, strict=True)
+        ),
         "pred_classes": ", ".join(f"{i} = {n}" for i, n in enumerate(plan.label_names)),
         "eval_metrics": {},
         "intended_use": "Research only; not for clinical use. " + (dataset.terms or "The dataset states no terms."),
@@ -146,6 +153,10 @@ def split_file(plan: Plan, dataset: PlanDataset) -> dict[str, list[dict]]:
 
 
 def _readme(plan: Plan, dataset: PlanDataset, fp: Fingerprint, name: str, folder: Path) -> str:
+    class_rows = "\n".join(
+        f"| {i} | {_values_text(v)} | {n} |"
+        for i, (v, n) in enumerate(zip(plan.label_values, plan.label_names, strict=True))
+    )
     shapes = summarise_shapes(fp.cases)
     reasons = "\n".join(f"- **{key.replace('_', ' ')}**: {text}" for key, text in plan.reasons.items())
     dims = plan.spatial_dims
@@ -182,9 +193,9 @@ are written by the first run, and afterwards only by a run given `--promote` (st
 
 ## Classes
 
-| class | label value | name |
+| class | label value(s) in the files | name |
 |---|---|---|
-{chr(10).join(f"| {i} | {v} | {n} |" for i, (v, n) in enumerate(zip(plan.label_values, plan.label_names, strict=True)))}
+{class_rows}
 
 ## The data as measured
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from monai_unet.plan.dataset import PlanDataset
-from monai_unet.plan.pipeline import augmentation_steps, network_def, preprocessing_steps, tile_inferer
+from monai_unet.plan.pipeline import (
+    augmentation_steps,
+    label_map_steps,
+    network_def,
+    preprocessing_steps,
+    tile_inferer,
+)
 from monai_unet.plan.recipe import Plan
 
 __all__ = [
@@ -37,6 +43,21 @@ def _one_hot_pair(pred_key: str, label_key: str) -> dict[str, Any]:
         "keys": [pred_key, label_key],
         "argmax": [True, False],
         "to_onehot": "@num_classes",
+    }
+
+
+def _additional_metrics(plan: Plan) -> dict[str, Any]:
+    """Validation metrics beside the Dice: the ISBI Rand error (one-hot prediction, foreground channel 1) when it
+    picks the best model."""
+    if plan.selection != "rand_error":
+        return {}
+    return {
+        "val_rand_error": {
+            "_target_": "IgniteMetricHandler",
+            "metric_fn": {"_target_": "monai_unet.metrics.ISBIErrorMetric", "error": "rand", "threshold": 0.5},
+            "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+            "_desc_": "the task's own metric picks the best model (plans.json: selection)",
+        }
     }
 
 
@@ -220,7 +241,8 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "history": {
                     "_target_": "monai_unet.handlers.ValidationHistory",
                     "network": "@network",
-                    "key_metric": "val_mean_dice",
+                    "key_metric": "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice",
+                    "higher_is_better": plan.selection != "rand_error",
                     "best_path": "$os.path.join(@output_dir, 'model.pt')",
                     "csv_path": "$os.path.join(@output_dir, 'validation_history.csv')",
                     "promote_path": "$os.path.join(@ckpt_dir, 'model.pt')",
@@ -239,6 +261,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                         "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
                     }
                 },
+                "additional_metrics": _additional_metrics(plan),
                 "evaluator": {
                     "_target_": "SupervisedEvaluator",
                     "device": "@device",
@@ -247,6 +270,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "inferer": "@validate#inferer",
                     "postprocessing": "@validate#postprocessing",
                     "key_val_metric": "@validate#key_metric",
+                    "additional_metrics": "@validate#additional_metrics",
                     "val_handlers": "@validate#handlers",
                 },
             },
@@ -311,18 +335,7 @@ def evaluate_config(plan: Plan) -> dict[str, Any]:
                     "names": "ground_truth",
                 },
                 {"_target_": "EnsureChannelFirstd", "keys": "ground_truth", "channel_dim": "no_channel"},
-                *(
-                    [
-                        {
-                            "_target_": "MapLabelValued",
-                            "keys": "ground_truth",
-                            "orig_labels": plan.label_values,
-                            "target_labels": list(range(plan.num_classes)),
-                        }
-                    ]
-                    if plan.label_values != list(range(plan.num_classes))
-                    else []
-                ),
+                *label_map_steps(plan, "ground_truth"),
                 {
                     "_target_": "AsDiscreted",
                     "keys": ["pred", "ground_truth"],

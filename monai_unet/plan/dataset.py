@@ -6,7 +6,9 @@ Two forms are accepted:
   "label": path}``, optional ``validation`` and ``test`` lists, ``modality`` (channel index → name), ``labels``
   (label value → name), optional ``name``, ``description``, ``reference``, ``licence``/``license``. Paths are
   relative to the JSON file's folder. An optional ``"group"`` per training item keeps cases of one patient (or one
-  video) in the same cross-validation fold;
+  video) in the same cross-validation fold. ``labels`` may also be written the nnU-Net v2 way, name → value or list
+  of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``): the listed values merge into one class (values
+  given the same name in the MSD form merge too); a value may belong to one class only;
 - a folder with ``imagesTr/`` and ``labelsTr/`` (optional ``imagesTs/``): channels as ``case_0000.nii.gz``,
   ``case_0001.nii.gz``, ... with the label ``labelsTr/case.nii.gz``; a ``dataset.json`` in it, when present, is
   read for ``labels``, ``modality`` and the terms.
@@ -25,7 +27,7 @@ from typing import Any
 
 from monai_unet.io.naming import CHANNEL_FILE, IMAGE_SUFFIXES, case_name, strip_image_suffix
 
-__all__ = ["Case", "DatasetError", "PlanDataset", "group_of", "read_dataset"]
+__all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
 
 #: A trailing time-point marker in a case name (``patient001_frame01``, ``sub-3_ES``): cases that differ only by it
 #: are one patient, kept in one fold.
@@ -65,7 +67,8 @@ class PlanDataset:
         name: the dataset's name.
         training: the cases to train (and cross-validate) on.
         validation: the dataset's own validation cases (empty: cross-validation folds are used).
-        labels: label value in the files → name, in the order of the classes (background first).
+        labels: class name → the label value(s) in the files that make the class, in class order (background
+            first); a class of several values merges them.
         modality: one name per input channel as the dataset states it (may be fewer than the files hold).
         terms: the dataset's licence or terms, when it states them.
         info: other descriptive fields (``description``, ``reference``).
@@ -76,7 +79,7 @@ class PlanDataset:
     name: str
     training: tuple[Case, ...]
     validation: tuple[Case, ...]
-    labels: dict[int, str]
+    labels: dict[str, tuple[int, ...]]
     modality: tuple[str, ...]
     terms: str | None
     info: dict[str, str]
@@ -87,9 +90,15 @@ class PlanDataset:
         return len(self.labels)
 
     @property
-    def label_values(self) -> list[int]:
-        """Label values in the files, in class order: index ``c`` of this list becomes class ``c``."""
+    def label_names(self) -> list[str]:
+        """Class names, background first."""
         return list(self.labels)
+
+    @property
+    def label_values(self) -> list[int | list[int]]:
+        """Label values in the files, in class order: entry ``c`` (a value, or a list of merged values) becomes
+        class ``c``. This is the form ``plans.json`` stores."""
+        return [values[0] if len(values) == 1 else list(values) for values in self.labels.values()]
 
     def all_cases(self) -> tuple[Case, ...]:
         """Training then validation cases (every case the planner measures)."""
@@ -102,37 +111,86 @@ def group_of(name: str) -> str:
     return _TIME_POINT.sub("", name) or name
 
 
-def _ordered_labels(labels: Any, source: Path) -> dict[int, str]:
-    """``{"0": "background", "2": "liver"}`` → ``{0: "background", 2: "liver"}`` with the background first.
+def class_of_value(label_values: list[int | list[int]]) -> dict[int, int]:
+    """Label value in the files → class index, from ``label_values`` as :attr:`PlanDataset.label_values` gives it."""
+    lookup: dict[int, int] = {}
+    for index, entry in enumerate(label_values):
+        for value in entry if isinstance(entry, list) else [entry]:
+            lookup[int(value)] = index
+    return lookup
 
-    The background is the class named ``background`` (any case), else value 0; the other values follow in
-    ascending order and become classes 1, 2, ...
+
+def label_mapping(label_values: list[int | list[int]]) -> tuple[list[int], list[int]] | None:
+    """``(orig_labels, target_labels)`` for ``MapLabelValued``, or None when the files already hold the classes
+    ``0 .. C-1`` one value each (nothing to map)."""
+    lookup = class_of_value(label_values)
+    if lookup == {c: c for c in range(len(label_values))}:
+        return None
+    return list(lookup), list(lookup.values())
+
+
+def _integer(key: Any) -> int | None:
+    try:
+        number = int(key)
+    except (TypeError, ValueError):
+        return None
+    return number if str(number) == str(key).strip() else None
+
+
+def _ordered_labels(labels: Any, source: Path) -> dict[str, tuple[int, ...]]:
+    """``labels`` as the dataset writes it → class name → label values, background first.
+
+    Two forms: MSD, label value → name (``{"0": "background", "2": "liver"}``), where values that share a name
+    merge; and nnU-Net v2, name → value or list of values (``{"background": 0, "tumour": [1, 2]}``). The background
+    is the class named ``background`` (any case), else the class holding value 0; the others follow in ascending
+    order of their smallest value and become classes 1, 2, ...
     """
     if not isinstance(labels, dict) or len(labels) < 2:
         raise DatasetError(
             f"{source}: 'labels' must map at least two label values to names, e.g. "
             '{"0": "background", "1": "tumour"}; got ' + json.dumps(labels)
         )
-    parsed: dict[int, str] = {}
-    for key, value in labels.items():
-        try:
-            number = int(key)
-        except (TypeError, ValueError):
-            raise DatasetError(f"{source}: label value {key!r} in 'labels' is not an integer") from None
-        if str(number) != str(key).strip():
-            raise DatasetError(f"{source}: label value {key!r} in 'labels' is not an integer")
-        parsed[number] = str(value)
-    named = [v for v, n in parsed.items() if n.strip().lower() == "background"]
+    classes: dict[str, list[int]] = {}
+    if all(_integer(key) is None for key in labels):  # nnU-Net v2: name → value(s)
+        for name, values in labels.items():
+            listed = values if isinstance(values, list) else [values]
+            if not listed or not all(isinstance(v, int) and not isinstance(v, bool) for v in listed):
+                raise DatasetError(
+                    f"{source}: label {name!r} in 'labels' must give an integer value or a list of them "
+                    f"(got {json.dumps(values)})"
+                )
+            classes[str(name)] = list(listed)
+    else:  # MSD: value → name
+        for key, name in labels.items():
+            number = _integer(key)
+            if number is None:
+                raise DatasetError(
+                    f"{source}: label value {key!r} in 'labels' is not an integer (write either value → name, or "
+                    "name → value(s) for every label)"
+                )
+            classes.setdefault(str(name), []).append(number)
+    owner: dict[int, str] = {}
+    for name, values in classes.items():
+        for value in values:
+            if value in owner and owner[value] != name:
+                raise DatasetError(
+                    f"{source}: label value {value} is listed under both {owner[value]!r} and {name!r}; a value may "
+                    "belong to one class only (overlapping regions are not supported)"
+                )
+            owner[value] = name
+    named = [n for n in classes if n.strip().lower() == "background"]
     if len(named) > 1:
         raise DatasetError(f"{source}: more than one label is named 'background' ({named})")
     if named:
         background = named[0]
-    elif 0 in parsed:
-        background = 0
+    elif 0 in owner:
+        background = owner[0]
     else:
         raise DatasetError(f"{source}: no label is named 'background' and there is no value 0 to take as background")
-    order = [background, *sorted(v for v in parsed if v != background)]
-    return {v: parsed[v] for v in order}
+    if len(classes) < 2:
+        raise DatasetError(f"{source}: 'labels' names only one class ({background!r}); there is nothing to segment")
+    order = [background, *sorted((n for n in classes if n != background), key=lambda n: min(classes[n]))]
+    return {n: tuple(sorted(set(classes[n]))) for n in order}
 
 
 def _modality(value: Any, source: Path) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import torch
 from monai.data.utils import affine_to_spacing
 
 from monai_unet.io import ImageInputError, LoadScan
-from monai_unet.plan.dataset import Case, DatasetError, PlanDataset
+from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
 
@@ -125,10 +125,10 @@ def _bounding_box_fraction(mask: np.ndarray) -> float:
     return float(extent)
 
 
-def _class_thickness(label: np.ndarray, spacing: np.ndarray, lookup: dict) -> list[float | None]:
-    """Per class (``lookup`` order): 2 × voxels / boundary voxels across the fine axes, in units of the finest
-    spacing. A voxel is on the boundary when a face neighbour along a fine axis has another value (the volume's own
-    edges are not boundaries)."""
+def _class_thickness(label: np.ndarray, spacing: np.ndarray, num_classes: int) -> list[float | None]:
+    """Per class of a class-index map ``label``: 2 × voxels / boundary voxels across the fine axes, in units of the
+    finest spacing. A voxel is on the boundary when a face neighbour along a fine axis has another class (the
+    volume's own edges are not boundaries)."""
     fine = [a for a in range(label.ndim) if spacing[a] <= 2.0 * spacing.min()]
     boundary = np.zeros(label.shape, dtype=bool)
     for axis in fine:
@@ -141,10 +141,10 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, lookup: dict) -> li
     values, counts = np.unique(label, return_counts=True)
     edge_values, edge_counts = np.unique(label[boundary], return_counts=True)
     edges = dict(zip(edge_values.tolist(), edge_counts.tolist(), strict=True))
-    thickness: list[float | None] = [None] * len(lookup)
+    thickness: list[float | None] = [None] * num_classes
     for value, count in zip(values.tolist(), counts.tolist(), strict=True):
         voxels_across = 2.0 * count / max(edges.get(value, 0), 1)
-        thickness[lookup[value]] = round(float(voxels_across * spacing.min()), 3)
+        thickness[int(value)] = round(float(voxels_across * spacing.min()), 3)
     return thickness
 
 
@@ -191,7 +191,9 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     loader = LoadScan(dtype=np.float32, ensure_channel_first=True)
     label_loader = LoadScan(dtype=None, ensure_channel_first=True)
     rng = np.random.default_rng(seed)
-    lookup = {value: index for index, value in enumerate(dataset.label_values)}
+    lookup = class_of_value(dataset.label_values)
+    values_in_order = np.array(sorted(lookup))
+    class_in_order = np.array([lookup[v] for v in values_in_order])
     cases: list[CaseFingerprint] = []
     samples: list[list[np.ndarray]] = []
     first: tuple[int, int, str] | None = None
@@ -208,18 +210,16 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 f"({first[2]}) is {first[0]}D with {first[1]} channel(s); every case needs the same dimensions and "
                 "channels"
             )
-        values, counts = np.unique(label, return_counts=True)
-        undeclared = [v for v in values.tolist() if v not in lookup]
+        undeclared = [v for v in np.unique(label).tolist() if v not in lookup]
         if undeclared:
             shown = ", ".join(f"{v:g}" for v in undeclared[:5])
             raise DatasetError(
                 f"case {case.name}: label {case.label} holds value(s) {shown} not declared in 'labels' "
                 f"({', '.join(map(str, lookup))})"
             )
-        class_voxels = [0] * len(lookup)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            class_voxels[lookup[value]] = int(count)
-        foreground_mask = label != dataset.label_values[0]
+        classes = class_in_order[np.searchsorted(values_in_order, label)]  # merged values become one class
+        class_voxels = np.bincount(classes.ravel(), minlength=dataset.num_classes).tolist()
+        foreground_mask = classes != 0
         nonzero = np.any(image != 0, axis=0)
         intensities, case_samples = [], []
         for channel in image:
@@ -236,7 +236,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 spacing=[float(s) for s in spacing],
                 channels=int(image.shape[0]),
                 class_voxels=class_voxels,
-                class_thickness=_class_thickness(label, spacing, lookup),
+                class_thickness=_class_thickness(classes, spacing, dataset.num_classes),
                 nonzero_fraction=float(nonzero.mean()),
                 nonzero_crop_fraction=_bounding_box_fraction(nonzero),
                 intensities=intensities,
@@ -250,7 +250,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     return Fingerprint(
         spatial_dims=first[0],
         channels=first[1],
-        num_classes=len(lookup),
+        num_classes=dataset.num_classes,
         cases=cases,
         foreground=pooled,
         source_dtype=source_dtype,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monai_unet.plan.dataset import label_mapping
 from monai_unet.plan.recipe import Plan
 
 __all__ = ["KEYS", "augmentation_steps", "network_def", "preprocessing_steps", "tile_inferer"]
@@ -48,6 +49,16 @@ def _normalise(plan: Plan) -> dict[str, Any]:
     }
 
 
+def label_map_steps(plan: Plan, key: str, **options: Any) -> list[dict[str, Any]]:
+    """A ``MapLabelValued`` from the files' label values to classes ``0 .. C-1`` (merged values to one class), or
+    no step when the files hold those classes already."""
+    mapping = label_mapping(plan.label_values)
+    if mapping is None:
+        return []
+    orig, target = mapping
+    return [{"_target_": "MapLabelValued", "keys": key, "orig_labels": orig, "target_labels": target, **options}]
+
+
 def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     """Loading, label mapping, resampling, cropping and normalisation: the deterministic steps of every config.
 
@@ -66,17 +77,12 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
         {"_target_": "EnsureChannelFirstd", "keys": "label", "channel_dim": "no_channel", "allow_missing_keys": True},
     ]
-    if plan.label_values != list(range(plan.num_classes)):
-        steps.append(
-            {
-                "_target_": "MapLabelValued",
-                "keys": "label",
-                "orig_labels": plan.label_values,
-                "target_labels": list(range(plan.num_classes)),
-                "allow_missing_keys": True,
-                "_desc_": "label values of the files to consecutive classes, background first",
-            }
-        )
+    steps += label_map_steps(
+        plan,
+        "label",
+        allow_missing_keys=True,
+        _desc_="label values of the files to consecutive classes, background first (merged values to one class)",
+    )
     if plan.target_spacing is not None:
         steps.append(
             {

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from monai_unet.plan.calibrate import StepTiming, time_training_step
-from monai_unet.plan.dataset import PlanDataset
+from monai_unet.plan.dataset import DatasetError, PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
 from monai_unet.plan.geometry import (
     ANISOTROPY,
@@ -65,7 +65,7 @@ from monai_unet.plan.geometry import (
 )
 from monai_unet.plan.split import choose_split
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["SELECTION_METRICS", "Plan", "make_plan"]
 
 FEATURE_CAP = 256
 MIN_PATCH = {2: 64, 3: 32}
@@ -76,6 +76,8 @@ VALIDATION_OVERLAP = 0.25
 INFERENCE_OVERLAP = 0.5
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
+#: Validation metrics that can pick the best model (``make_plan(selection=...)``, ``monai-unet plan --select-by``).
+SELECTION_METRICS = ("dice", "rand_error")
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Plan:
     spatial_dims: int
     in_channels: int
     num_classes: int
-    label_values: list[int]
+    label_values: list[int | list[int]]
     label_names: list[str]
     channel_names: list[str]
     target_spacing: list[float] | None
@@ -102,6 +104,7 @@ class Plan:
     inference: dict[str, Any]
     device: str
     seed: int
+    selection: str = "dice"
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -193,6 +196,7 @@ def make_plan(
     fold: int | str = 0,
     seed: int = 0,
     read_seconds: float = 0.0,
+    selection: str = "dice",
     timer=time_training_step,
 ) -> Plan:
     """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
@@ -205,10 +209,20 @@ def make_plan(
         fold: the cross-validation fold held out (0 when the dataset has a validation list), or ``"all"``.
         seed: training seed (the plan itself is deterministic up to the measured step times).
         read_seconds: seconds the fingerprint took to read every case, an estimate of caching at training start.
+        selection: the validation metric that picks the best model, one of :data:`SELECTION_METRICS` (``"dice"``:
+            mean foreground Dice; ``"rand_error"``: the ISBI 2012 Rand error of the foreground as a boundary map,
+            for 2D membrane tasks).
         timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
     """
     dims = fp.spatial_dims
     reasons: dict[str, str] = {}
+    if selection not in SELECTION_METRICS:
+        raise ValueError(f"selection metric {selection!r}: expected one of {', '.join(SELECTION_METRICS)}")
+    if selection == "rand_error" and (dims != 2 or fp.num_classes != 2):
+        raise DatasetError(
+            f"{dataset.source}: the Rand error scores a 2D boundary map (one foreground class); this dataset is "
+            f"{dims}D with {fp.num_classes - 1} foreground class(es); select by dice"
+        )
     split = choose_split(dataset, fold)
     reasons["split"] = (
         f"{split['mode']}: {len(split['training'])} training, {len(split['validation'])} validation cases."
@@ -380,6 +394,12 @@ def make_plan(
         "sw_batch_size": 2 if dims == 3 else 4,
         "tta_axes": [],
     }
+    reasons["selection"] = (
+        "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
+        "task's own metric, at threshold 0.5 on the validation cases"
+        if selection == "rand_error"
+        else "the best model is the one with the highest mean foreground Dice on the validation cases"
+    )
     reasons["inference"] = (
         f"tiles of the training patch, overlap {INFERENCE_OVERLAP} with Gaussian blending; validation during training "
         f"uses overlap {VALIDATION_OVERLAP} to keep its cost inside the budget. Test-time mirroring is off "
@@ -390,7 +410,7 @@ def make_plan(
         in_channels=fp.channels,
         num_classes=fp.num_classes,
         label_values=dataset.label_values,
-        label_names=list(dataset.labels.values()),
+        label_names=dataset.label_names,
         channel_names=_channel_names(dataset, fp),
         target_spacing=spacing,
         normalisation=normalisation,
@@ -406,6 +426,7 @@ def make_plan(
         inference=inference,
         device=device,
         seed=seed,
+        selection=selection,
         reasons=reasons,
     )
 
