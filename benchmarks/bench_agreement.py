@@ -31,7 +31,8 @@ def run(quick: bool = False) -> list[Comparison]:
     network.eval()
     case = parser.get_parsed_content("datalist")[0]
     image = parser.get_parsed_content("preprocessing")(case)["image"][None]
-    settings = dict(roi_size=(64, 64, 64), sw_batch_size=4, overlap=0.5, mode="gaussian", output="labels")
+    roi = tuple(parser.get_parsed_content("roi_size"))
+    settings = dict(roi_size=roi, sw_batch_size=4, overlap=0.5, mode="gaussian", output="labels")
     fast = OverlapTileInferer(**settings)
     strict = OverlapTileInferer(**settings, strict_fp32=True)
     with torch.inference_mode():
@@ -39,7 +40,7 @@ def run(quick: bool = False) -> list[Comparison]:
     agreement = (labels_fast == labels_strict).float().mean().item()
     tumour_fast, tumour_strict = int((labels_fast > 0).sum()), int((labels_strict > 0).sum())
     comparison = compare(
-        f"MRI 3D U-Net, {case['case']} ({'×'.join(map(str, image.shape[2:]))} at 2 mm)",
+        f"MRI 3D U-Net, {case['case']} ({'×'.join(map(str, image.shape[2:]))} voxels, {'×'.join(map(str, roi))} tiles)",
         ("fast path (bf16)", lambda: fast(image, network)),
         ("strict fp32", lambda: strict(image, network)),
         warmup=0 if quick else 1,

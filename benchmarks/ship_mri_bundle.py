@@ -104,12 +104,13 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     )
     shared = "$os.path.join(@bundle_root, '..', '..', '..', 'shared', 'data', 'brats2013_deepmedic_subset')"
     train = json.loads((bundle / "configs" / "train.json").read_text())
+    budget = train["budget"]
     _edit(
         bundle / "configs" / "train.json",
         dataset_dir=shared,
         budget_minutes=minutes,
         epoch_length=round(train["epoch_length"] * minutes / 20),  # the planned number of validations
-        budget={**train["budget"], "validation_estimate_s": train["budget"]["validation_estimate_s"] * validation_ratio},
+        budget={**budget, "validation_estimate_s": budget["validation_estimate_s"] * validation_ratio},
     )
     meta_path = bundle / "configs" / "metadata.json"
     meta = json.loads(meta_path.read_text())
