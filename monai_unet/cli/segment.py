@@ -17,21 +17,12 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
+from monai_unet.cli.source_grid import check_output_grid, read_source_grid
 
-__all__ = [
-    "OUTPUT_POSTFIX",
-    "PROBABILITY_POSTFIX",
-    "SourceGrid",
-    "check_output_grid",
-    "output_ext_for",
-    "read_source_grid",
-    "register",
-    "run",
-]
+__all__ = ["OUTPUT_POSTFIX", "PROBABILITY_POSTFIX", "output_ext_for", "register", "run"]
 
 #: ``output_postfix`` given to the bundle: its writer names the label file ``<case>_seg<ext>``.
 OUTPUT_POSTFIX = "seg"
@@ -39,12 +30,11 @@ OUTPUT_POSTFIX = "seg"
 #: Postfix of the probability file the bundles write with ``save_probabilities`` (``<case>_prob.nii.gz``/``.tif``).
 PROBABILITY_POSTFIX = "prob"
 
-_GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
-
 EXAMPLES = """examples:
   monai-unet segment scan.nii.gz -o scan_seg.nii.gz --bundle bundles/em_membrane_segmentation
   monai-unet segment flair.nii.gz t1c.nii.gz -o tumour.seg.nrrd --bundle bundles/brain_tumor_mri_segmentation --tta
   monai-unet segment dicom/CT_series/ -o seg_dicom/ --bundle my_ct_bundle --device cpu --precise
+  monai-unet segment -i scans/ -o segmentations/ --bundle my_ct_bundle --format .seg.nrrd   # every case, resumable
 
 OUTPUT's form follows its name: .nii.gz or .nii (NIfTI label map), .seg.nrrd (3D Slicer segmentation with
 the bundle's segment names and colours), or a name without suffix: a folder holding a DICOM SEG
@@ -63,13 +53,33 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         type=Path,
         metavar="INPUT",
         help="NIfTI/NRRD/MHA/PNG/TIFF file or DICOM series folder, one per input channel, in the bundle's order",
     )
     parser.add_argument(
-        "-o", "--output", required=True, type=Path, help="OUTPUT: .nii.gz, .seg.nrrd, or a folder for DICOM SEG"
+        "-i",
+        "--input",
+        type=Path,
+        metavar="SOURCE",
+        help="many cases in one run: a folder of images (case_0000, case_0001... per channel for several "
+        "channels) or a dataset.json's test list; -o is then the output folder (<case>_seg<ext> per case)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="OUTPUT: .nii.gz, .seg.nrrd, or a folder for DICOM SEG; with -i, the folder for every case's output",
+    )
+    parser.add_argument(
+        "--format",
+        choices=(".nii.gz", ".nii", ".seg.nrrd", ".png"),
+        help="with -i: the outputs' format (default: the bundle's output_ext)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="with -i: segment cases whose output exists again (default: skip)"
     )
     parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder (configs/inference.json)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over mirrored inputs")
@@ -118,32 +128,6 @@ def output_ext_for(output: Path) -> str:
         f"{output}: cannot tell the output format from the suffix {Path(name).suffix!r}; use .nii.gz, .seg.nrrd, "
         ".png (2D bundles), or a folder name without suffix for DICOM SEG"
     )
-
-
-@dataclass(frozen=True)
-class SourceGrid:
-    """The input's grid in LPS (DICOM/ITK/Slicer) terms, as the reader saw it.
-
-    Args:
-        size: voxels along x, y[, z].
-        origin: LPS position (mm) of voxel (0, 0, 0).
-        spacing: voxel size (mm) along x, y[, z].
-        direction: row-major (ndim × ndim) direction matrix, columns = axes (ITK's ``GetDirection`` order).
-        is_dicom: the input was a DICOM series.
-        frame_of_reference: the series' FrameOfReferenceUID ("" when absent or not DICOM).
-    """
-
-    size: tuple[int, ...]
-    origin: tuple[float, ...]
-    spacing: tuple[float, ...]
-    direction: tuple[float, ...]
-    is_dicom: bool
-    frame_of_reference: str = ""
-
-    @property
-    def ndim(self) -> int:
-        """Spatial dimensions (2 or 3)."""
-        return len(self.size)
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
@@ -202,29 +186,6 @@ def _device(requested: str | None):
     return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def read_source_grid(inputs: list[Path]) -> SourceGrid:
-    """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
-
-    Raises:
-        ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids.
-    """
-    import numpy as np
-
-    from monai_unet.io import SimpleITKReader
-
-    reader = SimpleITKReader()
-    _, meta = reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
-    direction = np.asarray(meta["source_direction_lps"], dtype=np.float64)
-    return SourceGrid(
-        size=tuple(int(s) for s in meta["spatial_shape"]),
-        origin=tuple(float(v) for v in meta["source_origin_lps"]),
-        spacing=tuple(float(v) for v in meta["source_spacing"]),
-        direction=tuple(float(v) for v in direction.reshape(-1)),
-        is_dicom=meta.get("source_format") == "dicom",
-        frame_of_reference=str(meta.get("FrameOfReferenceUID", "") or ""),
-    )
-
-
 def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, Path | None]:
     """Find the label output (and the probabilities) the bundle wrote into the fresh ``out_dir``."""
     if ext == "dicomseg":
@@ -248,37 +209,6 @@ def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, 
             "save_probabilities?"
         )
     return labels[0], candidates[0]
-
-
-def check_output_grid(written: Path, grid: SourceGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:
-    """Refuse a written NIfTI/.seg.nrrd whose size, origin, spacing or direction differ from the input's.
-
-    Only the spatial axes are compared: a probability map's trailing channel axes are ignored.
-
-    Raises:
-        BundleRunError: naming the quantity that differs (an internal error: the bundle did not invert its
-            preprocessing).
-    """
-    import numpy as np
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(written))
-    reader.ReadImageInformation()
-    n, ndim = grid.ndim, reader.GetDimension()  # a probability file has channel axes after the spatial ones
-    direction = np.asarray(reader.GetDirection()).reshape(ndim, ndim)[:n, :n].reshape(-1)
-    found = {
-        "size": (tuple(reader.GetSize())[:n], grid.size),
-        "origin (mm)": (reader.GetOrigin()[:n], grid.origin),
-        "spacing (mm)": (reader.GetSpacing()[:n], grid.spacing),
-        "direction": (tuple(direction), grid.direction),
-    }
-    for what, (got, expected) in found.items():
-        if len(got) != len(expected) or not np.allclose(got, expected, rtol=0.0, atol=atol_mm):
-            raise BundleRunError(
-                f"{written.name}: the bundle wrote a segmentation whose {what} {tuple(np.round(got, 4))} differs "
-                f"from the input's {tuple(np.round(expected, 4))}; its inverse preprocessing is wrong"
-            )
 
 
 def _case_name(output: Path, ext: str) -> str:
@@ -308,6 +238,15 @@ def _place(produced: Path, target: Path) -> None:
 
 def run(args: argparse.Namespace) -> Path:
     """Run the command; returns OUTPUT. Raises ``ValueError``/``FileNotFoundError`` for bad input (exit 2)."""
+    if args.input is not None:
+        from monai_unet.cli.batch import run_batch
+
+        run_batch(args)
+        return args.output
+    if not args.inputs:
+        raise ValueError("no input: give the scan (one file or DICOM folder per channel), or -i FOLDER for many")
+    if args.format or args.overwrite:
+        raise ValueError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
     bundle, ext = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")

@@ -1,0 +1,84 @@
+"""``monai-unet segment -i SOURCE -o OUTDIR``: every case in one run, a damaged case set aside with its reason,
+existing outputs skipped (an interrupted batch resumes), ``--overwrite`` redoes them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from test_cli_tiny_bundle import write_tiny_bundle
+
+
+def _segment(*args: str | Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "monai_unet.cli.main", "segment", *(str(a) for a in args), "--no-progress"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def _scan(path: Path, shape: tuple[int, int, int], spacing: tuple[float, float, float], seed: int, x0=None) -> Path:
+    image = sitk.GetImageFromArray(np.random.default_rng(seed).normal(size=shape[::-1]).astype(np.float32))
+    image.SetSpacing(spacing)
+    image.SetOrigin((10.0 * seed if x0 is None else x0, -5.0, 3.0))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def test_a_folder_of_scans_resumes_and_names_the_damaged_one(tmp_path):
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    good = [
+        _scan(scans / "a.nii.gz", (40, 36, 20), (1.0, 1.0, 2.0), 1),
+        _scan(scans / "b.nii.gz", (32, 44, 16), (0.8, 0.8, 3.0), 2),
+    ]
+    (scans / "c.nii.gz").write_bytes(good[0].read_bytes()[:300])  # cut short
+    out = tmp_path / "segmentations"
+
+    first = _segment("-i", scans, "-o", out, "--bundle", bundle)
+    assert first.returncode == 2, first.stderr[-2000:]
+    assert "2 written, 0 skipped (output exists), 1 failed" in first.stderr
+    assert "failed: c: " in first.stderr and "c.nii.gz" in first.stderr
+    assert first.stdout.split() == [str(out / "a_seg.nii.gz"), str(out / "b_seg.nii.gz")]
+    for scan in good:
+        written = sitk.ReadImage(str(out / scan.name.replace(".nii.gz", "_seg.nii.gz")))
+        source = sitk.ReadImage(str(scan))
+        assert written.GetSize() == source.GetSize()
+        np.testing.assert_allclose(written.GetOrigin(), source.GetOrigin(), atol=1e-4)
+        np.testing.assert_allclose(written.GetSpacing(), source.GetSpacing(), atol=1e-6)
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "b_seg.nii.gz"], "no temporaries left"
+
+    (scans / "c.nii.gz").unlink()
+    (out / "b_seg.nii.gz").unlink()  # as if the run had stopped after a
+    kept = (out / "a_seg.nii.gz").stat().st_mtime_ns
+    second = _segment("-i", scans, "-o", out, "--bundle", bundle)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "1 written, 1 skipped (output exists), 0 failed" in second.stderr
+    assert (out / "a_seg.nii.gz").stat().st_mtime_ns == kept and (out / "b_seg.nii.gz").is_file()
+
+    third = _segment("-i", scans, "-o", out, "--bundle", bundle, "--overwrite", "--format", ".seg.nrrd")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "2 written, 0 skipped" in third.stderr
+    assert {p.name for p in out.glob("*.seg.nrrd")} == {"a_seg.seg.nrrd", "b_seg.seg.nrrd"}
+
+
+def test_a_dataset_json_test_list_and_argument_errors(tmp_path):
+    bundle = write_tiny_bundle(tmp_path / "bundle", channels=2)
+    for name in ("p1", "p2"):
+        for channel in (0, 1):
+            _scan(tmp_path / f"{name}_{channel:04d}.nii.gz", (24, 24, 12), (1.0, 1.0, 2.0), channel + 1, x0=0.0)
+    listing = tmp_path / "dataset.json"
+    listing.write_text(json.dumps({"test": [{"image": [f"p{i}_0000.nii.gz", f"p{i}_0001.nii.gz"]} for i in (1, 2)]}))
+    out = tmp_path / "out"
+    result = _segment("-i", listing, "-o", out, "--bundle", bundle)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["p1_seg.nii.gz", "p2_seg.nii.gz"]  # the MSD case names
+
+    a_file = out / "p1_seg.nii.gz"
+    both = _segment(tmp_path / "p1_0000.nii.gz", "-i", listing, "-o", out, "--bundle", bundle)
+    into_file = _segment("-i", listing, "-o", a_file, "--bundle", bundle)
+    neither = _segment("-o", out, "--bundle", bundle)
+    for result, words in ((both, "not both"), (into_file, "is a file"), (neither, "no input")):
+        assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
