@@ -245,3 +245,26 @@ def test_an_output_folder_nobody_may_write_is_exit_2_naming_it(bundles, tmp_path
     assert result.returncode == 2, result.stderr[-2000:]
     assert last.startswith("monai-unet segment: error: /sys/") and "internal error" not in last, last
     assert "Traceback" not in result.stderr
+
+
+def test_a_value_error_from_our_own_code_is_an_internal_error(tmp_path, monkeypatch, capsys):
+    """Only :class:`InputError` (bad input, arguments) and missing files are exit 2: a plain ``ValueError`` raised by
+    a bug inside a command is exit 1 with the debug hint, not blamed on the user's input."""
+    from monai_unet.cli import main as cli
+    from monai_unet.cli import segment
+
+    scan = _nifti(tmp_path / "scan.nii.gz", (16, 16, 8), (1.0, 1.0, 2.0))
+
+    def buggy(args):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(segment, "run", buggy)
+    code = cli.main(["segment", str(scan), "-o", str(tmp_path / "seg.nii.gz"), "--bundle", str(tmp_path)])
+    assert code == cli.EXIT_INTERNAL
+    assert "internal error: ValueError: operands could not" in capsys.readouterr().err
+
+    def refused(args):
+        raise segment.UsageError(f"{scan}: not usable")
+
+    monkeypatch.setattr(segment, "run", refused)
+    assert cli.main(["segment", str(scan), "-o", str(tmp_path / "seg.nii.gz"), "--bundle", str(tmp_path)]) == 2

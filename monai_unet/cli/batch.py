@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
+from monai_unet.errors import InputError, UsageError
 
 __all__ = ["BatchReport", "run_batch"]
 
@@ -55,29 +56,28 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     """Segment every case of ``args.input`` into the folder ``args.output``.
 
     Raises:
-        FileNotFoundError, ValueError, ImageInputError: a missing source, an output that is a file, a source that
+        FileNotFoundError, UsageError, ImageInputError: a missing source, an output that is a file, a source that
             lists no images (exit 2). Cases that cannot be read are reported in the summary, not raised.
     """
     from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say
     from monai_unet.cli.source_grid import read_source_grid
-    from monai_unet.io import ImageInputError
     from monai_unet.io.datalist import list_inputs
 
     if args.inputs:
-        raise ValueError(f"{args.inputs[0]}: give either INPUT files or -i FOLDER_or_dataset.json, not both")
+        raise UsageError(f"{args.inputs[0]}: give either INPUT files or -i FOLDER_or_dataset.json, not both")
     if not args.input.exists():
         raise FileNotFoundError(f"{args.input}: no such folder or dataset.json")
     if args.probabilities is not None:
-        raise ValueError(f"{args.probabilities}: --probabilities names one file; with -i it is not available")
+        raise UsageError(f"{args.probabilities}: --probabilities names one file; with -i it is not available")
     if args.output.exists() and not args.output.is_dir():
-        raise ValueError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
+        raise UsageError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
     bundle = open_bundle(args.bundle)
     ext = _output_ext(args, bundle)
     cases = list_inputs(args.input, channels=bundle.input_channels or 1)
     names = [case["case"] for case in cases]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(
+        raise UsageError(
             f"{args.input}: several cases are named {', '.join(repeated[:3])}; outputs are named after the case, "
             "so give each case its own file (or folder) name"
         )
@@ -92,7 +92,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         images = case["image"] if isinstance(case["image"], list) else [case["image"]]
         try:
             grids[case["case"]] = read_source_grid([Path(p) for p in images])
-        except (ImageInputError, ValueError) as error:
+        except InputError as error:
             report.failed[case["case"]] = str(error)
             continue
         pending.append(case)
@@ -105,7 +105,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         for path in report.written:
             print(path, flush=True)  # stdout: the files written, for scripts
     if report.failed:
-        raise ValueError(
+        raise UsageError(
             f"{args.output}: {len(report.failed)} of {len(cases)} case(s) failed (listed above); the others are "
             "written, and a rerun segments only what is missing"
         )

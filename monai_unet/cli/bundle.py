@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monai_unet.errors import UsageError
+
 __all__ = ["Bundle", "BundleRunError", "bundle_logs_on_stderr", "open_bundle", "parse_overrides", "run_bundle_config"]
 
 
@@ -46,12 +48,12 @@ class Bundle:
     metadata: dict
 
     def config(self, name: str) -> Path:
-        """``configs/<name>.json`` (or ``.yaml``); raises ``ValueError`` naming the bundle when it is missing."""
+        """``configs/<name>.json`` (or ``.yaml``); raises ``UsageError`` naming the bundle when it is missing."""
         for suffix in (".json", ".yaml", ".yml"):
             path = self.root / "configs" / f"{name}{suffix}"
             if path.is_file():
                 return path
-        raise ValueError(f"{self.root}: the bundle has no configs/{name}.json, so it cannot run this command")
+        raise UsageError(f"{self.root}: the bundle has no configs/{name}.json, so it cannot run this command")
 
     def has_config(self, name: str) -> bool:
         """Whether ``configs/<name>.json`` (or ``.yaml``) exists."""
@@ -103,20 +105,20 @@ def open_bundle(path: str | Path) -> Bundle:
     """Check that ``path`` is a bundle folder and read its metadata.
 
     Raises:
-        ValueError: the folder is missing, or has no readable ``configs/metadata.json`` (the message names it).
+        UsageError: the folder is missing, or has no readable ``configs/metadata.json`` (the message names it).
     """
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"{root}: no such bundle folder")
+        raise UsageError(f"{root}: no such bundle folder")
     meta_file = root / "configs" / "metadata.json"
     if not meta_file.is_file():
-        raise ValueError(f"{root}: not a bundle folder (no configs/metadata.json)")
+        raise UsageError(f"{root}: not a bundle folder (no configs/metadata.json)")
     try:
         metadata = json.loads(meta_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{meta_file}: cannot be read as JSON ({error})") from None
+        raise UsageError(f"{meta_file}: cannot be read as JSON ({error})") from None
     if not isinstance(metadata, dict):
-        raise ValueError(f"{meta_file}: holds a {type(metadata).__name__}, not a JSON object")
+        raise UsageError(f"{meta_file}: holds a {type(metadata).__name__}, not a JSON object")
     return Bundle(root.resolve(), metadata)
 
 
@@ -127,13 +129,13 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     reference for the config parser.
 
     Raises:
-        ValueError: an item without ``=`` or with an empty key.
+        UsageError: an item without ``=`` or with an empty key.
     """
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{pair}: an override must be written KEY=VALUE (e.g. max_epochs=5 or learning_rate=1e-4)")
+            raise UsageError(f"{pair}: an override must be written KEY=VALUE (e.g. max_epochs=5 or learning_rate=1e-4)")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -187,7 +189,7 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
                 raise link from None
         for link in chain:
             if isinstance(link, pickle.UnpicklingError):  # torch.load(weights_only=True) refused the file
-                raise ValueError(
+                raise UsageError(
                     f"{_checkpoint_path(workflow, overrides)}: is not a weights file this bundle can load "
                     f"({_first_sentence(link)}); it is damaged or holds more than tensors (code is never run): use "
                     "the bundle's own models/model.pt, or retrain"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_unet.cli.bundle import open_bundle, parse_overrides, run_bundle_config
+from monai_unet.errors import UsageError
 
 __all__ = ["CONFIGS", "register", "run"]
 
@@ -93,7 +94,7 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
         import torch
 
         if args.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("cuda: no CUDA device is available to torch here; use --device cpu")
+            raise UsageError("cuda: no CUDA device is available to torch here; use --device cpu")
         overrides["device"] = torch.device(args.device)
     items = parse_overrides(args.overrides)
     if getattr(args, "promote", False) or ("ckpt_dir" in items and "promote" not in items):
@@ -106,7 +107,7 @@ def _resume_folder(bundle, overrides: dict[str, Any]) -> None:
     """``resume=true`` without an output folder: continue the latest run folder that holds a checkpoint.
 
     Raises:
-        ValueError: no run folder under ``runs/`` holds ``checkpoint_last.pt``.
+        UsageError: no run folder under ``runs/`` holds ``checkpoint_last.pt``.
     """
     from monai_unet.handlers import latest_run_dir
 
@@ -114,7 +115,7 @@ def _resume_folder(bundle, overrides: dict[str, Any]) -> None:
         return
     folder = latest_run_dir(bundle.root / "runs")
     if folder is None:
-        raise ValueError(
+        raise UsageError(
             f"{bundle.root / 'runs'}: no run folder holds checkpoint_last.pt, so there is nothing to resume; "
             "train without resume=true, or give the run folder with --output-dir"
         )
@@ -134,7 +135,7 @@ def check_override_ids(bundle, configs: Sequence[str], keys: Sequence[str]) -> N
     """Refuse override ids that no config of ``configs`` defines, naming the closest existing one.
 
     Raises:
-        ValueError: an unknown id (``num_epochs`` where the config has ``max_epochs``).
+        UsageError: an unknown id (``num_epochs`` where the config has ``max_epochs``).
     """
     from monai.bundle import ConfigParser
 
@@ -145,7 +146,7 @@ def check_override_ids(bundle, configs: Sequence[str], keys: Sequence[str]) -> N
         if key not in ids:
             close = difflib.get_close_matches(key, sorted(ids), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]}?" if close else "; see the bundle's configs for the ids it reads"
-            raise ValueError(
+            raise UsageError(
                 f"{key}: no such config id in {bundle.root} ({' + '.join(configs)}), so the override would be "
                 f"ignored{hint}"
             )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_unet.cli.bundle import Bundle, open_bundle
+from monai_unet.errors import UsageError
 
 __all__ = ["example_input_shape", "export_network", "load_bundle_network", "register", "run"]
 
@@ -64,7 +65,7 @@ def load_bundle_network(bundle: Bundle, checkpoint: Path | None = None) -> Any:
 
     Raises:
         FileNotFoundError: no checkpoint file.
-        ValueError: the checkpoint's weights do not fit the network (the message names the file).
+        UsageError: the checkpoint's weights do not fit the network (the message names the file).
     """
     import torch
     from monai.bundle import ConfigParser
@@ -85,7 +86,7 @@ def load_bundle_network(bundle: Bundle, checkpoint: Path | None = None) -> Any:
         network.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
-        raise ValueError(f"{path}: weights do not fit the bundle's network_def ({first})") from None
+        raise UsageError(f"{path}: weights do not fit the bundle's network_def ({first})") from None
     return network.eval()
 
 
@@ -101,7 +102,7 @@ def example_input_shape(network: Any, bundle: Bundle, requested: Sequence[int] |
     else:
         shape = [64] * (dims or len(stated) or 2)
     if dims is not None and len(shape) != dims:
-        raise ValueError(f"--input-shape: the network is {dims}D, got {len(shape)} sizes {tuple(shape)}")
+        raise UsageError(f"--input-shape: the network is {dims}D, got {len(shape)} sizes {tuple(shape)}")
     if hasattr(network, "valid_input_shape"):
         return tuple(network.valid_input_shape(shape))
     return tuple(shape)

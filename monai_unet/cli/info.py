@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monai_unet.errors import UsageError
+
 __all__ = ["describe", "format_report", "register", "run"]
 
 EXAMPLES = """examples:
@@ -141,7 +143,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Print the reports; raises ``ValueError`` (exit 2) when any input would be refused."""
+    """Print the reports; raises ``UsageError`` (exit 2) when any input would be refused."""
     reports = [describe(path) for path in args.inputs]
     if args.json:
         print(json.dumps(reports, indent=2))
@@ -150,8 +152,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     sys.stdout.flush()
     refused = [r for r in reports if r["problem"]]
     if len(refused) == 1 and len(reports) == 1:
-        raise ValueError(refused[0]["problem"])
+        raise UsageError(refused[0]["problem"])
     if refused:
         names = ", ".join(r["input"] for r in refused)
-        raise ValueError(f"{len(refused)} of {len(reports)} inputs would be refused: {names}")
+        raise UsageError(f"{len(refused)} of {len(reports)} inputs would be refused: {names}")
     return reports

@@ -1,7 +1,8 @@
 """Entry point of the ``monai-unet`` command: parses the sub-command and maps errors to exit codes.
 
-Exit codes: 0 success, 2 bad input or arguments (one line ``monai-unet COMMAND: error: PATH: PROBLEM`` on stderr,
-no traceback), 1 internal error (one line and a hint to rerun with ``--debug``, which prints the traceback),
+Exit codes: 0 success, 2 bad input or arguments (an :class:`~monai_unet.errors.InputError` or a missing file; one
+line ``monai-unet COMMAND: error: PATH: PROBLEM`` on stderr, no traceback), 1 internal error (any other exception,
+a ``ValueError`` from a bug included; one line and a hint to rerun with ``--debug``, which prints the traceback),
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both remove the command's staging folders and temporaries.
 
 Each command lives in its own module with ``register(commands)`` and a ``run(args)`` set as ``args.run``. Command
@@ -21,6 +22,7 @@ import traceback
 from collections.abc import Sequence
 
 from monai_unet import __version__
+from monai_unet.errors import InputError
 
 __all__ = [
     "COMMANDS",
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         args.run(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, InputError) as error:
         print(f"monai-unet {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from monai_unet.errors import UsageError
+
 __all__ = ["register", "run"]
 
 EXAMPLES = """examples:
@@ -81,13 +83,13 @@ def _say(message: str) -> None:
 def run(args: argparse.Namespace) -> Path:
     """Plan the dataset and write the bundle; returns the bundle folder."""
     if args.output.exists() and not args.force:
-        raise ValueError(f"{args.output}: already exists; choose another folder or pass --force to replace it")
+        raise UsageError(f"{args.output}: already exists; choose another folder or pass --force to replace it")
     if args.budget_min <= 0:
-        raise ValueError(f"--budget-min must be a positive number of minutes, got {args.budget_min}")
+        raise UsageError(f"--budget-min must be a positive number of minutes, got {args.budget_min}")
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("cuda: no CUDA device is available to torch here; plan with --device cpu")
+        raise UsageError("cuda: no CUDA device is available to torch here; plan with --device cpu")
     from monai_unet.plan import make_plan, measure, read_dataset
     from monai_unet.plan.bundle import write_bundle
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.source_grid import check_output_grid, read_source_grid
+from monai_unet.errors import UsageError
 
 __all__ = ["OUTPUT_POSTFIX", "PROBABILITY_POSTFIX", "output_ext_for", "register", "run"]
 
@@ -116,7 +117,7 @@ def output_ext_for(output: Path) -> str:
     ``".png"`` (2D bundles that write PNG label images, such as the EM bundle).
 
     Raises:
-        ValueError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
+        UsageError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
     """
     name = output.name.lower()
     for ext in (".nii.gz", ".nii", ".seg.nrrd", ".png"):
@@ -124,7 +125,7 @@ def output_ext_for(output: Path) -> str:
             return ext
     if output.is_dir() or not Path(name).suffix:
         return "dicomseg"
-    raise ValueError(
+    raise UsageError(
         f"{output}: cannot tell the output format from the suffix {Path(name).suffix!r}; use .nii.gz, .seg.nrrd, "
         ".png (2D bundles), or a folder name without suffix for DICOM SEG"
     )
@@ -146,11 +147,11 @@ def _refuse_overlap(args: argparse.Namespace) -> None:
     for path in args.inputs:
         for flag, target in (("-o", args.output), ("--probabilities", args.probabilities)):
             if target is not None and _same_path(path, target):
-                raise ValueError(
+                raise UsageError(
                     f"{target}: {flag} names an input; the input would be overwritten, choose another path"
                 )
     if args.probabilities is not None and _same_path(args.output, args.probabilities):
-        raise ValueError(f"{args.output}: -o and --probabilities name the same path; give them different names")
+        raise UsageError(f"{args.output}: -o and --probabilities name the same path; give them different names")
 
 
 def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
@@ -162,16 +163,16 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
     bundle.config("inference")
     if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
         names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
-        raise ValueError(
+        raise UsageError(
             f"{args.inputs[0]}: {len(args.inputs)} input(s) given, but the bundle {bundle.root.name} takes "
             f"{bundle.input_channels} channel(s){names}; pass one file or DICOM folder per channel, in that order"
         )
     _refuse_overlap(args)
     ext = output_ext_for(args.output)
     if args.output.is_dir() and ext != "dicomseg":
-        raise ValueError(f"{args.output}: is a folder; name a file ending in {ext}")
+        raise UsageError(f"{args.output}: is a folder; name a file ending in {ext}")
     if args.output.exists() and not args.output.is_dir() and ext == "dicomseg":
-        raise ValueError(f"{args.output}: is a file; DICOM SEG output is a folder (or name a .nii.gz/.seg.nrrd file)")
+        raise UsageError(f"{args.output}: is a file; DICOM SEG output is a folder (or name a .nii.gz/.seg.nrrd file)")
     for target in (args.output, args.probabilities):
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
@@ -182,7 +183,7 @@ def _device(requested: str | None):
     import torch
 
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("cuda: no CUDA device is available to torch here; use --device cpu")
+        raise UsageError("cuda: no CUDA device is available to torch here; use --device cpu")
     return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -221,7 +222,7 @@ def _check_same_format(produced: Path, target: Path) -> None:
     """Refuse to store the bundle's probability file under a name of another format."""
     suffix = "".join(produced.suffixes[-2:]) if produced.name.lower().endswith(".nii.gz") else produced.suffix
     if not target.name.lower().endswith(suffix.lower()):
-        raise ValueError(f"{target}: the bundle writes probabilities as {suffix}; name the file *{suffix}")
+        raise UsageError(f"{target}: the bundle writes probabilities as {suffix}; name the file *{suffix}")
 
 
 def _place(produced: Path, target: Path) -> None:
@@ -237,28 +238,28 @@ def _place(produced: Path, target: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> Path:
-    """Run the command; returns OUTPUT. Raises ``ValueError``/``FileNotFoundError`` for bad input (exit 2)."""
+    """Run the command; returns OUTPUT. Raises ``UsageError``/``FileNotFoundError`` for bad input (exit 2)."""
     if args.input is not None:
         from monai_unet.cli.batch import run_batch
 
         run_batch(args)
         return args.output
     if not args.inputs:
-        raise ValueError("no input: give the scan (one file or DICOM folder per channel), or -i FOLDER for many")
+        raise UsageError("no input: give the scan (one file or DICOM folder per channel), or -i FOLDER for many")
     if args.format or args.overwrite:
-        raise ValueError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
+        raise UsageError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
     bundle, ext = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs))
     if ext == "dicomseg" and not grid.is_dicom:
-        raise ValueError(
+        raise UsageError(
             f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "
             "name the output .nii.gz or .seg.nrrd"
         )
     dims = len(bundle.input_spatial_shape)
     if dims in (2, 3) and grid.ndim != dims:
-        raise ValueError(
+        raise UsageError(
             f"{args.inputs[0]}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
             + (
                 "; give it one slice as a picture (PNG/TIFF)"
@@ -267,9 +268,9 @@ def run(args: argparse.Namespace) -> Path:
             )
         )
     if ext == ".png" and grid.ndim != 2:
-        raise ValueError(f"{args.output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
+        raise UsageError(f"{args.output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
     if ext == "dicomseg" and not grid.frame_of_reference:
-        raise ValueError(
+        raise UsageError(
             f"{args.inputs[0]}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
             "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"
         )

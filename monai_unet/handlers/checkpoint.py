@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
+from monai_unet.errors import InputError
 from monai_unet.io.atomic import atomic_path, sweep_temporaries
 
 __all__ = ["CheckpointError", "TrainingCheckpoint"]
@@ -17,7 +18,7 @@ __all__ = ["CheckpointError", "TrainingCheckpoint"]
 logger = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be resumed from (damaged, or written by another configuration); the message names
     the file and what to do. The command line reports it as bad input (exit 2), not as an internal error."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from os import PathLike
 
+from monai_unet.errors import InputError
+
 __all__ = ["ImageInputError", "OutputWriteError", "last_line"]
 
 
-class ImageInputError(ValueError):
+class ImageInputError(InputError):
     """Bad input data (unreadable file, awkward DICOM series, mismatched geometry, ...).
 
-    A ``ValueError``, so the command line maps it to exit code 2. ``str(error)`` is one line:
+    An :class:`~monai_unet.errors.InputError`, so the command line maps it to exit code 2. ``str(error)`` is one line:
     ``"<path>: <problem>. <what to do>"``.
 
     Args:

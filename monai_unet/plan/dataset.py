@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_unet.errors import InputError
 from monai_unet.io.naming import CHANNEL_FILE, IMAGE_SUFFIXES, case_name, strip_image_suffix
 
 __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
@@ -34,7 +35,7 @@ __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", 
 _TIME_POINT = re.compile(r"_(?:frame|phase|time|tp|t|ed|es|visit|ses)[-_]?\d*$", re.IGNORECASE)
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset the planner cannot use; the message names the case or file and the problem (exit code 2)."""
 
 
