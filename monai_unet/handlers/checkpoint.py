@@ -119,7 +119,7 @@ class TrainingCheckpoint:
                 ) from error
         if max_epochs is not None:
             if engine.state.epoch > max_epochs:
-                raise ValueError(
+                raise CheckpointError(
                     f"{self.path}: the checkpoint is at epoch {engine.state.epoch}, beyond max_epochs={max_epochs}. "
                     "Raise max_epochs to train further."
                 )

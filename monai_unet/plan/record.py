@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from monai_unet.errors import InputError
 from monai_unet.io.atomic import atomic_path
 
 __all__ = ["MIN_GAIN", "history_rows", "read_plans", "record_training"]
@@ -26,15 +27,15 @@ def read_plans(bundle_root: str | Path) -> dict[str, Any]:
     """``configs/plans.json`` of a planned bundle.
 
     Raises:
-        ValueError: the file is missing or not JSON (the message names it).
+        InputError: the file is missing or not JSON (the message names it).
     """
     path = _plans_path(bundle_root)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path}: missing; this bundle was not written by monai-unet plan") from None
+        raise InputError(f"{path}: missing; this bundle was not written by monai-unet plan") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: is not valid JSON ({error})") from None
+        raise InputError(f"{path}: is not valid JSON ({error})") from None
 
 
 def _best_row(history) -> dict[str, float] | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_unet.plan.dataset import PlanDataset
+from monai_unet.plan.dataset import DatasetError, PlanDataset
 
 __all__ = ["choose_split"]
 
@@ -33,7 +33,7 @@ def choose_split(dataset: PlanDataset, fold: int | str) -> dict[str, Any]:
         }
     if dataset.validation:
         if fold != 0:
-            raise ValueError(
+            raise DatasetError(
                 f"{dataset.source}: the dataset has its own validation list, so there is only fold 0 "
                 f"(got --fold {fold})"
             )
@@ -46,14 +46,14 @@ def choose_split(dataset: PlanDataset, fold: int | str) -> dict[str, Any]:
         }
     groups = sorted({c.group for c in dataset.training})
     if len(groups) < 2:
-        raise ValueError(
+        raise DatasetError(
             f"{dataset.source}: all {len(dataset.training)} training cases form one group ({groups[0]}), so no case "
             "can be held out for validation; add a 'validation' list, give the cases distinct names or groups, or "
             "plan with --fold all (train and validate on every case)"
         )
     num_folds = min(5, len(groups))
     if not 0 <= fold < num_folds:
-        raise ValueError(f"--fold must be between 0 and {num_folds - 1} for this dataset ({len(groups)} groups)")
+        raise DatasetError(f"--fold must be between 0 and {num_folds - 1} for this dataset ({len(groups)} groups)")
     bounds = np.linspace(0, len(groups), num_folds + 1).round().astype(int)
     held = set(groups[bounds[fold] : bounds[fold + 1]])
     return {
