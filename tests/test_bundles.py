@@ -124,19 +124,17 @@ def test_em_bundle_trains_resumes_and_evaluates(tmp_path):
         assert [Path(r["filename"]).name for r in csv.DictReader(f)] == ["02.png"]
 
 
-def test_mri_bundle_trains_and_evaluates_on_the_scan_grid(tmp_path):
+def test_mri_bundle_trains_on_the_raw_brats_labels(tmp_path):
     """The planned MRI bundle on the demo subject's BRATS labels 0-4 (merged into the whole tumour by the bundle):
-    a run folder with its best model, the shipped weights kept (no promote), then evaluation on the scan's grid."""
+    a run folder with its best model, the shipped weights kept (no promote). Evaluation of planned bundles is run by
+    ``tests/test_plan.py``; the shipped weights' Dice by ``tests/test_cli_segment.py``."""
     bundle = _copy(MRI, tmp_path)
     shipped = (bundle / "models" / "model.pt").read_bytes()
     _run(bundle, ["train.json"], _mri_overrides(tmp_path))
     (run,) = (bundle / "runs").iterdir()
     assert (run / "model.pt").is_file() and (bundle / "models" / "model.pt").read_bytes() == shipped
-    assert set(_history(run)[0]) >= {"val_mean_dice", "val_dice_1", "val_dice_lcc_1"}
-    _run(bundle, ["train.json", "evaluate.json"], _mri_overrides(tmp_path, output_dir=str(tmp_path / "eval")))
-    summary = json.loads((tmp_path / "eval" / "metrics_summary.json").read_text())
-    assert {"val_mean_dice", "val_hd95"} <= set(summary["metrics"])
-    assert summary["metrics"]["val_mean_dice"] > 0.5, "the shipped weights find the demo subject's tumour"
+    (row,) = _history(run)
+    assert 0.0 <= float(row["val_dice_1"]) <= 1.0 and "val_dice_lcc_1" in row
 
 
 def test_multi_gpu_config_runs_two_processes_with_gloo_into_one_run_folder(tmp_path):

@@ -150,3 +150,8 @@ def test_segment_with_the_trained_brain_tumour_bundle(sample_data, tmp_path):
     names = metadata["network_data_format"]["outputs"]["pred"]["channel_def"]
     written = {header[k] for k in header if k.endswith("_Name")}
     assert written and written <= {v for k, v in names.items() if k != "0"}
+    found = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) > 0
+    found = found.any(axis=-1) if found.ndim == 4 else found
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(subject / "OTMultiClass.nii.gz"))) > 0  # labels 1-4
+    dice = 2 * (found & truth).sum() / (found.sum() + truth.sum())
+    assert dice > 0.7, f"the shipped weights find the demo subject's whole tumour (Dice {dice:.3f})"
