@@ -24,7 +24,16 @@ from typing import Any
 
 from monai_unet.errors import UsageError
 
-__all__ = ["Bundle", "BundleRunError", "bundle_logs_on_stderr", "open_bundle", "parse_overrides", "run_bundle_config"]
+__all__ = [
+    "SHIPPED_BUNDLES",
+    "Bundle",
+    "BundleRunError",
+    "bundle_logs_on_stderr",
+    "open_bundle",
+    "parse_overrides",
+    "run_bundle_config",
+    "shipped_bundles",
+]
 
 
 # MONAI logs (and warns) on every run without NVIDIA's nvImageCodec that its GPU DICOM decoder is unavailable.
@@ -101,15 +110,31 @@ class Bundle:
         return {int(k): tuple(float(c) for c in v) for k, v in colors.items() if int(k) != 0}  # type: ignore[misc]
 
 
+#: The bundles shipped with the package (the checkout's ``bundles/``); ``--bundle NAME`` finds them by name.
+SHIPPED_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+def shipped_bundles() -> list[Path]:
+    """The shipped bundle folders, by name."""
+    if not SHIPPED_BUNDLES.is_dir():
+        return []
+    return sorted(p for p in SHIPPED_BUNDLES.iterdir() if (p / "configs" / "metadata.json").is_file())
+
+
 def open_bundle(path: str | Path) -> Bundle:
-    """Check that ``path`` is a bundle folder and read its metadata.
+    """Check that ``path`` is a bundle folder (or the name of a shipped bundle) and read its metadata.
 
     Raises:
         UsageError: the folder is missing, or has no readable ``configs/metadata.json`` (the message names it).
     """
     root = Path(path)
+    if not root.is_dir() and len(root.parts) == 1 and (SHIPPED_BUNDLES / root.name).is_dir():
+        root = SHIPPED_BUNDLES / root.name  # a shipped bundle's name
     if not root.is_dir():
-        raise UsageError(f"{root}: no such bundle folder")
+        names = ", ".join(p.name for p in shipped_bundles())
+        raise UsageError(
+            f"{root}: no such bundle folder" + (f" (shipped bundles, usable by name: {names})" if names else "")
+        )
     meta_file = root / "configs" / "metadata.json"
     if not meta_file.is_file():
         raise UsageError(f"{root}: not a bundle folder (no configs/metadata.json)")

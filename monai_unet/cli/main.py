@@ -56,6 +56,7 @@ COMMANDS = (
     "monai_unet.cli.info",
     "monai_unet.cli.bundle_commands",
     "monai_unet.cli.export",
+    "monai_unet.cli.bundles",
 )
 
 
