@@ -82,3 +82,21 @@ def test_a_dataset_json_test_list_and_argument_errors(tmp_path):
     neither = _segment("-o", out, "--bundle", bundle)
     for result, words in ((both, "not both"), (into_file, "is a file"), (neither, "no input")):
         assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+
+
+def test_checkpoint_runs_the_bundle_with_other_weights(tmp_path):
+    """``--checkpoint`` swaps the weights (here: another seed's) without touching the bundle; a missing file is
+    refused before any image is read."""
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    other = write_tiny_bundle(tmp_path / "other", seed=1) / "models" / "model.pt"
+    shipped = (bundle / "models" / "model.pt").read_bytes()
+    scan = _scan(tmp_path / "scan.nii.gz", (40, 36, 20), (1.0, 1.0, 2.0), 3)
+    default, swapped = tmp_path / "default.nii.gz", tmp_path / "swapped.nii.gz"
+    assert _segment(scan, "-o", default, "--bundle", bundle).returncode == 0
+    result = _segment(scan, "-o", swapped, "--bundle", bundle, "--checkpoint", other)
+    assert result.returncode == 0, result.stderr[-2000:]
+    labels = [sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in (default, swapped)]
+    assert labels[0].shape == labels[1].shape and (labels[0] != labels[1]).any()
+    assert (bundle / "models" / "model.pt").read_bytes() == shipped
+    missing = _segment(scan, "-o", tmp_path / "x.nii.gz", "--bundle", bundle, "--checkpoint", tmp_path / "no.pt")
+    assert missing.returncode == 2 and "no.pt: no such weights file" in missing.stderr.splitlines()[-1]

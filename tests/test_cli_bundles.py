@@ -45,3 +45,43 @@ def test_a_shipped_bundle_opens_by_name_from_anywhere(tmp_path, monkeypatch):
     assert open_bundle("em_membrane_segmentation").root == REPO / "bundles" / "em_membrane_segmentation"
     with pytest.raises(UsageError, match=r"no such bundle folder \(shipped bundles, usable by name: .*em_membrane"):
         open_bundle("em_membrane")
+
+
+@pytest.mark.parametrize("name", ["em_membrane_segmentation", "brain_tumor_mri_segmentation"])
+def test_shipped_bundles_meet_the_cli_contract_by_monais_own_check(name, tmp_path):
+    """The contract the CLI relies on, saved as a MONAI properties file, passes ``check_properties``."""
+    from monai.bundle import ConfigWorkflow
+
+    from monai_unet.cli.bundle import INFERENCE_PROPERTIES
+
+    properties = tmp_path / "properties.json"
+    properties.write_text(json.dumps({"infer": INFERENCE_PROPERTIES}))
+    bundle = REPO / "bundles" / name
+    workflow = ConfigWorkflow(
+        config_file=str(bundle / "configs" / "inference.json"),
+        meta_file=str(bundle / "configs" / "metadata.json"),
+        workflow_type="infer",
+        properties_path=str(properties),
+        bundle_root=str(bundle),
+        output_dir=str(tmp_path / "out"),
+    )
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+    open_bundle(bundle).check_inference_contract(also=["ckpt_path", "tta_axes", "save_overlays"])
+
+
+def test_a_bundle_without_a_contract_id_is_refused_before_reading(tmp_path):
+    from test_cli_tiny_bundle import write_tiny_bundle
+
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    config = json.loads((bundle / "configs" / "inference.json").read_text())
+    del config["output_postfix"]
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config))
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(b"not read: the contract is checked first")
+    result = subprocess.run(
+        [sys.executable, "-m", "monai_unet.cli.main", "segment", scan, "-o", tmp_path / "o.nii.gz", "--bundle", bundle],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "lacks the id(s) output_postfix" in result.stderr.splitlines()[-1]

@@ -5,8 +5,8 @@
 (seeded) weights, CT window or MR z-score preprocessing, resampling to 4 mm and back (``Invertd``), so that a wrong
 inverse would show up as a geometry mismatch, and outputs through ``SaveSegmentationd`` with the segment names and
 colours of ``metadata.json``. It honours the contract ids ``bundle_root``, ``datalist``, ``output_dir``,
-``output_ext``, ``output_postfix``, ``device``, ``precise``, ``save_probabilities``, ``progress`` and accepts
-``tta_axes`` (mirroring is the real bundles' business).
+``output_ext``, ``output_postfix``, ``device``, ``precise``, ``save_probabilities``, ``progress``, ``ckpt_path``
+and accepts ``tta_axes`` (mirroring is the real bundles' business).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _inference_config(channels: int) -> dict:
         "bundle_root": ".",
         "output_dir": "$@bundle_root + '/eval'",
         "datalist": [],
+        "ckpt_path": "$@bundle_root + '/models/model.pt'",
         "output_ext": ".nii.gz",
         "output_postfix": "seg",
         "device": "$torch.device('cpu')",
@@ -150,7 +151,7 @@ def _inference_config(channels: int) -> dict:
         "handlers": [
             {
                 "_target_": "CheckpointLoader",
-                "load_path": "$@bundle_root + '/models/model.pt'",
+                "load_path": "@ckpt_path",
                 "load_dict": {"model": "@network"},
                 "map_location": "@device",
             }

@@ -59,7 +59,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         FileNotFoundError, UsageError, ImageInputError: a missing source, an output that is a file, a source that
             lists no images (exit 2). Cases that cannot be read are reported in the summary, not raised.
     """
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say
+    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, checkpoint_override
     from monai_unet.cli.source_grid import read_source_grid
     from monai_unet.io.datalist import list_inputs
 
@@ -72,6 +72,8 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
     bundle = open_bundle(args.bundle)
+    bundle.check_inference_contract()
+    checkpoint_override(args, bundle)  # a missing weights file is refused before any case is read
     ext = _output_ext(args, bundle)
     cases = list_inputs(args.input, channels=bundle.input_channels or 1)
     names = [case["case"] for case in cases]
@@ -114,7 +116,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
 
 def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, report: BatchReport) -> None:
     """One run of the inference config over ``pending``, then each output checked against its input's grid."""
-    from monai_unet.cli.segment import OUTPUT_POSTFIX
+    from monai_unet.cli.segment import OUTPUT_POSTFIX, checkpoint_override
     from monai_unet.cli.source_grid import check_output_grid
     from monai_unet.io.naming import strip_image_suffix
 
@@ -129,6 +131,7 @@ def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, repor
         "save_probabilities": False,
         "save_overlays": False,
         "progress": bool(args.progress),
+        **checkpoint_override(args, bundle),  # checked before any case was read (run_batch)
     }
     try:
         with bundle_logs_on_stderr(verbose=args.verbose):

@@ -25,6 +25,7 @@ from typing import Any
 from monai_unet.errors import UsageError
 
 __all__ = [
+    "INFERENCE_PROPERTIES",
     "SHIPPED_BUNDLES",
     "Bundle",
     "BundleRunError",
@@ -38,6 +39,28 @@ __all__ = [
 
 # MONAI logs (and warns) on every run without NVIDIA's nvImageCodec that its GPU DICOM decoder is unavailable.
 _GPU_CODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
+
+
+#: The ids ``monai-unet segment`` sets in a bundle's ``configs/inference.json`` (the CLI-bundle contract), in MONAI's
+#: bundle-properties format: ``{"infer": INFERENCE_PROPERTIES}`` saved as JSON is a ``properties_path`` for
+#: ``monai.bundle.ConfigWorkflow(..., workflow_type="infer").check_properties()``.
+INFERENCE_PROPERTIES: dict[str, dict[str, Any]] = {
+    name: {"description": text, "required": required, "id": name}
+    for name, required, text in (
+        ("bundle_root", True, "the bundle folder"),
+        ("device", True, "a torch.device to run on"),
+        ("datalist", True, 'the cases: [{"image": path or [path per channel], "case": output name}]'),
+        ("output_dir", True, "the folder the outputs are written to"),
+        ("output_ext", True, ".nii.gz, .nii, .seg.nrrd, .png or dicomseg"),
+        ("output_postfix", True, "the label file is <case>_<output_postfix><output_ext>"),
+        ("precise", True, "strict float32 instead of the fast path"),
+        ("save_probabilities", True, "also write <case>_prob.*"),
+        ("progress", True, "a progress bar on stderr"),
+        ("tta_axes", False, "axes to mirror for test-time augmentation (--tta)"),
+        ("save_overlays", False, "review overlays beside the outputs (off for one OUTPUT)"),
+        ("ckpt_path", False, "the weights file (--checkpoint)"),
+    )
+}
 
 
 class BundleRunError(RuntimeError):
@@ -63,6 +86,26 @@ class Bundle:
             if path.is_file():
                 return path
         raise UsageError(f"{self.root}: the bundle has no configs/{name}.json, so it cannot run this command")
+
+    def check_inference_contract(self, also: Sequence[str] = ()) -> None:
+        """Refuse a bundle whose inference config lacks an id of :data:`INFERENCE_PROPERTIES` that is required, or
+        one of ``also`` (optional ids an option needs, e.g. ``ckpt_path`` for ``--checkpoint``), before any image is
+        read. Only top-level ids are looked up; nothing is parsed or instantiated.
+
+        Raises:
+            UsageError: naming the config and the missing ids.
+        """
+        from monai.bundle import ConfigParser
+
+        path = self.config("inference")
+        ids = set(ConfigParser.load_config_file(str(path)))
+        needed = [n for n, p in INFERENCE_PROPERTIES.items() if p["required"] or n in also]
+        missing = [n for n in needed if INFERENCE_PROPERTIES[n]["id"] not in ids]
+        if missing:
+            raise UsageError(
+                f"{path}: lacks the id(s) {', '.join(missing)} that monai-unet sets (the CLI-bundle contract, "
+                "monai_unet.cli.bundle.INFERENCE_PROPERTIES); add them to the config"
+            )
 
     def has_config(self, name: str) -> bool:
         """Whether ``configs/<name>.json`` (or ``.yaml``) exists."""

@@ -83,6 +83,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="with -i: segment cases whose output exists again (default: skip)"
     )
     parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder (configs/inference.json)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="WEIGHTS",
+        help="run the bundle with these weights (a state_dict .pt, e.g. a run's model.pt) instead of models/model.pt",
+    )
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over mirrored inputs")
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default=None, help="where to run; default cuda when available, else cpu"
@@ -160,7 +166,7 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
     bundle = open_bundle(args.bundle)
-    bundle.config("inference")
+    bundle.check_inference_contract()
     if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
         names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
         raise UsageError(
@@ -177,6 +183,21 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
     return bundle, ext
+
+
+def checkpoint_override(args: argparse.Namespace, bundle: Bundle) -> dict[str, str]:
+    """``{"ckpt_path": WEIGHTS}`` for ``--checkpoint`` (nothing without it).
+
+    Raises:
+        FileNotFoundError: WEIGHTS does not exist.
+        UsageError: the bundle's inference config has no ``ckpt_path`` id to set.
+    """
+    if args.checkpoint is None:
+        return {}
+    if not args.checkpoint.is_file():
+        raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
+    bundle.check_inference_contract(also=["ckpt_path"])
+    return {"ckpt_path": str(args.checkpoint.resolve())}
 
 
 def _device(requested: str | None):
@@ -249,6 +270,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.format or args.overwrite:
         raise UsageError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
     bundle, ext = _check_arguments(args)
+    weights = checkpoint_override(args, bundle)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs))
@@ -299,6 +321,7 @@ def run(args: argparse.Namespace) -> Path:
             "save_probabilities": args.probabilities is not None,
             "progress": bool(args.progress),
             "save_overlays": False,  # the bundles' review overlays are for batch runs, not one OUTPUT
+            **weights,
         }
         with bundle_logs_on_stderr(verbose=args.verbose):
             try:
