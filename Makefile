@@ -39,7 +39,7 @@ demo: $(STAMP)
 # training budgets, which overlap well on 2 cores (9 min 02 s serial, 6 min 40 s with -n 2 on 2026-12-03).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
