@@ -3,13 +3,13 @@
 ``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
 
 TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
-``benchmarks/datasets/isbi2012/dataset.json``, the best model picked by the Rand error; BRATS as the whole-tumour
+``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour
 task of the MRI bundle and the stock recipe: a ``dataset.json`` in ``outputs/datasets/brats2013`` that merges label
 values 1-4 into one class, beside links to the subject folders; 3 folds, one subject each). Steps, each a real
 command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
-   validation list, or fold K of its contiguous folds; ISBI adds ``--select-by rand_error``);
+   validation list, or fold K of its contiguous folds);
 2. ``monai-unet train --bundle DIR/bundle --output-dir DIR/ours/run`` (the planner's time budget ends it,
    validation included; the fresh bundle's ``models/model.pt`` is the run's best model);
 3. ``monai-unet infer`` on the validation cases → ``DIR/ours/predictions/<case>_seg.*`` on each input's grid;
@@ -201,7 +201,6 @@ def main(argv: list[str] | None = None) -> dict:
                 str(args.minutes),
                 "--fold",
                 str(fold),
-                *PLAN_OPTIONS.get(args.task, []),
                 "--force",
                 "--no-progress",
             ],
