@@ -46,8 +46,6 @@ TASKS = {
     "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
     "brats": (BRATS / "dataset.json", "benchmarks.baseline_mri_spleen_unet"),
 }
-#: What the planner cannot infer from the data: the task's own metric picks the best EM model.
-PLAN_OPTIONS = {"isbi": ["--select-by", "rand_error"]}
 
 
 def brats_dataset(folder: Path = BRATS) -> Path:
