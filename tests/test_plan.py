@@ -242,7 +242,10 @@ def test_plans_are_deterministic(tmp_path):
 def test_class_thickness_of_a_stripe_and_a_disc():
     """Thickness = 2 × voxels / boundary voxels across the fine axes, in units of the finest spacing: a stripe
     6 pixels thick measures 6, a disc of radius r about r; the thick 10 mm slice axis is not a fine axis."""
-    from monai_unet.plan.fingerprint import _class_thickness
+    from monai_unet.plan.fingerprint import _class_thickness as thickness_of
+
+    def _class_thickness(label, spacing, classes):
+        return thickness_of(label, spacing, np.bincount(label.ravel(), minlength=classes))
 
     stripe = np.zeros((40, 40), dtype=np.uint8)
     stripe[10:16, :] = 1

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
+from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, run_bundle_config
 from monai_unet.errors import InputError, UsageError
 
 __all__ = ["BatchReport", "run_batch"]
@@ -42,13 +42,11 @@ class BatchReport:
         return line + "".join(f"\n  failed: {case}: {reason}" for case, reason in self.failed.items())
 
 
-def _output_ext(args: argparse.Namespace, bundle) -> str:
-    """``--format``, else the bundle's own ``output_ext`` (``.nii.gz`` when it does not say)."""
-    import json
-
+def _output_ext(args: argparse.Namespace, config: dict) -> str:
+    """``--format``, else the inference config's own ``output_ext`` (``.nii.gz`` when it is not a file suffix)."""
     if args.format:
         return args.format
-    value = json.loads(bundle.config("inference").read_text()).get("output_ext", ".nii.gz")
+    value = config.get("output_ext", ".nii.gz")
     return value if isinstance(value, str) and value.startswith(".") else ".nii.gz"
 
 
@@ -59,7 +57,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         FileNotFoundError, UsageError, ImageInputError: a missing source, an output that is a file, a source that
             lists no images (exit 2). Cases that cannot be read are reported in the summary, not raised.
     """
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, checkpoint_override
+    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, open_for_inference
     from monai_unet.cli.source_grid import read_source_grid
     from monai_unet.io.datalist import list_inputs
 
@@ -71,10 +69,8 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         raise UsageError(f"{args.probabilities}: --probabilities names one file; with -i it is not available")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
-    bundle = open_bundle(args.bundle)
-    bundle.check_inference_contract()
-    checkpoint_override(args, bundle)  # a missing weights file is refused before any case is read
-    ext = _output_ext(args, bundle)
+    bundle, config, weights = open_for_inference(args)
+    ext = _output_ext(args, config)
     cases = list_inputs(args.input, channels=bundle.input_channels or 1)
     names = [case["case"] for case in cases]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -101,7 +97,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     _say(args, f"{len(cases)} case(s) in {args.input}: {len(pending)} to segment on {device}")
     try:
         if pending:
-            _run(args, bundle, pending, grids, ext, device, report)
+            _run(args, bundle, pending, grids, ext, device, weights, report)
     finally:  # the summary also after a failure or Ctrl-C: what was written stays, a rerun skips it
         print(f"monai-unet segment: {report.summary()}", file=sys.stderr, flush=True)
         for path in report.written:
@@ -114,25 +110,14 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     return report
 
 
-def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, report: BatchReport) -> None:
+def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, weights: dict, report: BatchReport) -> None:
     """One run of the inference config over ``pending``, then each output checked against its input's grid."""
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, checkpoint_override
+    from monai_unet.cli.segment import OUTPUT_POSTFIX, inference_overrides
     from monai_unet.cli.source_grid import check_output_grid
     from monai_unet.io.naming import strip_image_suffix
 
-    overrides = {
-        "datalist": pending,
-        "output_dir": str(args.output.resolve()),
-        "output_ext": ext,
-        "output_postfix": OUTPUT_POSTFIX,
-        "device": device,
-        "tta_axes": list(range(next(iter(grids.values())).ndim)) if args.tta else [],
-        "precise": bool(args.precise),
-        "save_probabilities": False,
-        "save_overlays": False,
-        "progress": bool(args.progress),
-        **checkpoint_override(args, bundle),  # checked before any case was read (run_batch)
-    }
+    ndim = next(iter(grids.values())).ndim
+    overrides = inference_overrides(args, pending, args.output.resolve(), ext, device, ndim, weights)
     try:
         with bundle_logs_on_stderr(verbose=args.verbose):
             run_bundle_config(bundle, ["inference"], overrides)

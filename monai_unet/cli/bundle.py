@@ -87,10 +87,13 @@ class Bundle:
                 return path
         raise UsageError(f"{self.root}: the bundle has no configs/{name}.json, so it cannot run this command")
 
-    def check_inference_contract(self, also: Sequence[str] = ()) -> None:
+    def check_inference_contract(self, also: Sequence[str] = ()) -> dict[str, Any]:
         """Refuse a bundle whose inference config lacks an id of :data:`INFERENCE_PROPERTIES` that is required, or
         one of ``also`` (optional ids an option needs, e.g. ``ckpt_path`` for ``--checkpoint``), before any image is
         read. Only top-level ids are looked up; nothing is parsed or instantiated.
+
+        Returns:
+            The inference config as written (top-level ids, unparsed), for the caller to read its defaults.
 
         Raises:
             UsageError: naming the config and the missing ids.
@@ -98,14 +101,15 @@ class Bundle:
         from monai.bundle import ConfigParser
 
         path = self.config("inference")
-        ids = set(ConfigParser.load_config_file(str(path)))
+        config = ConfigParser.load_config_file(str(path))
         needed = [n for n, p in INFERENCE_PROPERTIES.items() if p["required"] or n in also]
-        missing = [n for n in needed if INFERENCE_PROPERTIES[n]["id"] not in ids]
+        missing = [n for n in needed if INFERENCE_PROPERTIES[n]["id"] not in config]
         if missing:
             raise UsageError(
                 f"{path}: lacks the id(s) {', '.join(missing)} that monai-unet sets (the CLI-bundle contract, "
                 "monai_unet.cli.bundle.INFERENCE_PROPERTIES); add them to the config"
             )
+        return config
 
     def has_config(self, name: str) -> bool:
         """Whether ``configs/<name>.json`` (or ``.yaml``) exists."""

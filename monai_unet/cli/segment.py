@@ -18,18 +18,31 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.source_grid import check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
 
-__all__ = ["OUTPUT_POSTFIX", "PROBABILITY_POSTFIX", "output_ext_for", "register", "run"]
+__all__ = [
+    "LABEL_EXTENSIONS",
+    "OUTPUT_POSTFIX",
+    "PROBABILITY_POSTFIX",
+    "inference_overrides",
+    "open_for_inference",
+    "output_ext_for",
+    "register",
+    "run",
+]
 
 #: ``output_postfix`` given to the bundle: its writer names the label file ``<case>_seg<ext>``.
 OUTPUT_POSTFIX = "seg"
 
 #: Postfix of the probability file the bundles write with ``save_probabilities`` (``<case>_prob.nii.gz``/``.tif``).
 PROBABILITY_POSTFIX = "prob"
+
+#: Label-map formats, by the output's suffix; a name without suffix (or a folder) is a DICOM SEG (``"dicomseg"``).
+LABEL_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".png")
 
 EXAMPLES = """examples:
   monai-unet segment scan.nii.gz -o scan_seg.nii.gz --bundle bundles/em_membrane_segmentation
@@ -76,7 +89,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=(".nii.gz", ".nii", ".seg.nrrd", ".png"),
+        choices=LABEL_EXTENSIONS,
         help="with -i: the outputs' format (default: the bundle's output_ext)",
     )
     parser.add_argument(
@@ -126,7 +139,7 @@ def output_ext_for(output: Path) -> str:
         UsageError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
     """
     name = output.name.lower()
-    for ext in (".nii.gz", ".nii", ".seg.nrrd", ".png"):
+    for ext in LABEL_EXTENSIONS:
         if name.endswith(ext):
             return ext
     if output.is_dir() or not Path(name).suffix:
@@ -160,13 +173,12 @@ def _refuse_overlap(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.output}: -o and --probabilities name the same path; give them different names")
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
-    """Checks that need no image reading; returns the bundle and the ``output_ext``."""
+def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str, dict[str, str]]:
+    """Checks that need no image reading; returns the bundle, the ``output_ext`` and the weights override."""
     for path in args.inputs:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
-    bundle = open_bundle(args.bundle)
-    bundle.check_inference_contract()
+    bundle, _, weights = open_for_inference(args)
     if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
         names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
         raise UsageError(
@@ -182,22 +194,54 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
     for target in (args.output, args.probabilities):
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
-    return bundle, ext
+    return bundle, ext, weights
 
 
-def checkpoint_override(args: argparse.Namespace, bundle: Bundle) -> dict[str, str]:
-    """``{"ckpt_path": WEIGHTS}`` for ``--checkpoint`` (nothing without it).
+def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any], dict[str, str]]:
+    """Open ``--bundle``, check its inference config against the CLI contract (with ``ckpt_path`` when
+    ``--checkpoint`` is given) and the weights file, before any image is read.
+
+    Returns:
+        The bundle, its inference config as written, and the overrides for ``--checkpoint`` (``{"ckpt_path": ...}``
+        or nothing).
 
     Raises:
-        FileNotFoundError: WEIGHTS does not exist.
-        UsageError: the bundle's inference config has no ``ckpt_path`` id to set.
+        FileNotFoundError: the ``--checkpoint`` file does not exist.
+        UsageError: no such bundle, or an inference config without an id the CLI sets.
     """
-    if args.checkpoint is None:
-        return {}
-    if not args.checkpoint.is_file():
+    bundle = open_bundle(args.bundle)
+    if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
-    bundle.check_inference_contract(also=["ckpt_path"])
-    return {"ckpt_path": str(args.checkpoint.resolve())}
+    config = bundle.check_inference_contract(also=["ckpt_path"] if args.checkpoint is not None else [])
+    weights = {"ckpt_path": str(args.checkpoint.resolve())} if args.checkpoint is not None else {}
+    return bundle, config, weights
+
+
+def inference_overrides(
+    args: argparse.Namespace,
+    datalist: list[dict],
+    output_dir: Path,
+    ext: str,
+    device: Any,
+    spatial_dims: int,
+    weights: dict[str, str],
+    save_probabilities: bool = False,
+) -> dict[str, Any]:
+    """The contract ids (:data:`~monai_unet.cli.bundle.INFERENCE_PROPERTIES`) set for one run of the inference
+    config; review overlays stay off (they are for the bundles' own batch runs)."""
+    return {
+        "datalist": datalist,
+        "output_dir": str(output_dir),
+        "output_ext": ext,
+        "output_postfix": OUTPUT_POSTFIX,
+        "device": device,
+        "tta_axes": list(range(spatial_dims)) if args.tta else [],
+        "precise": bool(args.precise),
+        "save_probabilities": save_probabilities,
+        "progress": bool(args.progress),
+        "save_overlays": False,
+        **weights,
+    }
 
 
 def _device(requested: str | None):
@@ -269,8 +313,7 @@ def run(args: argparse.Namespace) -> Path:
         raise UsageError("no input: give the scan (one file or DICOM folder per channel), or -i FOLDER for many")
     if args.format or args.overwrite:
         raise UsageError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
-    bundle, ext = _check_arguments(args)
-    weights = checkpoint_override(args, bundle)
+    bundle, ext, weights = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs))
@@ -309,20 +352,11 @@ def run(args: argparse.Namespace) -> Path:
     try:
         out_dir = staging / "out"
         out_dir.mkdir()
-        overrides = {
-            # "case" names the outputs in bundles that take it (the BRATS bundle: subject folders share file names)
-            "datalist": [{"image": image if len(image) > 1 else image[0], "case": _case_name(target, ext)}],
-            "output_dir": str(out_dir),
-            "output_ext": ext,
-            "output_postfix": OUTPUT_POSTFIX,
-            "device": device,
-            "tta_axes": list(range(grid.ndim)) if args.tta else [],
-            "precise": bool(args.precise),
-            "save_probabilities": args.probabilities is not None,
-            "progress": bool(args.progress),
-            "save_overlays": False,  # the bundles' review overlays are for batch runs, not one OUTPUT
-            **weights,
-        }
+        # "case" names the outputs in bundles that take it (the BRATS bundle: subject folders share file names)
+        datalist = [{"image": image if len(image) > 1 else image[0], "case": _case_name(target, ext)}]
+        overrides = inference_overrides(
+            args, datalist, out_dir, ext, device, grid.ndim, weights, save_probabilities=args.probabilities is not None
+        )
         with bundle_logs_on_stderr(verbose=args.verbose):
             try:
                 run_bundle_config(bundle, ["inference"], overrides)

@@ -125,10 +125,11 @@ def _bounding_box_fraction(mask: np.ndarray) -> float:
     return float(extent)
 
 
-def _class_thickness(label: np.ndarray, spacing: np.ndarray, num_classes: int) -> list[float | None]:
-    """Per class of a class-index map ``label``: 2 × voxels / boundary voxels across the fine axes, in units of the
-    finest spacing. A voxel is on the boundary when a face neighbour along a fine axis has another class (the
-    volume's own edges are not boundaries)."""
+def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Sequence[int]) -> list[float | None]:
+    """Per class of a class-index map ``label`` (``class_voxels``: its voxel count per class): 2 × voxels /
+    boundary voxels across the fine axes, in units of the finest spacing; None for a class absent from ``label``.
+    A voxel is on the boundary when a face neighbour along a fine axis has another class (the volume's own edges
+    are not boundaries)."""
     fine = [a for a in range(label.ndim) if spacing[a] <= 2.0 * spacing.min()]
     boundary = np.zeros(label.shape, dtype=bool)
     for axis in fine:
@@ -138,14 +139,11 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, num_classes: int) -
         low[axis], high[axis] = slice(None, -1), slice(1, None)
         boundary[tuple(low)] |= differs
         boundary[tuple(high)] |= differs
-    values, counts = np.unique(label, return_counts=True)
-    edge_values, edge_counts = np.unique(label[boundary], return_counts=True)
-    edges = dict(zip(edge_values.tolist(), edge_counts.tolist(), strict=True))
-    thickness: list[float | None] = [None] * num_classes
-    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-        voxels_across = 2.0 * count / max(edges.get(value, 0), 1)
-        thickness[int(value)] = round(float(voxels_across * spacing.min()), 3)
-    return thickness
+    edges = np.bincount(label[boundary].ravel(), minlength=len(class_voxels))
+    return [
+        round(float(2.0 * count / max(int(edge), 1) * spacing.min()), 3) if count else None
+        for count, edge in zip(class_voxels, edges, strict=True)
+    ]
 
 
 def _read_case(case: Case, loader: LoadScan, label_loader: LoadScan) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -236,7 +234,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 spacing=[float(s) for s in spacing],
                 channels=int(image.shape[0]),
                 class_voxels=class_voxels,
-                class_thickness=_class_thickness(classes, spacing, dataset.num_classes),
+                class_thickness=_class_thickness(classes, spacing, class_voxels),
                 nonzero_fraction=float(nonzero.mean()),
                 nonzero_crop_fraction=_bounding_box_fraction(nonzero),
                 intensities=intensities,

@@ -20,7 +20,7 @@ def choose_split(dataset: PlanDataset, fold: int | str) -> dict[str, Any]:
     (one patient's phases, one video's frames) stay on one side. Deterministic: no random draw is involved.
 
     Raises:
-        ValueError: ``fold`` out of range, or a dataset with a single group and no validation list.
+        DatasetError: ``fold`` out of range, or a dataset with a single group and no validation list.
     """
     if fold == "all":
         names = [c.name for c in dataset.training] + [c.name for c in dataset.validation]
