@@ -1,5 +1,6 @@
-"""Losses: the paper's weighted cross-entropy, the seed's BCE − IoU + 1, and ignore-label masking (also for MONAI's
-DiceCELoss): finite gradients, reduction to plain cross-entropy, ignored voxels without influence."""
+"""Losses: the paper's weighted cross-entropy, the seed's BCE − IoU + 1, ignore-label masking (also for MONAI's
+DiceCELoss) and skeleton recall: finite gradients, reduction to plain cross-entropy, ignored voxels without
+influence, a broken membrane costing recall."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
 
-from monai_unet.losses import BCEIoULoss, IgnoreLabelDiceCELoss, WeightedCrossEntropyLoss
+from monai_unet.losses import (
+    BCEIoULoss,
+    DiceCESkeletonRecallLoss,
+    IgnoreLabelDiceCELoss,
+    WeightedCrossEntropyLoss,
+    tubed_skeleton,
+)
 
 IGNORE = 255
 
@@ -105,3 +112,50 @@ def test_bad_shapes_are_refused():
         WeightedCrossEntropyLoss()(logits, labels[:, :, :5])
     with pytest.raises(ValueError, match="ignore_index needs label indices"):
         IgnoreLabelDiceCELoss(IGNORE, softmax=True)(logits, F.one_hot(labels[:, 0], 3).movedim(-1, 1))
+
+
+def _membranes(size: int = 48) -> torch.Tensor:
+    """Labels (1, 1, size, size): a grid of 3-pixel membranes (class 1) around square cells (class 0)."""
+    labels = torch.zeros(1, 1, size, size, dtype=torch.int64)
+    for start in range(0, size, 16):
+        labels[..., start : start + 3, :] = 1
+        labels[..., :, start : start + 3] = 1
+    return labels
+
+
+def test_skeleton_recall_is_the_share_of_the_skeleton_the_prediction_misses():
+    labels = _membranes()
+    loss_fn = DiceCESkeletonRecallLoss([1], include_background=False, batch=True)
+    confident = 20.0 * (torch.cat([1 - labels, labels], dim=1).float() - 0.5)  # logits of the truth itself
+    base = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    assert loss_fn(confident, labels).item() == pytest.approx(base(confident, labels).item(), abs=1e-6)
+    broken = confident.clone()
+    broken[:, :, :, 20:28] = torch.tensor([10.0, -10.0])[:, None, None]  # a vertical gap: cells merge
+    skeleton = tubed_skeleton(labels[:, 0].numpy(), [1])[0, 0]
+    missed = skeleton[:, 20:28].sum() / skeleton.sum()
+    recall_term = loss_fn(broken, labels).item() - base(broken, labels).item()
+    assert recall_term == pytest.approx(float(missed), abs=1e-4)
+    assert 0.05 < missed < 0.5
+
+
+def test_skeleton_recall_gradients_and_an_empty_batch():
+    labels = _membranes()
+    logits = torch.randn(1, 2, 48, 48, requires_grad=True)
+    DiceCESkeletonRecallLoss([1], include_background=False, batch=True)(logits, labels).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    background = torch.zeros_like(labels)
+    with_skeleton = DiceCESkeletonRecallLoss([1], include_background=False, batch=True)(logits, background)
+    plain = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, background)
+    assert with_skeleton.item() == pytest.approx(plain.item())
+
+
+def test_skeletons_of_an_anisotropic_volume_are_taken_slice_by_slice():
+    ring = torch.zeros(1, 24, 24, 4, dtype=torch.int64)  # a myocardium-like ring in each of 4 thick slices
+    yy, xx = torch.meshgrid(torch.arange(24), torch.arange(24), indexing="ij")
+    radius = ((yy - 11.5) ** 2 + (xx - 11.5) ** 2).sqrt()
+    ring[0][(radius > 6) & (radius < 9)] = 2
+    sliced = tubed_skeleton(ring.numpy(), [2], slice_axis=2)[0, 0]
+    assert all(sliced[..., z].sum() > 30 for z in range(4))  # a closed ring in every slice
+    assert (sliced <= (ring[0] == 2).numpy()).all()  # never outside the class
+    with pytest.raises(ValueError, match="beyond the network"):
+        DiceCESkeletonRecallLoss([2], slice_axis=2)(torch.randn(1, 2, 24, 24, 4), ring[:, None])

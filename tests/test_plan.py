@@ -12,7 +12,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.losses import DiceCELoss
 from monai.transforms import Compose
 from PIL import Image
 from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_dataset, write_rgb_dataset
@@ -277,7 +279,22 @@ def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):
     (thin_root / "dataset.json").write_text(
         json.dumps({"labels": {"0": "background", "1": "line"}, "modality": {"0": "EM"}, "training": training})
     )
-    assert _plan(thin_root / "dataset.json")[2].normalisation["scale"] == 1.0
+    thin_dataset, thin_fingerprint, thin = _plan(thin_root / "dataset.json")
+    assert thin.normalisation["scale"] == 1.0
+    # thin classes add the recall of their skeleton to the loss; thick ones do not
+    assert thick.loss["name"] == "DiceCELoss" and "no class is thin" in thick.reasons["loss"]
+    assert thin.loss["name"] == "DiceCESkeletonRecallLoss" and thin.loss["skeleton_classes"] == [1]
+    assert "line (2.0 voxels)" in thin.reasons["loss"]
+    bundle = write_bundle(tmp_path / "thin_bundle", thin, thin_dataset, thin_fingerprint, "thin lines")
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "train.json")
+    loss = parser.get_parsed_content("loss")
+    labels = torch.from_numpy(np.asarray(Image.open(thin_root / "labels" / "t0.png"), dtype=np.int64))[None, None]
+    truth = 20.0 * torch.cat([1 - labels, labels], dim=1).float() - 10.0
+    missing = truth.flip(1)  # every line predicted as background: none of its skeleton recalled
+    assert loss(missing, labels).item() - DiceCELoss(
+        to_onehot_y=True, softmax=True, include_background=False, batch=True
+    )(missing, labels).item() == pytest.approx(1.0, abs=1e-3)
 
     shape = (48, 48, 6)
     root = tmp_path / "thick3d"

@@ -61,6 +61,21 @@ def _additional_metrics(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _loss(plan: Plan) -> dict[str, Any]:
+    """MONAI's ``DiceCELoss``, or ours with the skeleton recall of the thin classes (plans.json: loss)."""
+    loss = {"include_background": plan.loss["include_background"], "batch": plan.loss["batch"]}
+    if plan.loss["name"] == "DiceCELoss":
+        return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **loss}
+    return {
+        "_target_": "monai_unet.losses.DiceCESkeletonRecallLoss",
+        "skeleton_classes": plan.loss["skeleton_classes"],
+        "skeleton_weight": plan.loss["skeleton_weight"],
+        "slice_axis": plan.loss["slice_axis"],
+        **loss,
+        "_desc_": "Dice + cross-entropy + recall of the thin classes' skeletons (plans.json: reasons.loss)",
+    }
+
+
 def common_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     """The ids every config starts with (top of the file)."""
     config: dict[str, Any] = {
@@ -108,13 +123,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "learning_rate": plan.optimiser["lr"],
             "cache_rate": plan.budget.get("cache_rate", 1.0),
             "num_workers": 0 if plan.device == "cpu" else 4,
-            "loss": {
-                "_target_": "DiceCELoss",
-                "to_onehot_y": True,
-                "softmax": True,
-                "include_background": plan.loss["include_background"],
-                "batch": plan.loss["batch"],
-            },
+            "loss": _loss(plan),
             "optimizer": {
                 "_target_": "torch.optim.Adam",
                 "params": "$@network.parameters()",

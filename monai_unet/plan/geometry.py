@@ -19,6 +19,7 @@ __all__ = [
     "median_shape",
     "pooling_divisors",
     "target_spacing",
+    "thin_classes",
     "topology",
 ]
 
@@ -59,20 +60,27 @@ def fine_axes(spacing: Sequence[float]) -> list[int]:
     return [a for a, s in enumerate(spacing) if s <= 2.0 * min(spacing)]
 
 
+def _thickness_10th(fp: Fingerprint) -> dict[int, float]:
+    """Per foreground class present in some case: the 10th percentile over those cases of its thickness (mm, or
+    pixels for pictures; see :mod:`~monai_unet.plan.fingerprint`)."""
+    per_class = {}
+    for index in range(1, fp.num_classes):
+        values = [c.class_thickness[index] for c in fp.cases if c.class_thickness[index] is not None]
+        if values:
+            per_class[index] = float(np.percentile(values, 10))
+    return per_class
+
+
 def coarsening(fp: Fingerprint, spacing: Sequence[float] | None) -> tuple[float, str]:
     """How much the fine axes can be coarsened: the thinnest foreground class (10th percentile over the cases where
     it is present of its thickness, see :mod:`~monai_unet.plan.fingerprint`) over ``MIN_THICKNESS_VOXELS`` voxels,
     at most ``MAX_COARSENING``; 1 below 1.25 (not worth a resampling)."""
     grid = spacing if spacing is not None else [1.0] * fp.spatial_dims
     finest = min(grid[a] for a in fine_axes(grid))
-    per_class = []
-    for index in range(1, fp.num_classes):
-        values = [c.class_thickness[index] for c in fp.cases if c.class_thickness[index] is not None]
-        if values:
-            per_class.append(float(np.percentile(values, 10)))
+    per_class = _thickness_10th(fp)
     if not per_class:
         return 1.0, "no foreground in any case; the grid is kept."
-    thinnest = min(per_class) / finest
+    thinnest = min(per_class.values()) / finest
     factor = float(np.clip(thinnest / MIN_THICKNESS_VOXELS, 1.0, MAX_COARSENING))
     unit = "voxels" if spacing is not None else "pixels"
     if factor < 1.25:
@@ -82,6 +90,15 @@ def coarsening(fp: Fingerprint, spacing: Sequence[float] | None) -> tuple[float,
         f"{factor:.2f}x: it stays {thinnest / factor:.1f} {unit} thick (at least {MIN_THICKNESS_VOXELS:g}) while the "
         "patch sees more context and a step costs less (inverted at inference)."
     )
+
+
+def thin_classes(fp: Fingerprint, spacing: Sequence[float] | None, scale: float = 1.0) -> dict[int, float]:
+    """The foreground classes thinner than ``MIN_THICKNESS_VOXELS`` on the planned grid (``spacing`` in mm for 3D,
+    or pictures scaled by ``scale``), with their thickness there in voxels (10th percentile over the cases)."""
+    finest = min(spacing[a] for a in fine_axes(spacing)) if spacing is not None else 1.0 / scale
+    return {
+        index: round(mm / finest, 2) for index, mm in _thickness_10th(fp).items() if mm / finest < MIN_THICKNESS_VOXELS
+    }
 
 
 def median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
