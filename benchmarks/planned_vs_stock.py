@@ -1,6 +1,6 @@
 """A planned bundle against a stock-MONAI recipe: same split, same wall-clock budget, same scoring code.
 
-``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--output-dir DIR] [--skip-stock]``
+``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--seed S] [--output-dir DIR] [--skip-stock]``
 
 TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
 ``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--fold", type=int, default=None, help="fold held out (default: 4 for isbi, else 0)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of both sides (default 0)")
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--skip-stock", action="store_true", help="only the planned bundle")
     parser.add_argument("--skip-ours", action="store_true", help="only the stock recipe (on an existing plan)")
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
                 str(args.minutes),
                 "--fold",
                 str(fold),
+                "--seed",
+                str(args.seed),
                 "--force",
                 "--no-progress",
             ],
@@ -250,10 +253,19 @@ def main(argv: list[str] | None = None) -> dict:
                 str(args.minutes),
                 "--output-dir",
                 str(out / "stock"),
+                "--seed",
+                str(args.seed),
             ],
             log,
         )
-    comparison = {"task": args.task, "fold": fold, "minutes": args.minutes, "classes": classes, "seconds": seconds}
+    comparison = {
+        "task": args.task,
+        "fold": fold,
+        "seed": args.seed,
+        "minutes": args.minutes,
+        "classes": classes,
+        "seconds": seconds,
+    }
     for side in ("ours", "stock"):
         path = out / side / "metrics.json"
         if path.is_file():
