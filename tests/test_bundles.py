@@ -314,6 +314,25 @@ def test_verify_net_in_out_and_torchscript_export(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_metadata_passes_the_model_zoo_schema(bundle, shared_data, tmp_path):
+    """MONAI's ``verify_metadata`` offline, with the schema the metadata names (a copy in ``../shared/schemas``)."""
+    from monai.bundle import verify_metadata
+
+    schema = shared_data.parent / "schemas" / "meta_schema_20240725.json"
+    if not schema.is_file():
+        pytest.skip(f"no copy of the model-zoo schema at {schema}")
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert meta["schema"].endswith(schema.name)
+    local = tmp_path / schema.name  # verify_metadata may write next to the schema; ../shared is read-only
+    shutil.copy(schema, local)
+    verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(local))
+    broken = {k: v for k, v in meta.items() if k != "network_data_format"}
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="network_data_format"):
+        verify_metadata(meta_file=str(tmp_path / "broken.json"), filepath=str(local))
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
 def test_shipped_weights_are_small_and_load_on_cpu(bundle):
     weights = bundle / "models" / "model.pt"
     assert weights.stat().st_size <= 25 * 2**20

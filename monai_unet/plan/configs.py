@@ -70,7 +70,6 @@ def _loss(plan: Plan) -> dict[str, Any]:
         "_target_": "monai_unet.losses.DiceCESkeletonRecallLoss",
         "skeleton_classes": plan.loss["skeleton_classes"],
         "skeleton_weight": plan.loss["skeleton_weight"],
-        "slice_axis": plan.loss["slice_axis"],
         **loss,
         "_desc_": "Dice + cross-entropy + recall of the thin classes' skeletons (plans.json: reasons.loss)",
     }
