@@ -148,7 +148,12 @@ for 20 minutes on 2 CPU cores ({training["iterations"]} iterations, {training["v
 the held-out slices 20-24 against the stock MONAI recipe (`BasicUNet`, `benchmarks/baseline_em_basicunet.py`) trained
 on the same split for the same minutes, with the same scoring code; `python -m benchmarks.ship_em_bundle` made this
 folder from that run. The paper's recipe (this bundle's version 0.2.0, run with `configs/train_paper.json`,
-`evaluate_paper.json`, `inference_paper.json` and `models/paper/model.pt`; 18 minutes) is beside it.
+`evaluate_paper.json`, `inference_paper.json` and `models/paper/model.pt`; 18 minutes) is beside it:
+
+    python -m monai.bundle run --config_file bundles/em_membrane_segmentation/configs/inference_paper.json \\
+        --bundle_root bundles/em_membrane_segmentation --output_dir OUT
+    python -m monai.bundle run --config_file bundles/em_membrane_segmentation/configs/train_paper.json \\
+        --bundle_root bundles/em_membrane_segmentation
 
 | slices 20-24 | planned (these weights) | stock `BasicUNet` | paper's recipe (0.2.0) |
 |---|---|---|---|
