@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from test_cli_tiny_bundle import write_tiny_bundle
+from tiny_bundle import write_tiny_bundle
 
 
 def _segment(*args: str | Path) -> subprocess.CompletedProcess:

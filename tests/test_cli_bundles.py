@@ -71,7 +71,7 @@ def test_shipped_bundles_meet_the_cli_contract_by_monais_own_check(name, tmp_pat
 
 
 def test_a_bundle_without_a_contract_id_is_refused_before_reading(tmp_path):
-    from test_cli_tiny_bundle import write_tiny_bundle
+    from tiny_bundle import write_tiny_bundle
 
     bundle = write_tiny_bundle(tmp_path / "bundle")
     config = json.loads((bundle / "configs" / "inference.json").read_text())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_cli_tiny_bundle import write_tiny_bundle
+from tiny_bundle import write_tiny_bundle
 
 D2N = "dicom2nifti_testcases"
 

@@ -10,7 +10,7 @@ import onnxruntime
 import pytest
 import SimpleITK as sitk
 import torch
-from test_cli_tiny_bundle import write_tiny_bundle
+from tiny_bundle import write_tiny_bundle
 
 from monai_unet import __version__
 from monai_unet.cli.bundle import open_bundle

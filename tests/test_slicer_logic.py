@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_cli_tiny_bundle import LABEL_COLORS, LABEL_NAMES, write_tiny_bundle
+from tiny_bundle import LABEL_COLORS, LABEL_NAMES, write_tiny_bundle
 
 SLICER_MODULE = Path(__file__).resolve().parents[1] / "slicer" / "MonaiUNet"
 sys.path.insert(0, str(SLICER_MODULE))
