@@ -26,8 +26,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
   Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
   skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
-  not break (ISBI: Rand error won, two seeds; in 3D it lost on ACDC and is not used); two of three patches are
-  centred on a foreground voxel (classes equally often), one on background.
+  not break (ISBI: Rand error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`);
+  two of three patches are centred on a foreground voxel (classes equally often), one on background.
 - **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
   (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
   intensity scale, shift, gamma and noise (MONAI's).
@@ -58,7 +58,6 @@ from monai_unet.plan.geometry import (
     ANISOTROPY,
     MAX_PATCH_VOXELS,
     MIN_FEATURE_MAP,
-    MIN_THICKNESS_VOXELS,
     case_shape_at,
     coarsening,
     fine_axes,
@@ -66,8 +65,9 @@ from monai_unet.plan.geometry import (
     initial_patch,
     median_shape,
     target_spacing,
-    thin_classes,
 )
+from monai_unet.plan.loss import choose_loss
+from monai_unet.plan.normalisation import choose_normalisation
 from monai_unet.plan.split import choose_split
 
 __all__ = ["SELECTION_METRICS", "Plan", "make_plan"]
@@ -83,7 +83,6 @@ LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
 #: Validation metrics that can pick the best model (``make_plan(selection=...)``, ``monai-unet plan --select-by``).
 SELECTION_METRICS = ("dice", "rand_error")
-SKELETON_WEIGHT = 1.0
 
 
 @dataclass
@@ -115,37 +114,6 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# ------------------------------------------------------------------------------------------------ normalisation
-def _normalisation(dataset: PlanDataset, fp: Fingerprint) -> tuple[dict[str, Any], str]:
-    names = " ".join(dataset.modality).lower().replace("-", " ").split()
-    if "ct" in names:
-        stats = fp.foreground
-        scheme = {
-            "scheme": "ct",
-            "clip": [[round(s.p00_5, 4), round(s.p99_5, 4)] for s in stats],
-            "mean": [round(s.mean, 4) for s in stats],
-            "std": [round(max(s.std, 1e-8), 4) for s in stats],
-            "nonzero": False,
-        }
-        return scheme, (
-            "CT: intensities are comparable across scans, so every case is clipped to the 0.5/99.5 percentiles of "
-            "the labelled foreground over the dataset and z-scored with its mean and standard deviation."
-        )
-    if fp.channels == 3 and fp.source_dtype == "uint8":
-        return {"scheme": "rgb", "nonzero": False}, "8-bit RGB pictures: each channel is scaled from 0-255 to 0-1."
-    crop = float(np.median([c.nonzero_crop_fraction for c in fp.cases]))
-    nonzero = crop <= 0.75
-    where = (
-        f"inside the nonzero region (cropping to it keeps {crop:.0%} of the median case)"
-        if nonzero
-        else "over the whole image"
-    )
-    return {"scheme": "zscore", "nonzero": nonzero}, (
-        f"{', '.join(dataset.modality) or 'non-CT'} intensities have no fixed unit, so each case is z-scored per "
-        f"channel {where}."
-    )
 
 
 # ------------------------------------------------------------------------------------------------- calibration
@@ -245,7 +213,7 @@ def make_plan(
         scale = round(min(1.0 / factor, LARGE_PICTURE / median), 4)
         if median > LARGE_PICTURE and scale < 1.0 / factor:
             reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
-    normalisation, reasons["normalisation"] = _normalisation(dataset, fp)
+    normalisation, reasons["normalisation"] = choose_normalisation(dataset.modality, fp)
     normalisation["scale"] = scale
     typical = median_shape(fp, spacing, scale, normalisation["nonzero"])
     # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
@@ -392,7 +360,7 @@ def make_plan(
         + (" about the coarse axis only (anisotropic data)" if isinstance(rotate_range, list) else "")
         + ", zoom 0.85-1.2 and flips of every axis, in one resampling; intensity scale, shift, gamma and noise."
     )
-    loss, reasons["loss"] = _loss(fp, spacing, scale, dataset.label_names)
+    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
     inference = {
         "roi_size": patch,
         "overlap": INFERENCE_OVERLAP,
@@ -435,29 +403,6 @@ def make_plan(
         seed=seed,
         selection=selection,
         reasons=reasons,
-    )
-
-
-def _loss(fp: Fingerprint, spacing: list[float] | None, scale: float, names: list[str]) -> tuple[dict[str, Any], str]:
-    loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
-    thin = thin_classes(fp, spacing, scale)
-    plain = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
-    if not thin:
-        return loss, f"{plain}; no class is thin."
-    if fp.spatial_dims == 3:  # measured: ACDC's myocardium with the term lost (benchmarks/RESULTS.md)
-        return loss, (
-            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term in "
-            "3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
-        )
-    loss.update(
-        name="DiceCESkeletonRecallLoss",
-        skeleton_classes=sorted(thin),
-        skeleton_weight=SKELETON_WEIGHT,
-    )
-    listed = ", ".join(f"{names[k]} ({t:.1f} voxels)" for k, t in sorted(thin.items()))
-    return loss, (
-        f"Dice + cross-entropy plus the recall of the skeleton of the thin classes, {listed} thick (10th percentile, "
-        f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart" + "."
     )
 
 
