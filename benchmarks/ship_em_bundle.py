@@ -28,7 +28,7 @@ import json
 import shutil
 from pathlib import Path
 
-from benchmarks.ship_mri_bundle import _edit
+from benchmarks.ship_mri_bundle import edit_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "bundles" / "em_membrane_segmentation"
@@ -38,6 +38,13 @@ CHANGE = (
     "recall of the membrane, time-driven poly decay) and trained on slices 00-19 for 20 minutes on 2 CPU cores; the "
     "0.2.0 recipe (the paper's) is kept as train_paper.json / inference_paper.json"
 )
+#: The measures the README and metadata report: metadata key, README row, where a comparison side holds it.
+MEASURES = [
+    ("val_mean_dice", "membrane Dice", lambda side: side["mean_dice"]),
+    ("val_pixel_error", "ISBI pixel error", lambda side: side["isbi"]["pixel_error"]),
+    ("val_rand_error", "ISBI Rand error at 0.5", lambda side: side["isbi"]["rand_error"]),
+    ("val_rand_error_best_threshold", "ISBI Rand error, best threshold", lambda side: side["isbi"]["best_rand_error"]),
+]
 #: The paper's recipe (0.2.0) on slices 20-24, trained 18 minutes (``benchmarks/RESULTS.md``, "Trained bundles").
 PAPER_METRICS = {
     "val_mean_dice": 0.796,
@@ -83,20 +90,17 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED) -> Path:
     shutil.copy(previous / "LICENSE", output / "LICENSE")
     shutil.copy(previous / "configs" / "logging.conf", output / "configs" / "logging.conf")
     _paper_configs(previous, output)
-    _edit(
+    edit_json(
         output / "configs" / "train.json",
         dataset_dir="$os.path.join(@bundle_root, '..', '..', 'benchmarks', 'datasets', 'isbi2012')",
     )
-    _edit(
+    edit_json(
         output / "configs" / "inference.json",
         dataset_dir="$os.path.join(@bundle_root, '..', '..', 'sample_data', 'isbi2012_em', 'images')",
         save_overlays=True,
     )
-    plans_path = output / "configs" / "plans.json"
-    plans = json.loads(plans_path.read_text())
-    planned_from = plans["dataset"]
-    plans["dataset"] = "benchmarks/datasets/isbi2012/dataset.json"
-    plans_path.write_text(json.dumps(plans, indent=4) + "\n")
+    plans = json.loads((output / "configs" / "plans.json").read_text())
+    edit_json(output / "configs" / "plans.json", dataset="benchmarks/datasets/isbi2012/dataset.json")
 
     meta_path = output / "configs" / "metadata.json"
     meta = json.loads(meta_path.read_text())
@@ -110,35 +114,21 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED) -> Path:
         references=old["references"],
         data_source=old["data_source"],
         intended_use=old["intended_use"],
-        eval_metrics={
-            "val_mean_dice": round(ours["mean_dice"], 4),
-            "val_pixel_error": round(ours["isbi"]["pixel_error"], 4),
-            "val_rand_error": round(ours["isbi"]["rand_error"], 4),
-            "val_rand_error_best_threshold": round(ours["isbi"]["best_rand_error"], 4),
-        },
+        eval_metrics={key: round(value(ours), 4) for key, _, value in MEASURES},
     )
     meta_path.write_text(json.dumps(meta, indent=4) + "\n")
 
     readme = output / "docs" / "README.md"
     text = readme.read_text().replace(str(source), "bundles/em_membrane_segmentation")
-    text = text.replace(planned_from, "benchmarks/datasets/isbi2012/dataset.json")
+    text = text.replace(plans["dataset"], "benchmarks/datasets/isbi2012/dataset.json")
     readme.write_text(text + _results(ours, stock, PAPER_METRICS, plans["training"]))
     return output
 
 
 def _results(ours: dict, stock: dict, paper: dict, training: dict) -> str:
-    rows = [
-        ("membrane Dice", ours["mean_dice"], stock["mean_dice"], paper["val_mean_dice"]),
-        ("ISBI pixel error", ours["isbi"]["pixel_error"], stock["isbi"]["pixel_error"], paper["val_pixel_error"]),
-        ("ISBI Rand error at 0.5", ours["isbi"]["rand_error"], stock["isbi"]["rand_error"], paper["val_rand_error"]),
-        (
-            "ISBI Rand error, best threshold",
-            ours["isbi"]["best_rand_error"],
-            stock["isbi"]["best_rand_error"],
-            paper["val_rand_error_best_threshold"],
-        ),
-    ]
-    table = "\n".join(f"| {name} | {a:.4f} | {b:.4f} | {c:.3f} |" for name, a, b, c in rows)
+    table = "\n".join(
+        f"| {name} | {value(ours):.4f} | {value(stock):.4f} | {paper[key]:.3f} |" for key, name, value in MEASURES
+    )
     return f"""
 ## Shipped weights: how they were made and what they scored
 

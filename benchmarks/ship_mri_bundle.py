@@ -40,7 +40,8 @@ CHANGE = (
 )
 
 
-def _edit(path: Path, **values) -> None:
+def edit_json(path: Path, **values) -> None:
+    """Set top-level ``values`` in the JSON file ``path`` (a bundle config or plans.json)."""
     config = json.loads(path.read_text())
     config.update(values)
     path.write_text(json.dumps(config, indent=4) + "\n")
@@ -102,7 +103,7 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     shutil.copy(SHIPPED / "LICENSE", bundle / "LICENSE")  # the code's licence and the data's terms for the weights
 
     shutil.copy(SHIPPED / "configs" / "dataset_sample.json", bundle / "configs" / "dataset_sample.json")
-    _edit(
+    edit_json(
         bundle / "configs" / "inference.json",
         dataset_dir="$os.path.join(@bundle_root, 'configs', 'dataset_sample.json')",
         save_overlays=True,
@@ -110,7 +111,7 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     shared = "$os.path.join(@bundle_root, '..', '..', '..', 'shared', 'data', 'brats2013_deepmedic_subset')"
     train = json.loads((bundle / "configs" / "train.json").read_text())
     budget = train["budget"]
-    _edit(
+    edit_json(
         bundle / "configs" / "train.json",
         dataset_dir=shared,
         budget_minutes=minutes,
