@@ -23,6 +23,7 @@ from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
 from monai_unet.plan.recipe import SELECTION_METRICS
+from monai_unet.plan.record import MIN_GAIN
 
 
 def fixed_timer(network_kwargs, patch, batch, device="cpu"):
@@ -475,6 +476,26 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return result
 
 
+def _check_mirroring_decision(bundle: Path, plans: dict) -> None:
+    """Training checked test-time mirroring on the planned axes, decided by the gain, and the inference and
+    evaluation configs mirror exactly what plans.json says."""
+    axes = plans["plan"]["inference"]["mirror_check_axes"]
+    decision = plans["postprocessing"]
+    if axes:
+        measured = decision["mirroring"]
+        assert measured["axes"] == axes and measured["plain_metric"] == pytest.approx(plans["training"]["best_metric"])
+        assert decision["tta_axes"] == (axes if measured["gain"] >= MIN_GAIN else [])
+    else:
+        assert decision["tta_axes"] == []
+    for config in ("inference", "evaluate"):
+        parser = ConfigParser()
+        names = ["train", "evaluate"] if config == "evaluate" else [config]
+        parser.read_config([str(bundle / "configs" / f"{name}.json") for name in names])
+        parser["bundle_root"] = str(bundle)
+        inferer = parser.get_parsed_content("validate#inferer" if config == "evaluate" else "inferer")
+        assert list(inferer.mirror_axes) == decision["tta_axes"], config
+
+
 @pytest.mark.parametrize(
     "writer,ext",
     [(write_png_dataset, ".png"), (write_nifti_dataset, ".nii.gz")],
@@ -507,6 +528,7 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
         assert summary["best_metric"] == pytest.approx(min(errors)), "the lowest Rand error picks the model"
     assert summary["seconds"] <= 0.2 * 60 + 20, "the run overshot its budget by more than the slack"
     assert plans["postprocessing"]["decided"] is True
+    _check_mirroring_decision(bundle, plans)
     assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
     assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
     if ext == ".png":  # a later run replaces the first's weights and plans with --promote (without: test_bundles)

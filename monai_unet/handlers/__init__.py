@@ -1,5 +1,6 @@
 """Ignite handlers the bundles attach: atomic full-state checkpoints with resume, validation history, summaries,
-the wall-clock budget with its time-driven learning rate, the connected-component comparison, and run folders."""
+the wall-clock budget with its time-driven learning rate, the connected-component comparison, the test-time
+mirroring check, and run folders."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from monai_unet.handlers.budget import TimeBudget
 from monai_unet.handlers.checkpoint import CheckpointError, TrainingCheckpoint
 from monai_unet.handlers.components import ComponentChoice
 from monai_unet.handlers.history import ValidationHistory
+from monai_unet.handlers.mirroring import MirroringCheck
 from monai_unet.handlers.random_states import RandomStates
 from monai_unet.handlers.runs import latest_run_dir, new_run_dir
 from monai_unet.handlers.summary import MetricsSummary
@@ -15,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "ComponentChoice",
     "MetricsSummary",
+    "MirroringCheck",
     "RandomStates",
     "TimeBudget",
     "TrainingCheckpoint",

@@ -4,8 +4,10 @@ A polynomial schedule over a fixed iteration count cut short by ignite's ``TimeL
 iteration count guessed in advance either ends early or overruns. This handler drives the schedule by the clock:
 at every iteration the learning rate is ``lr0 * (1 - t / T) ** power``, with ``t`` the seconds since training
 started (validations included) and ``T`` the budget less the time the final validation needs (the last one's
-measured duration, or the plan's estimate before any has run). When ``t`` reaches ``T`` the trainer is stopped,
-one last validation runs (unless the last iteration was just validated), and the run ends within the budget.
+measured duration, or the plan's estimate before any has run), times ``reserve_validations`` when more than that
+one validation follows training (the test-time mirroring check, :class:`monai_unet.handlers.MirroringCheck`).
+When ``t`` reaches ``T`` the trainer is stopped, one last validation runs (unless the last iteration was just
+validated), and the run ends within the budget.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class TimeBudget:
             curve.
         power: exponent of the polynomial decay (0.9, as nnU-Net).
         validation_estimate_s: seconds reserved for the final validation before any validation has been timed.
+        reserve_validations: validations' worth of time kept free at the end: 1 for the final validation, more when
+            other validation passes follow training (the mirroring check adds ``2 ** axes``).
         summary_path: optional JSON file written when training ends: seconds, iterations, epochs, validations.
 
     The elapsed time is part of ``state_dict``, so a run resumed from a checkpoint continues the same schedule.
@@ -52,6 +56,7 @@ class TimeBudget:
         validator: Engine | None = None,
         power: float = 0.9,
         validation_estimate_s: float = 0.0,
+        reserve_validations: float = 1.0,
         summary_path: str | Path | None = None,
     ) -> None:
         if budget_s <= 0:
@@ -61,6 +66,9 @@ class TimeBudget:
         self.validator = validator
         self.power = float(power)
         self.validation_s = float(validation_estimate_s)
+        if reserve_validations < 0:
+            raise ValueError(f"reserve_validations must be 0 or more, got {reserve_validations}")
+        self.reserve_validations = float(reserve_validations)
         self.summary_path = Path(summary_path) if summary_path is not None else None
         self.initial_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         self._offset = 0.0
@@ -77,8 +85,8 @@ class TimeBudget:
 
     @property
     def horizon_s(self) -> float:
-        """Seconds at which training stops: the budget less the reserve for the final validation."""
-        reserve = _RESERVE_FACTOR * self.validation_s if self.validator is not None else 0.0
+        """Seconds at which training stops: the budget less the reserve for the validations after it."""
+        reserve = _RESERVE_FACTOR * self.reserve_validations * self.validation_s if self.validator is not None else 0.0
         return max(self.budget_s - reserve, 1e-3)
 
     def fraction(self) -> float:

@@ -241,7 +241,12 @@ def write_bundle(
             "planned_with": "monai-unet plan",
             "dataset": str(dataset.source),
             "plan": plan.to_dict(),
-            "postprocessing": {"keep_largest_labels": [], "decided": False, "reason": "decided after training"},
+            "postprocessing": {
+                "keep_largest_labels": [],
+                "tta_axes": [],
+                "decided": False,
+                "reason": "decided after training",
+            },
             "training": None,
             "fingerprint": fp.to_dict(),
         }

@@ -61,6 +61,17 @@ def _additional_metrics(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _mean_dice() -> dict[str, Any]:
+    """The validation's key metric: mean foreground Dice of the one-hot prediction and label."""
+    return {
+        "val_mean_dice": {
+            "_target_": "MeanDice",
+            "include_background": False,
+            "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+        }
+    }
+
+
 def _loss(plan: Plan) -> dict[str, Any]:
     """MONAI's ``DiceCELoss``, or ours with the skeleton recall of the thin classes (plans.json: loss)."""
     loss = {"include_background": plan.loss["include_background"], "batch": plan.loss["batch"]}
@@ -98,6 +109,8 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     """``configs/train.json``."""
     budget = plan.budget
     loader_batch = max(1, plan.batch_size // plan.samples_per_case)
+    mirror_axes = plan.inference["mirror_check_axes"]
+    key_metric = "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice"
     config = common_config(plan, dataset)
     config["imports"] = [
         *config["imports"],
@@ -136,6 +149,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "validator": "@validate#evaluator",
                 "power": plan.optimiser["poly_power"],
                 "validation_estimate_s": budget["validation_estimate_s"],
+                "reserve_validations": 1 + (2 ** len(mirror_axes) if mirror_axes else 0),
                 "summary_path": "$os.path.join(@output_dir, 'training_summary.json')",
                 "_desc_": "the learning rate decays with elapsed time and reaches 0 when the budget ends",
             },
@@ -249,7 +263,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "history": {
                     "_target_": "monai_unet.handlers.ValidationHistory",
                     "network": "@network",
-                    "key_metric": "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice",
+                    "key_metric": key_metric,
                     "higher_is_better": plan.selection != "rand_error",
                     "best_path": "$os.path.join(@output_dir, 'model.pt')",
                     "csv_path": "$os.path.join(@output_dir, 'validation_history.csv')",
@@ -262,13 +276,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "@validate#history",
                     {"_target_": "StatsHandler", "iteration_log": False},
                 ],
-                "key_metric": {
-                    "val_mean_dice": {
-                        "_target_": "MeanDice",
-                        "include_background": False,
-                        "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
-                    }
-                },
+                "key_metric": _mean_dice(),
                 "additional_metrics": _additional_metrics(plan),
                 "evaluator": {
                     "_target_": "SupervisedEvaluator",
@@ -280,6 +288,31 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "key_val_metric": "@validate#key_metric",
                     "additional_metrics": "@validate#additional_metrics",
                     "val_handlers": "@validate#handlers",
+                },
+                "mirrored": {
+                    "inferer": tile_inferer(
+                        plan, plan.inference["validation_overlap"], "logits", mirror_axes=mirror_axes
+                    ),
+                    "evaluator": {
+                        "_target_": "SupervisedEvaluator",
+                        "device": "@device",
+                        "val_data_loader": "@validate#dataloader",
+                        "network": "@network",
+                        "inferer": "@validate#mirrored#inferer",
+                        "postprocessing": "@validate#postprocessing",
+                        "key_val_metric": _mean_dice(),
+                        "additional_metrics": _additional_metrics(plan),
+                        "_desc_": "the validation again, tiles averaged over the flips of mirror_axes; saves nothing",
+                    },
+                },
+                "mirroring": {
+                    "_target_": "monai_unet.handlers.MirroringCheck",
+                    "evaluator": "@validate#mirrored#evaluator",
+                    "network": "@network",
+                    "best_path": "$os.path.join(@output_dir, 'model.pt')",
+                    "axes": mirror_axes,
+                    "key_metric": key_metric,
+                    "_desc_": "after training: does test-time mirroring help the best model? (plans.json: tta_axes)",
                 },
             },
             "initialize": [
@@ -294,7 +327,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "$@train#trainer.run()",
             ],
             "finalize": [
-                "$record_training(@bundle_root, @validate#history, @output_dir)",
+                "$record_training(@bundle_root, @validate#history, @output_dir, @validate#mirroring)",
             ],
         }
     )
@@ -306,6 +339,7 @@ def evaluate_config(plan: Plan) -> dict[str, Any]:
     distance_unit = "mm" if plan.spatial_dims == 3 else "pixels"
     return {
         "keep_largest_labels": "$read_plans(@bundle_root)['postprocessing']['keep_largest_labels']",
+        "validate#inferer#mirror_axes": "$read_plans(@bundle_root)['postprocessing'].get('tta_axes', [])",
         "validate#preprocessing": {
             "_target_": "Compose",
             "transforms": "$@preprocessing_steps[:1] + [@validate#keep_original_label] + @preprocessing_steps[1:]",
@@ -416,6 +450,7 @@ def multi_gpu_config() -> dict[str, Any]:
         "train#trainer#epoch_length": "@epoch_length",
         "train#trainer#train_handlers": "$@train#handlers if dist.get_rank() == 0 else @train#handlers[:1]",
         "train#checkpoint#is_saver": "$dist.get_rank() == 0",
+        "budget#reserve_validations": 1,
         "initialize": [
             "$import torch.distributed as dist",
             "$dist.is_initialized() or "
@@ -427,6 +462,7 @@ def multi_gpu_config() -> dict[str, Any]:
             "$@budget.start_clock()",
         ],
         "finalize": [
+            # no mirroring check (rank 0 alone would run the wrapped network): mirroring stays off
             "$record_training(@bundle_root, @validate#history, @output_dir) if dist.get_rank() == 0 else None",
             "$dist.is_initialized() and dist.destroy_process_group()",
         ],

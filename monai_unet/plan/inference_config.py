@@ -41,7 +41,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "output_dir": "$os.path.join(@bundle_root, 'predictions')",
             "output_ext": ".png" if planar else ".nii.gz",
             "output_postfix": "seg",
-            "tta_axes": plan.inference["tta_axes"],
+            "tta_axes": "$read_plans(@bundle_root)['postprocessing'].get('tta_axes', [])",
             "precise": False,
             "save_probabilities": False,
             "save_overlays": False,

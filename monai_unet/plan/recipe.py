@@ -38,8 +38,11 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   ``--fold all``: every case on both sides)
   (neighbouring names are usually one patient, series or video). Validations fill about 10 % of the budget; the
   best network by mean foreground Dice is kept.
-- **Inference**: the patch as tile, overlap 0.5, Gaussian blending; mirroring is off by default (it multiplies
-  the cost by 2^axes on a CPU) and on with ``tta_axes``.
+- **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (nnU-Net mirrors every
+  axis; on a CPU it multiplies the cost by 2^axes) is decided by training: the best model is validated once more
+  with its tiles mirrored along every axis, and mirroring is turned on when that gained
+  (:class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of the budget (2^axes validations);
+  anisotropic 3D data falls back to the in-plane axes, and when neither fits it is skipped (mirroring off).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ LARGE_PICTURE = 1024
 VALIDATION_SHARE = 0.10
 MAX_VALIDATIONS = 10
 VALIDATION_OVERLAP = 0.25
+MIRROR_CHECK_SHARE = 0.10
 INFERENCE_OVERLAP = 0.5
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
@@ -114,6 +118,16 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _mirror_check_axes(dims: int, anisotropic_axis: int | None, validation_s: float, budget_s: float) -> list[int]:
+    """Axes whose test-time mirroring is checked after training: every axis when the ``2 ** axes`` validations fit
+    in :data:`MIRROR_CHECK_SHARE` of the budget, else the in-plane axes of anisotropic 3D data, else none."""
+    allowed = MIRROR_CHECK_SHARE * budget_s
+    candidates = [list(range(dims))]
+    if anisotropic_axis is not None:
+        candidates.append([a for a in range(dims) if a != anisotropic_axis])
+    return next((axes for axes in candidates if 2 ** len(axes) * validation_s <= allowed), [])
 
 
 # ------------------------------------------------------------------------------------------------- calibration
@@ -367,7 +381,7 @@ def make_plan(
         "validation_overlap": VALIDATION_OVERLAP,
         "mode": "gaussian",
         "sw_batch_size": 2 if dims == 3 else 4,
-        "tta_axes": [],
+        "mirror_check_axes": _mirror_check_axes(dims, anisotropic_axis, outcome["validation_s"], budget_s),
     }
     reasons["selection"] = (
         "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
@@ -377,8 +391,15 @@ def make_plan(
     )
     reasons["inference"] = (
         f"tiles of the training patch, overlap {INFERENCE_OVERLAP} with Gaussian blending; validation during training "
-        f"uses overlap {VALIDATION_OVERLAP} to keep its cost inside the budget. Test-time mirroring is off "
-        "(2^axes times the cost on a CPU); set tta_axes to turn it on."
+        f"uses overlap {VALIDATION_OVERLAP} to keep its cost inside the budget. "
+        + (
+            f"Test-time mirroring along axes {inference['mirror_check_axes']} is checked on the best model after "
+            "training and turned on when it gains (plans.json: postprocessing.tta_axes); it multiplies inference "
+            f"by {2 ** len(inference['mirror_check_axes'])}."
+            if inference["mirror_check_axes"]
+            else f"Test-time mirroring is off: checking it would take more than {MIRROR_CHECK_SHARE:.0%} of the "
+            "budget (set tta_axes to turn it on)."
+        )
     )
     return Plan(
         spatial_dims=dims,

@@ -1,4 +1,5 @@
-"""What training leaves in the plans: iterations, epochs and seconds spent, and the post-processing it chose."""
+"""What training leaves in the plans: iterations, epochs and seconds spent, and the post-processing and test-time
+mirroring it chose."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ __all__ = ["MIN_GAIN", "history_rows", "read_plans", "record_training"]
 
 logger = logging.getLogger(__name__)
 
-#: Mean validation Dice a class must gain from keeping its largest component for the step to be kept.
+#: Mean validation Dice a class must gain from keeping its largest component for the step to be kept; also the gain
+#: in the selection metric (Dice, or Rand error) test-time mirroring must bring to be turned on.
 MIN_GAIN = 0.002
 
 
@@ -43,19 +45,43 @@ def _best_row(history) -> dict[str, float] | None:
     return rows[-1] if rows else None
 
 
-def record_training(bundle_root: str | Path, history, output_dir: str | Path) -> dict[str, Any]:
+def _mirroring(history, mirroring) -> dict[str, Any]:
+    """The test-time mirroring decision: on when the best model's metric with mirroring beat its plain validation by
+    :data:`MIN_GAIN` (in the direction the history's key metric improves)."""
+    measured = mirroring.run() if mirroring is not None else None
+    if measured is None:
+        return {"tta_axes": [], "mirroring": {"reason": "not checked (no axes planned, or no validation ran)"}}
+    plain = float(history.best_metric)
+    gain = measured["metric"] - plain if history.higher_is_better else plain - measured["metric"]
+    on = gain >= MIN_GAIN
+    return {
+        "tta_axes": measured["axes"] if on else [],
+        "mirroring": {
+            **measured,
+            "plain_metric": plain,
+            "gain": round(gain, 5),
+            "reason": f"{history.key_metric} {plain:.4f} plain, {measured['metric']:.4f} mirrored along axes "
+            f"{measured['axes']} on the validation cases: {'on' if on else 'off'} (it must gain {MIN_GAIN})",
+        },
+    }
+
+
+def record_training(bundle_root: str | Path, history, output_dir: str | Path, mirroring=None) -> dict[str, Any]:
     """Write the training summary and the post-processing decision into the run folder's ``training_record.json``
     and, when the run's weights were promoted to the bundle's ``models/model.pt``, into ``configs/plans.json``
     (both atomically): the bundle's post-processing always belongs to its weights.
 
     Post-processing: keeping only the largest connected component of class ``c`` is chosen when, at the best
     validation, it raised that class's mean Dice by at least :data:`MIN_GAIN` (the ``val_dice_lcc_<c>`` and
-    ``val_dice_<c>`` metrics of :class:`monai_unet.handlers.ComponentChoice`).
+    ``val_dice_<c>`` metrics of :class:`monai_unet.handlers.ComponentChoice`). Test-time mirroring (``tta_axes``,
+    read by the inference and evaluation configs) is turned on when the best model, validated again with it by
+    ``mirroring``, gained at least :data:`MIN_GAIN` in the metric that selected it.
 
     Args:
         bundle_root: the planned bundle.
         history: the run's :class:`monai_unet.handlers.ValidationHistory`.
         output_dir: the run folder holding ``training_summary.json``.
+        mirroring: the run's :class:`monai_unet.handlers.MirroringCheck`, run here; ``None``: mirroring stays off.
 
     Returns:
         The updated plans.
@@ -85,6 +111,7 @@ def record_training(bundle_root: str | Path, history, output_dir: str | Path) ->
             if best is not None
             else "no validation ran; nothing is post-processed"
         ),
+        **_mirroring(history, mirroring),
     }
     paths = [Path(output_dir) / "training_record.json"]
     record = {key: plans[key] for key in ("training", "postprocessing")}

@@ -1,0 +1,61 @@
+"""TimeBudget on real ignite engines: the schedule follows the clock and the reserve for the validations after
+training is kept free."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+
+from monai_unet.handlers import TimeBudget
+
+
+class _Validator(Engine):
+    """An evaluator as MONAI's: ``run(global_epoch)`` runs its own data (one item)."""
+
+    def run(self, global_epoch: int = 1) -> None:  # type: ignore[override]
+        super().run(range(1), max_epochs=1)
+
+
+def _engines(step_s: float, validation_s: float) -> tuple[Engine, Engine]:
+    trainer = Engine(lambda engine, batch: time.sleep(step_s))
+    validator = _Validator(lambda engine, batch: time.sleep(validation_s))
+    return trainer, validator
+
+
+@pytest.mark.parametrize("reserve_validations", [1.0, 5.0])
+def test_training_stops_before_the_reserved_validations(tmp_path, reserve_validations):
+    trainer, validator = _engines(step_s=0.01, validation_s=0.05)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    budget = TimeBudget(
+        1.0,
+        optimizer,
+        validator=validator,
+        validation_estimate_s=0.05,
+        reserve_validations=reserve_validations,
+        summary_path=tmp_path / "summary.json",
+    )
+    budget.attach(trainer)
+    lrs: list[float] = []
+    elapsed: list[float] = []
+    validated: list[int] = []
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda engine: lrs.append(optimizer.param_groups[0]["lr"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: elapsed.append(budget.elapsed()))
+    validator.add_event_handler(Events.COMPLETED, lambda engine: validated.append(trainer.state.iteration))
+    budget.start_clock()
+    trainer.run(range(10), max_epochs=10_000)
+    # the horizon is the budget less 1.2 x reserve_validations x the (estimated, then measured) validation time
+    assert budget.horizon_s == pytest.approx(1.0 - 1.2 * reserve_validations * budget.validation_s)
+    assert elapsed[-2] < budget.horizon_s <= elapsed[-1], "training stops at the first iteration past the horizon"
+    assert validated == [trainer.state.iteration], "one final validation of the last iteration"
+    assert lrs[0] == pytest.approx(1.0, abs=0.05) and all(a >= b for a, b in itertools.pairwise(lrs))
+    assert lrs[-1] < 0.15, "the learning rate has nearly reached zero at the horizon"
+
+
+def test_negative_reserve_is_refused():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="reserve_validations"):
+        TimeBudget(10.0, optimizer, reserve_validations=-1)
