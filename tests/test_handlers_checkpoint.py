@@ -137,6 +137,50 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_files_never_run_ahead_of_their_checkpoint(tmp_path, monkeypatch):
+    """model.pt and the history CSV are written after the checkpoint they belong to: a run killed between an
+    epoch's validation and its checkpoint leaves them as the last checkpoint knows them, and one killed between the
+    checkpoint and its files gets them written from the checkpoint when it resumes."""
+    _run(tmp_path, max_epochs=2, resume=False)
+    model, table = (tmp_path / "model.pt").read_bytes(), (tmp_path / "history.csv").read_text()
+
+    def killed_before_the_checkpoint(self, engine=None):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(TrainingCheckpoint, "save", killed_before_the_checkpoint)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(tmp_path, max_epochs=3, resume=True)
+    assert (tmp_path / "model.pt").read_bytes() == model and (tmp_path / "history.csv").read_text() == table
+    monkeypatch.undo()
+
+    flush = ValidationHistory.flush
+
+    def killed_after_the_checkpoint(self):
+        if self.history and self.history[-1]["epoch"] == 4:
+            raise RuntimeError("killed")
+        flush(self)
+
+    monkeypatch.setattr(ValidationHistory, "flush", killed_after_the_checkpoint)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(tmp_path, max_epochs=4, resume=True)
+    state = torch.load(tmp_path / "checkpoint_last.pt", map_location="cpu", weights_only=True)["history"]
+    assert [row["epoch"] for row in state["history"]] == [1, 2, 3, 4]
+    assert (tmp_path / "history.csv").read_text().count("\n") == 1 + 3, "the CSV stopped at epoch 3's checkpoint"
+    monkeypatch.undo()
+
+    _, _, history = _run(tmp_path, max_epochs=4, resume=True)  # nothing left to train: only the files
+    with open(tmp_path / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3, 4]
+    best = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True)
+    expected = state.get("unwritten_best")  # epoch 4's weights when epoch 4 was the best
+    if expected is not None:
+        assert history.best_epoch == 4
+        for name, tensor in expected.items():
+            assert torch.equal(best[name], tensor), name
+    else:
+        assert history.best_epoch < 4
+
+
 def test_a_run_promotes_its_model_only_where_asked(tmp_path):
     """Shipped weights stay unless promote=true; a bundle without weights gets the run's; a resumed run that is
     asked to promote copies its best model so far."""

@@ -37,6 +37,11 @@ class TrainingCheckpoint:
     same random numbers, repeating the interrupted epoch exactly. A missing file starts a fresh run with a log line.
     Resuming first removes the temporaries a killed run left in ``save_dir`` (``.<name>.*.tmp`` folders).
 
+    Objects in ``save_dict`` with a ``flush()`` method and a ``deferred`` flag (:class:`ValidationHistory`: the best
+    ``model.pt`` and the CSV) write their files right after the checkpoint is renamed into place, never before, so
+    the files never run ahead of the checkpoint they belong to. A checkpoint is also written when training
+    completes, after every other handler of that event (the time budget's final validation).
+
     Args:
         save_dir: folder of the checkpoint file.
         save_dict: name → object with ``state_dict()`` / ``load_state_dict()``; include the trainer as ``"trainer"``.
@@ -70,11 +75,23 @@ class TrainingCheckpoint:
         self.is_saver = is_saver
 
     def attach(self, engine: Engine) -> None:
-        """Attach to the trainer: load at ``STARTED`` (when resuming), save at ``EPOCH_COMPLETED``."""
+        """Attach to the trainer: load at ``STARTED`` (when resuming), save at ``EPOCH_COMPLETED`` and at
+        ``COMPLETED``."""
         if self.resume:
             engine.add_event_handler(Events.STARTED, self.load)
         if self.is_saver:
+            for obj in self._flushed():
+                obj.deferred = True
             engine.add_event_handler(Events.EPOCH_COMPLETED, self._maybe_save)
+            # registered when the run starts, so that it follows every COMPLETED handler attached before it
+            engine.add_event_handler(Events.STARTED, self._save_when_completed)
+
+    def _flushed(self) -> list[Any]:
+        return [obj for obj in self.save_dict.values() if callable(getattr(obj, "flush", None))]
+
+    def _save_when_completed(self, engine: Engine) -> None:
+        if not engine.has_event_handler(self.save, Events.COMPLETED):
+            engine.add_event_handler(Events.COMPLETED, self.save)
 
     def _maybe_save(self, engine: Engine) -> None:
         if engine.state.epoch % self.save_interval == 0 or engine.state.epoch == engine.state.max_epochs:
@@ -87,6 +104,8 @@ class TrainingCheckpoint:
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
         logger.info("saved training checkpoint %s", self.path)
+        for obj in self._flushed():
+            obj.flush()
         return self.path
 
     def load(self, engine: Engine) -> None:

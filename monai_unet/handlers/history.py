@@ -31,6 +31,11 @@ class ValidationHistory:
     run started (a freshly planned bundle gets its first weights; shipped weights and an earlier run's model stay).
     The decision is part of the state, so a resumed run keeps it.
 
+    Under a training checkpoint (:class:`monai_unet.handlers.TrainingCheckpoint` with this object in its
+    ``save_dict`` sets ``deferred``), the files are written only after the checkpoint they belong to (``flush``):
+    a run killed in between leaves ``best_path``, the promoted model and the CSV as the last checkpoint knows them.
+    Best weights not yet written travel in that checkpoint and are written when the run resumes.
+
     Args:
         network: the network whose weights are saved when the key metric improves (unwrapped from DDP if needed).
         key_metric: name in ``evaluator.state.metrics`` that decides "best".
@@ -67,6 +72,8 @@ class ValidationHistory:
         self.history: list[dict[str, float]] = []
         self.best_metric = -math.inf if higher_is_better else math.inf
         self.best_epoch = -1
+        self.deferred = False
+        self._pending: dict[str, torch.Tensor] | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -85,11 +92,20 @@ class ValidationHistory:
         if self._improved(value):
             self.best_metric, self.best_epoch = value, epoch
             network = getattr(self.network, "module", self.network)
+            self._pending = {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
+            logger.info("epoch %d: new best %s = %.4f", epoch, self.key_metric, value)
+        if not self.deferred:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the files: the best weights not yet written (and their promotion), then the CSV."""
+        if self._pending is not None:
             targets = [self.best_path] + ([self.promote_path] if self.promoting else [])
             for target in targets:
-                self._save(target, network.state_dict())
-            logger.info("epoch %d: new best %s = %.4f, saved %s", epoch, self.key_metric, value, targets)
-        if self.csv_path is not None:
+                self._save(target, self._pending)
+            logger.info("saved the best model (epoch %d) to %s", self.best_epoch, targets)
+            self._pending = None
+        if self.csv_path is not None and self.history:
             self._write_csv()
 
     @staticmethod
@@ -112,6 +128,7 @@ class ValidationHistory:
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
             "promoting": self.promoting,
+            **({"unwritten_best": self._pending} if self._pending is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -120,5 +137,8 @@ class ValidationHistory:
         self.best_epoch = int(state["best_epoch"])
         # A run that promoted keeps promoting; promote=true on resume promotes the best model saved so far.
         self.promoting = self.promoting or (bool(state.get("promoting")) and self.promote_path is not None)
-        if self.promoting and self.best_path.is_file():
+        # the files as this checkpoint knows them: best weights it carried unwritten, the CSV of its history
+        self._pending = state.get("unwritten_best")
+        if self._pending is None and self.promoting and self.best_path.is_file():
             self._save(self.promote_path, torch.load(self.best_path, map_location="cpu", weights_only=True))
+        self.flush()
