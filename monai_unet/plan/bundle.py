@@ -15,11 +15,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from monai_unet.plan.configs import evaluate_config, multi_gpu_config, train_config
+from monai_unet.plan.configs import train_config
 from monai_unet.plan.dataset import PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint, summarise_shapes
 from monai_unet.plan.geometry import pooling_divisors
 from monai_unet.plan.inference_config import inference_config
+from monai_unet.plan.override_configs import evaluate_config, multi_gpu_config
 from monai_unet.plan.recipe import Plan
 
 __all__ = ["LOGGING_CONF", "PALETTE", "metadata", "split_file", "write_bundle"]
