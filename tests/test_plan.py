@@ -22,7 +22,7 @@ from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_datas
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
-from monai_unet.plan.recipe import SELECTION_METRICS
+from monai_unet.plan.recipe import SELECTION_METRICS, _mirror_check_axes
 from monai_unet.plan.record import MIN_GAIN
 
 
@@ -343,6 +343,20 @@ def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     assert busy.patch_size == quiet.patch_size and busy.network == quiet.network
     assert calls[0] == calls[1], "the smallest rung is timed again"
     assert quiet.patch_size != calls[0], "the quiet plan is not the smallest rung (else the test proves nothing)"
+
+
+@pytest.mark.parametrize(
+    "dims,anisotropic_axis,validation_s,expected",
+    [
+        (2, None, 10.0, [0, 1]),  # 4 validations = 40 s of a 1200 s budget
+        (2, None, 40.0, []),  # 160 s: more than 10 %
+        (3, None, 14.0, [0, 1, 2]),  # 8 x 14 = 112 s
+        (3, 2, 27.0, [0, 1]),  # 8 x 27 = 216 s too much; in-plane 4 x 27 = 108 s fits
+        (3, None, 27.0, []),  # isotropic: no in-plane fallback
+    ],
+)
+def test_mirroring_is_checked_where_the_budget_affords_it(dims, anisotropic_axis, validation_s, expected):
+    assert _mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s=1200.0) == expected
 
 
 def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
