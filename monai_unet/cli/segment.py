@@ -102,7 +102,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="WEIGHTS",
         help="run the bundle with these weights (a state_dict .pt, e.g. a run's model.pt) instead of models/model.pt",
     )
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average over mirrored inputs")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation: average over the input mirrored along every axis (--no-tta: never); default: "
+        "what the bundle says (a planned bundle's training decides: plans.json postprocessing.tta_axes)",
+    )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default=None, help="where to run; default cuda when available, else cpu"
     )
@@ -235,7 +241,7 @@ def inference_overrides(
         "output_ext": ext,
         "output_postfix": OUTPUT_POSTFIX,
         "device": device,
-        "tta_axes": list(range(spatial_dims)) if args.tta else [],
+        **({} if args.tta is None else {"tta_axes": list(range(spatial_dims)) if args.tta else []}),
         "precise": bool(args.precise),
         "save_probabilities": save_probabilities,
         "progress": bool(args.progress),
