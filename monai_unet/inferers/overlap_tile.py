@@ -40,8 +40,12 @@ from monai_unet.inferers.fast_path import PreparedNetwork, prepare_network
 from monai_unet.inferers.slab_output import OUTPUTS, SlabAccumulator, SlabSinks
 from monai_unet.inferers.tiling import (
     AxisTiling,
+    axis_geometries,
     gaussian_importance_map,
+    is_valid_unet,
+    nearest_valid_size,
     overlap_tile_axis,
+    probe_shape,
     read_tile,
     sliding_window_axis,
 )
@@ -66,38 +70,6 @@ class TiledPrediction:
     output: torch.Tensor
     probabilities: torch.Tensor | None = None
     probabilities_file: Path | None = None
-
-
-def _is_valid_unet(network: nn.Module) -> bool:
-    return getattr(network, "padding", None) == "valid" and hasattr(network, "geometry")
-
-
-def _axis_geometries(network: nn.Module, spatial_dims: int) -> tuple | None:
-    """The network's per-axis ``UNetGeometry``: its ``axis_geometries`` (an anisotropic U-Net pools some axes fewer
-    times), else its one ``geometry`` for every axis, else ``None`` (not our U-Net)."""
-    per_axis = getattr(network, "axis_geometries", None)
-    if per_axis is not None and len(per_axis) == spatial_dims:
-        return tuple(per_axis)
-    geometry = getattr(network, "geometry", None)
-    return None if geometry is None else (geometry,) * spatial_dims
-
-
-def _nearest_valid(geometry: Any, size: int) -> int:
-    """The valid size (voxels) nearest ``size`` along an axis with this ``UNetGeometry`` (ties go up)."""
-    above = geometry.valid_size_at_least(size)
-    below = geometry.valid_size_at_most(size)
-    return below if below is not None and size - below < above - size else above
-
-
-def _probe_shape(network: nn.Module, tile: tuple[int, ...]) -> tuple[int, ...]:
-    """A small input shape the network accepts, for the fast path's one observation pass.
-
-    Our U-Net: its smallest valid input. Other networks: per axis the largest power of two dividing the tile size
-    (at least 16 voxels, else the tile size), which keeps every stride-2 level integral as the tile itself does.
-    """
-    if hasattr(network, "valid_input_shape"):
-        return tuple(min(p, t) for p, t in zip(network.valid_input_shape(1), tile, strict=True))
-    return tuple(t & -t if (t & -t) >= 16 else t for t in tile)
 
 
 class OverlapTileInferer(Inferer):
@@ -234,7 +206,7 @@ class OverlapTileInferer(Inferer):
         skip = self._skip_test(image, tilings, foreground_mask, bounding_box)
         positions = sorted(itertools.product(*(t.starts for t in tilings)), key=lambda p: p[axis])
         positions = [p for p in positions if not skip(p)]
-        padding_mode = self.padding_mode or ("reflect" if _is_valid_unet(network) else "constant")
+        padding_mode = self.padding_mode or ("reflect" if is_valid_unet(network) else "constant")
 
         def tile(position: tuple[int, ...]) -> torch.Tensor:
             intervals = [t.input_interval(s) for t, s in zip(tilings, position, strict=True)]
@@ -243,7 +215,7 @@ class OverlapTileInferer(Inferer):
         canvas = tuple(t.canvas_size for t in tilings)
         kept = tuple(t.kept_tile for t in tilings)
         weight = None
-        if self.mode == "gaussian" and not _is_valid_unet(network):
+        if self.mode == "gaussian" and not is_valid_unet(network):
             weight = gaussian_importance_map(kept, self._per_axis(self.sigma_scale, spatial_dims), image.device)
         accumulator: SlabAccumulator | None = None
         if positions:
@@ -282,13 +254,13 @@ class OverlapTileInferer(Inferer):
         roi = tuple(int(r) for r in self._per_axis(self.roi_size, len(spatial)))
         if min(roi) < 1:
             raise ValueError(f"roi_size must be positive, got {self.roi_size}.")
-        geometries = _axis_geometries(network, len(spatial))
+        geometries = axis_geometries(network, len(spatial))
         if geometries is not None:
-            corrected = tuple(_nearest_valid(g, r) for g, r in zip(geometries, roi, strict=True))
+            corrected = tuple(nearest_valid_size(g, r) for g, r in zip(geometries, roi, strict=True))
             if corrected != roi:
                 logger.info("roi_size %s is not valid for this U-Net; using the nearest valid size %s", roi, corrected)
             roi = corrected
-        if not _is_valid_unet(network):
+        if not is_valid_unet(network):
             overlap = self._per_axis(self.overlap, len(spatial))
             return [sliding_window_axis(s, r, o) for s, r, o in zip(spatial, roi, overlap, strict=True)]
         margin = int(network.margin)
@@ -356,7 +328,7 @@ class OverlapTileInferer(Inferer):
         prepared = None
         if self.backend == "torch":  # BatchNorm folding observes one forward pass: a small tile is enough
             try:
-                probe = example[(slice(None), slice(None), *(slice(0, n) for n in _probe_shape(network, tile_shape)))]
+                probe = example[(slice(None), slice(None), *(slice(0, n) for n in probe_shape(network, tile_shape)))]
                 prepared = prepare_network(network, probe, self.device, self.fast, self.strict_fp32)
             except (RuntimeError, ValueError):  # a network that rejects the small tile: use the real one
                 prepared = None

@@ -1,4 +1,5 @@
-"""Where the tiles go: tile positions per axis, the blending weights, and reading a tile with border extension.
+"""Where the tiles go: what the network's sizes allow, tile positions per axis, the blending weights, and reading a
+tile with border extension.
 
 Two tilings share one description (:class:`AxisTiling`, one per spatial axis):
 
@@ -20,15 +21,53 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from monai_unet.networks.size_arithmetic import SizedNetwork, UNetGeometry
 
 __all__ = [
     "AxisTiling",
+    "axis_geometries",
     "gaussian_importance_map",
+    "is_valid_unet",
     "mirror_indices",
+    "nearest_valid_size",
     "overlap_tile_axis",
+    "probe_shape",
     "read_tile",
     "sliding_window_axis",
 ]
+
+
+def is_valid_unet(network: nn.Module) -> bool:
+    """Whether the network loses a border (valid padding): it is then tiled overlap-tile, with mirrored borders."""
+    return isinstance(network, SizedNetwork) and network.padding == "valid"
+
+
+def axis_geometries(network: nn.Module, spatial_dims: int) -> tuple | None:
+    """The network's per-axis ``UNetGeometry`` (:class:`~monai_unet.networks.SizedNetwork`), else ``None``."""
+    if isinstance(network, SizedNetwork) and len(network.axis_geometries) == spatial_dims:
+        return tuple(network.axis_geometries)
+    return None
+
+
+def nearest_valid_size(geometry: UNetGeometry, size: int) -> int:
+    """The valid size (voxels) nearest ``size`` along an axis with this ``UNetGeometry`` (ties go up)."""
+    above = geometry.valid_size_at_least(size)
+    below = geometry.valid_size_at_most(size)
+    return below if below is not None and size - below < above - size else above
+
+
+def probe_shape(network: nn.Module, tile: tuple[int, ...]) -> tuple[int, ...]:
+    """A small input shape the network accepts, for the fast path's one observation pass.
+
+    A :class:`~monai_unet.networks.SizedNetwork`: its smallest valid input. Other networks: per axis the largest
+    power of two dividing the tile size (at least 16 voxels, else the tile size), which keeps every stride-2 level
+    integral as the tile itself does.
+    """
+    if isinstance(network, SizedNetwork):
+        return tuple(min(p, t) for p, t in zip(network.valid_input_shape(1), tile, strict=True))
+    return tuple(t & -t if (t & -t) >= 16 else t for t in tile)
 
 
 @dataclass(frozen=True)

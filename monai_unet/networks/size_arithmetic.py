@@ -9,9 +9,11 @@ All sizes here are per spatial axis, in voxels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-__all__ = ["UNetGeometry"]
+__all__ = ["SizedNetwork", "UNetGeometry"]
 
 _PADDINGS = ("valid", "same")
 _UPSAMPLES = ("deconv", "interp")
@@ -135,3 +137,22 @@ class UNetGeometry:
             f"input size {size} along spatial axis {axis} does not fit this U-Net ({setup}): {nearest} "
             "(UNet.valid_input_shape gives the smallest fitting shape)."
         )
+
+
+@runtime_checkable
+class SizedNetwork(Protocol):
+    """What a network tells :class:`monai_unet.inferers.OverlapTileInferer` about its sizes. Our ``UNet``
+    implements it; any network may. A network without it is tiled as a same-padding network, its probe input
+    shaped by powers of two.
+
+    Attributes:
+        padding: ``"valid"`` (output smaller than input: overlap-tile with mirrored borders) or ``"same"``.
+        axis_geometries: one :class:`UNetGeometry` per spatial axis (tile sizes are corrected to fit them).
+    """
+
+    padding: str
+    axis_geometries: tuple[UNetGeometry, ...]
+
+    def valid_input_shape(self, min_shape: Sequence[int] | int) -> tuple[int, ...]:
+        """The smallest spatial input shape at least ``min_shape`` (voxels) that the network accepts."""
+        ...
