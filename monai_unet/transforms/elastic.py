@@ -19,13 +19,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.transforms import RandomizableTransform
 
 from monai_unet.transforms.grid_sampling import sample_on_grid
+from monai_unet.transforms.spatial_meta import image_spacing, with_moved_affine
 from monai_unet.transforms.spline_field import interpolation_basis, rotation_matrix, unfolding_scale
 
-__all__ = ["RandElasticGrid", "image_spacing"]
+__all__ = ["RandElasticGrid"]
 
 _MODES = ("bilinear", "nearest", "bicubic")
 _PADDING_MODES = ("reflection", "border", "zeros")
@@ -365,7 +365,7 @@ class RandElasticGrid(RandomizableTransform):
         )
         if not moves and all(o <= i for o, i in zip(out_shape, in_shape, strict=True)):
             crop = (..., *(slice(off, off + size) for off, size in zip(offsets, out_shape, strict=True)))
-            return [_with_meta(torch.as_tensor(img)[crop].clone(), img, maps) for img in images]
+            return [with_moved_affine(torch.as_tensor(img)[crop].clone(), img, maps) for img in images]
 
         device = images[0].device
         plain = [torch.as_tensor(img) if batched else torch.as_tensor(img).unsqueeze(0) for img in images]
@@ -379,33 +379,5 @@ class RandElasticGrid(RandomizableTransform):
             # Reflection padding folds the grid into range in place, once: folding is idempotent.
             sampled = sample_on_grid([plain[k] for k in members], grid, mode, padding_mode)
             for k, part in zip(members, sampled, strict=True):
-                outputs[k] = _with_meta(part if batched else part[0], images[k], maps)
+                outputs[k] = with_moved_affine(part if batched else part[0], images[k], maps)
         return [o for o in outputs if o is not None]
-
-
-def image_spacing(img: torch.Tensor, spatial_dims: int) -> list[float] | None:
-    """Voxel spacing (mm) from a ``MetaTensor``'s affine, or None for a plain tensor."""
-    if not isinstance(img, MetaTensor):
-        return None
-    affine = img.affine
-    if affine.ndim == 3:
-        affine = affine[0]
-    return torch.linalg.norm(affine[:spatial_dims, :spatial_dims].double(), dim=0).tolist()
-
-
-def _with_meta(out: torch.Tensor, like: torch.Tensor, maps: np.ndarray) -> torch.Tensor:
-    """Wrap ``out`` as a ``MetaTensor`` with ``like``'s metadata and the affine moved by ``maps`` (voxel to voxel)."""
-    if not isinstance(like, MetaTensor):
-        return out
-    affine = like.affine
-    d = maps.shape[-1] - 1
-    rank = affine.shape[-1] - 1  # MONAI may hold a 2D image's affine as 4×4
-    embedded = np.tile(np.eye(rank + 1), (maps.shape[0], 1, 1))
-    embedded[:, :d, :d] = maps[:, :d, :d]
-    embedded[:, :d, rank] = maps[:, :d, d]
-    step = torch.as_tensor(embedded, dtype=affine.dtype, device=affine.device)
-    new_affine = affine @ step if affine.ndim == 3 else affine @ step[0]
-    meta = {k: v for k, v in like.meta.items() if k != "affine"}
-    result = MetaTensor(out, affine=new_affine, meta=meta)
-    result.is_batch = like.is_batch
-    return result

@@ -11,7 +11,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
-from monai_unet.transforms.elastic import RandElasticGrid, image_spacing
+from monai_unet.transforms.elastic import RandElasticGrid
+from monai_unet.transforms.spatial_meta import image_spacing
 
 __all__ = ["RandElasticGridd"]
 
