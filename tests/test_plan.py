@@ -22,7 +22,8 @@ from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_datas
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
-from monai_unet.plan.recipe import SELECTION_METRICS, _mirror_check_axes
+from monai_unet.plan.inference_choice import mirror_check_axes
+from monai_unet.plan.recipe import SELECTION_METRICS
 from monai_unet.plan.record import MIN_GAIN
 
 
@@ -356,7 +357,7 @@ def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     ],
 )
 def test_mirroring_is_checked_where_the_budget_affords_it(dims, anisotropic_axis, validation_s, expected):
-    assert _mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s=1200.0) == expected
+    assert mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s=1200.0) == expected
 
 
 def test_ladder_narrows_then_shrinks_and_keeps_the_batch():

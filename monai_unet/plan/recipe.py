@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_unet.plan.augmentation import choose_augmentation
 from monai_unet.plan.calibrate import StepTiming, time_training_step
 from monai_unet.plan.dataset import DatasetError, PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
@@ -69,6 +70,7 @@ from monai_unet.plan.geometry import (
     median_shape,
     target_spacing,
 )
+from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference
 from monai_unet.plan.loss import choose_loss
 from monai_unet.plan.normalisation import choose_normalisation
 from monai_unet.plan.split import choose_split
@@ -80,9 +82,6 @@ MIN_PATCH = {2: 64, 3: 32}
 LARGE_PICTURE = 1024
 VALIDATION_SHARE = 0.10
 MAX_VALIDATIONS = 10
-VALIDATION_OVERLAP = 0.25
-MIRROR_CHECK_SHARE = 0.10
-INFERENCE_OVERLAP = 0.5
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
 #: Validation metrics that can pick the best model (``make_plan(selection=...)``, ``monai-unet plan --select-by``).
@@ -118,16 +117,6 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _mirror_check_axes(dims: int, anisotropic_axis: int | None, validation_s: float, budget_s: float) -> list[int]:
-    """Axes whose test-time mirroring is checked after training: every axis when the ``2 ** axes`` validations fit
-    in :data:`MIRROR_CHECK_SHARE` of the budget, else the in-plane axes of anisotropic 3D data, else none."""
-    allowed = MIRROR_CHECK_SHARE * budget_s
-    candidates = [list(range(dims))]
-    if anisotropic_axis is not None:
-        candidates.append([a for a in range(dims) if a != anisotropic_axis])
-    return next((axes for axes in candidates if 2 ** len(axes) * validation_s <= allowed), [])
 
 
 # ------------------------------------------------------------------------------------------------- calibration
@@ -357,50 +346,15 @@ def make_plan(
     anisotropic_axis = None
     if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
-    rotate = 0.26
-    rotate_range: float | list[float] = rotate
-    if dims == 3 and anisotropic_axis is not None:
-        rotate_range = [rotate if a == anisotropic_axis else 0.0 for a in range(3)]
-    augmentation = {
-        "elastic_sigma_voxels": [round(0.03 * p, 3) for p in patch],
-        "num_control_points": 3,
-        "rotate_range": rotate_range,
-        "zoom_range": [0.85, 1.2],
-        "flip_axes": list(range(dims)),
-        "margin": [min(8, max(0, p // 8)) for p in patch],
-    }
-    reasons["augmentation"] = (
-        "elastic deformation on a 3-point control grid (σ = 3 % of the patch per axis), rotation ±15°"
-        + (" about the coarse axis only (anisotropic data)" if isinstance(rotate_range, list) else "")
-        + ", zoom 0.85-1.2 and flips of every axis, in one resampling; intensity scale, shift, gamma and noise."
-    )
+    augmentation, reasons["augmentation"] = choose_augmentation(dims, patch, anisotropic_axis)
     loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
-    inference = {
-        "roi_size": patch,
-        "overlap": INFERENCE_OVERLAP,
-        "validation_overlap": VALIDATION_OVERLAP,
-        "mode": "gaussian",
-        "sw_batch_size": 2 if dims == 3 else 4,
-        "mirror_check_axes": _mirror_check_axes(dims, anisotropic_axis, outcome["validation_s"], budget_s),
-    }
     reasons["selection"] = (
         "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
         "task's own metric, at threshold 0.5 on the validation cases"
         if selection == "rand_error"
         else "the best model is the one with the highest mean foreground Dice on the validation cases"
     )
-    reasons["inference"] = (
-        f"tiles of the training patch, overlap {INFERENCE_OVERLAP} with Gaussian blending; validation during training "
-        f"uses overlap {VALIDATION_OVERLAP} to keep its cost inside the budget. "
-        + (
-            f"Test-time mirroring along axes {inference['mirror_check_axes']} is checked on the best model after "
-            "training and turned on when it gains (plans.json: postprocessing.tta_axes); it multiplies inference "
-            f"by {2 ** len(inference['mirror_check_axes'])}."
-            if inference["mirror_check_axes"]
-            else f"Test-time mirroring is off: checking it would take more than {MIRROR_CHECK_SHARE:.0%} of the "
-            "budget (set tta_axes to turn it on)."
-        )
-    )
+    inference, reasons["inference"] = choose_inference(dims, patch, anisotropic_axis, outcome["validation_s"], budget_s)
     return Plan(
         spatial_dims=dims,
         in_channels=fp.channels,
