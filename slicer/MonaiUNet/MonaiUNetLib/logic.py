@@ -147,7 +147,8 @@ def build_segment_command(
         plan: the run's files.
         bundle_dir: the bundle folder.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (the command picks cuda when available).
-        tta: mirror test-time augmentation.
+        tta: force mirror test-time augmentation on; off leaves the bundle's own choice (a planned bundle's
+            training decides).
         precise: strict float32 instead of the fast path.
     """
     if device not in (None, "cpu", "cuda"):
