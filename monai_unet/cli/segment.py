@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
+from monai_unet.cli.channels import named_channel_inputs
 from monai_unet.cli.source_grid import check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
 
@@ -47,6 +48,8 @@ LABEL_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".png")
 EXAMPLES = """examples:
   monai-unet segment scan.nii.gz -o scan_seg.nii.gz --bundle bundles/em_membrane_segmentation
   monai-unet segment flair.nii.gz t1c.nii.gz -o tumour.seg.nrrd --bundle bundles/brain_tumor_mri_segmentation --tta
+  monai-unet segment --channel T1c=t1c.nii.gz --channel FLAIR=flair.nii.gz -o tumour.nii.gz \
+      --bundle brain_tumor_mri_segmentation   # inputs by channel name, in any order
   monai-unet segment dicom/CT_series/ -o seg_dicom/ --bundle my_ct_bundle --device cpu --precise
   monai-unet segment -i scans/ -o segmentations/ --bundle my_ct_bundle --format .seg.nrrd   # every case, resumable
 
@@ -71,6 +74,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="INPUT",
         help="NIfTI/NRRD/MHA/PNG/TIFF file or DICOM series folder, one per input channel, in the bundle's order",
+    )
+    parser.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME=INPUT",
+        help="an input by its channel name instead of by position, once per channel (e.g. --channel FLAIR=flair.nii.gz "
+        "--channel T1c=t1c.nii.gz; names from the bundle's metadata, case-insensitive)",
     )
     parser.add_argument(
         "-i",
@@ -310,6 +320,10 @@ def _place(produced: Path, target: Path) -> None:
 
 def run(args: argparse.Namespace) -> Path:
     """Run the command; returns OUTPUT. Raises ``UsageError``/``FileNotFoundError`` for bad input (exit 2)."""
+    if args.channel:
+        if args.inputs or args.input is not None:
+            raise UsageError("--channel names one case's inputs: give them by position or by name, not both, not -i")
+        args.inputs = named_channel_inputs(args.channel, open_bundle(args.bundle))
     if args.input is not None:
         from monai_unet.cli.batch import run_batch
 
