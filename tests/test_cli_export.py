@@ -80,12 +80,13 @@ def test_infer_wrapper_runs_the_inference_config(bundle, sample_data, tmp_path):
 
 
 def test_help_of_every_command_has_examples_and_version(capsys):
-    for command in ("segment", "info", "train", "evaluate", "infer", "export"):
+    for command in ("segment", "info", "train", "evaluate", "infer", "export", "plan"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
         assert "example" in text, command
+        assert "``" not in text and ":class:" not in text and ":mod:" not in text, f"Sphinx markup in {command} --help"
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"monai-unet {__version__}"

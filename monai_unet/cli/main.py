@@ -15,6 +15,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -72,7 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(commands)
+    for sub in commands.choices.values():  # the modules' docstrings serve as help: without their Sphinx markup
+        sub.description = plain_text(sub.description)
+        for action in sub._actions:
+            action.help = plain_text(action.help)
     return parser
+
+
+def plain_text(text: str | None) -> str | None:
+    """Docstring text as a terminal shows it: ``code`` and :role:`~module.Name` become code and Name."""
+    if text is None:
+        return None
+    text = re.sub(
+        r":[a-z]+:`~?([^`<]*?)\s*(?:<[^`]*>)?`",
+        lambda m: m.group(1).split(".")[-1] if "~" in m.group(0) else m.group(1),
+        text,
+    )
+    return text.replace("``", "")
 
 
 def _one_line(error: BaseException) -> str:
