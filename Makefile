@@ -33,7 +33,8 @@ demo: $(STAMP)
 	$(PY) -m monai.bundle run --config_file $(MRI)/configs/inference.json --meta_file $(MRI)/configs/metadata.json \
 		--logging_file $(MRI)/configs/logging.conf --bundle_root $(MRI) \
 		--output_dir outputs/demo/brain_tumor_mri_segmentation --output_ext .seg.nrrd --save_probabilities true
-	@echo "outputs written to outputs/demo/ (labels, probabilities, *_overlay.png)"
+	@echo "files written (labels, probabilities, overlays):"
+	@find outputs/demo -type f | sort
 
 # Two pytest workers: most of the suite's time is subprocesses importing MONAI (5 s each) and wall-clock
 # training budgets, which overlap well on 2 cores (9 min 02 s serial, 6 min 40 s with -n 2 on 2026-12-03).
