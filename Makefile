@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 EXTRAS := dicom,onnx,dev
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench dist lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# A wheel and an sdist under dist/; both carry the shipped bundles (configs, docs, weights) as package data, so an
+# installed package runs `monai-unet segment ... --bundle em_membrane_segmentation` from any folder.
+dist: $(STAMP)
+	rm -rf build dist
+	$(PY) -c "from setuptools import build_meta as b; b.build_sdist('dist'); b.build_wheel('dist')"
+	@ls -l dist
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -54,4 +61,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache build dist

@@ -16,13 +16,15 @@ Any ``key=value`` after the options overrides the training config (e.g. ``learni
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.planned_vs_stock import _curve_ours, _isbi_scores
+from benchmarks.planned_vs_stock import _isbi_scores
 from benchmarks.scoring import finite_json, load_split, score_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +56,33 @@ def _bundle_run(config: str, overrides: dict, log: Path) -> float:
     return time.perf_counter() - start
 
 
+def _curve(history: Path) -> list[dict]:
+    """Validation membrane Dice per validated epoch (the paper's config logs epochs, not elapsed seconds)."""
+    with open(history, newline="") as f:
+        return [{"epoch": int(row["epoch"]), "val_mean_dice": float(row["val_mean_dice"])} for row in csv.DictReader(f)]
+
+
+def _class_index_maps(predictions: Path, cases: list[str], folder: Path) -> Path:
+    """The paper bundle writes viewable label PNGs (membrane 255, the rest 0); the scoring code reads class indices
+    (1 = membrane) beside the membrane probabilities: ``folder`` holds both, the inputs stay as written."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for case in cases:
+        labels = np.asarray(Image.open(predictions / f"{case}_seg.png"))
+        Image.fromarray((labels > 0).astype(np.uint8)).save(folder / f"{case}_seg.png")
+        shutil.copy(predictions / f"{case}_prob.tif", folder / f"{case}_prob.tif")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", type=Path, required=True, help="split.json of a planned_vs_stock isbi run")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--score-only", action="store_true", help="infer and score the run already in the folder")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     args = parser.parse_args(argv)
     out = args.output_dir.resolve()
@@ -80,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         key, _, value = pair.partition("=")
         overrides[key] = json.loads(value)
     log = out / "log.txt"
-    seconds = {"train": _bundle_run("train_paper.json", overrides, log)}
+    seconds = {} if args.score_only else {"train": _bundle_run("train_paper.json", overrides, log)}
     val_images = out / "validation_images"
     val_images.mkdir(exist_ok=True)
     for case in val_ids:
@@ -94,18 +117,19 @@ def main(argv: list[str] | None = None) -> dict:
             "dataset_dir": str(val_images),
             "output_dir": str(out / "predictions"),
             "save_probabilities": True,
-            "save_overlays": False,
+            "save_overlays": "$False",
         },
         log,
     )
-    scores = score_split(out / "predictions", split, CLASSES)
-    scores["isbi"] = _isbi_scores(out / "predictions", split)
+    scored = _class_index_maps(out / "predictions", val_ids, out / "scored")
+    scores = score_split(scored, split, CLASSES)
+    scores["isbi"] = _isbi_scores(scored, split)
     result = {
         "recipe": "train_paper.json",
         "overrides": {k: v for k, v in overrides.items() if k not in ("train_ids", "val_ids")},
         "seconds": seconds,
         "scores": scores,
-        "curve": _curve_ours(out / "run"),
+        "curve": _curve(out / "run" / "validation_history.csv"),
     }
     (out / "metrics.json").write_text(json.dumps(finite_json(result), indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=1))

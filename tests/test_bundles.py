@@ -333,6 +333,26 @@ def test_metadata_passes_the_model_zoo_schema(bundle, shared_data, tmp_path):
 
 
 @pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_multi_gpu_inference_is_the_planners(bundle):
+    """The shipped bundles carry the planner's torchrun inference overrides (run in test_cli_batch.py)."""
+    from monai_unet.plan.override_configs import multi_gpu_inference_config
+
+    shipped = json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())
+    assert shipped == multi_gpu_inference_config()
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_data_terms_and_codes_are_stated(bundle):
+    """The model-zoo's docs/data_license.txt (the data is non-commercial) and SNOMED CT codes for every segment."""
+    terms = (bundle / "docs" / "data_license.txt").read_text()
+    assert "non-commercial" in terms.lower() and "cite" in terms.lower()
+    pred = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    classes = {k for k in pred["channel_def"] if k != "0"}
+    assert set(pred["terminology"]) == classes
+    assert all(entry["type"][0] == "SCT" and entry["type"][1] != "85756007" for entry in pred["terminology"].values())
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
 def test_shipped_weights_are_small_and_load_on_cpu(bundle):
     weights = bundle / "models" / "model.pt"
     assert weights.stat().st_size <= 25 * 2**20

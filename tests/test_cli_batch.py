@@ -98,3 +98,51 @@ def test_a_dataset_json_test_list_and_argument_errors(tmp_path):
     refusals = ((both, "not both"), (into_file, "is a file"), (neither, "no input"), (no_weights, "no such weights"))
     for result, words in refusals:
         assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+
+
+def test_two_parts_run_side_by_side_and_write_every_case_once(tmp_path):
+    """``--num-parts 2 --part-id 0/1``: two processes at once on one folder, as two jobs of an array would run."""
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for seed, name in enumerate("edcba", start=1):  # listed in another order than by name
+        _scan(scans / f"{name}.nii.gz", (24, 20, 8), (1.0, 1.0, 2.0), seed)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "monai_unet.cli.main", "segment", "-i", str(scans), "-o", str(out)]
+    command += ["--bundle", str(bundle), "--no-progress", "--num-parts", "2", "--part-id"]
+    jobs = [
+        subprocess.Popen([*command, str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)
+    ]
+    results = [(job.communicate(timeout=600), job.returncode) for job in jobs]
+    for (_, stderr), code in results:
+        assert code == 0, stderr[-2000:]
+    written = [[Path(line).name for line in stdout.split()] for (stdout, _), _ in results]
+    assert written == [["a_seg.nii.gz", "c_seg.nii.gz", "e_seg.nii.gz"], ["b_seg.nii.gz", "d_seg.nii.gz"]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(written[0] + written[1]), "each case exactly once"
+
+    beyond = _segment("-i", scans, "-o", out, "--bundle", bundle, "--num-parts", "2", "--part-id", "2")
+    one_scan = _segment(scans / "a.nii.gz", "-o", tmp_path / "a.nii.gz", "--bundle", bundle, "--num-parts", "2")
+    for result, words in ((beyond, "--part-id must be between 0 and 1"), (one_scan, "go with -i FOLDER")):
+        assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+
+
+def test_torchrun_shards_the_cases_of_the_inference_config(tmp_path):
+    """``torchrun --nproc_per_node 2`` with ``multi_gpu_inference.json`` (gloo on CPU): each case written once."""
+    from monai_unet.plan.override_configs import multi_gpu_inference_config
+
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    (bundle / "configs" / "multi_gpu_inference.json").write_text(json.dumps(multi_gpu_inference_config()))
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for seed, name in enumerate("abc", start=1):
+        _scan(scans / f"{name}.nii.gz", (24, 20, 8), (1.0, 1.0, 2.0), seed)
+    datalist = [{"image": str(scans / f"{name}.nii.gz")} for name in "abc"]
+    out = tmp_path / "out"
+    configs = [str(bundle / "configs" / name) for name in ("inference.json", "multi_gpu_inference.json")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    command += ["-m", "monai.bundle", "run", "--config_file", json.dumps(configs), "--bundle_root", str(bundle)]
+    command += ["--datalist", json.dumps(datalist), "--output_dir", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.name for p in out.rglob("*.nii.gz"))
+    assert written == ["a_seg.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz"], written

@@ -171,6 +171,8 @@ def test_segment_with_the_trained_brain_tumour_bundle(sample_data, tmp_path):
     names = metadata["network_data_format"]["outputs"]["pred"]["channel_def"]
     written = {header[k] for k in header if k.endswith("_Name")}
     assert written and written <= {v for k, v in names.items() if k != "0"}
+    # the bundle's SNOMED CT codes reach Slicer's terminology entry: neoplasm in the brain, not generic tissue
+    assert "SCT^108369006^Neoplasm" in header["Segment0_Tags"] and "SCT^12738006^Brain" in header["Segment0_Tags"]
     found = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) > 0
     found = found.any(axis=-1) if found.ndim == 4 else found
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(cut["OTMultiClass"]))) > 0  # labels 1-4

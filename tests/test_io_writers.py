@@ -199,6 +199,49 @@ def test_seg_nrrd_2d_is_one_slice_and_uint16(tmp_path: Path) -> None:
     assert np.frombuffer(gzip.decompress(payload), dtype="<u2").reshape((5, 4), order="F")[1, 2] == 300
 
 
+TUMOUR = {
+    "category": ["SCT", "49755003", "Morphologically Abnormal Structure"],
+    "type": ["SCT", "108369006", "Neoplasm"],
+    "region": ["SCT", "12738006", "Brain"],
+}
+
+
+def test_seg_nrrd_segments_carry_the_bundles_snomed_codes(tmp_path: Path) -> None:
+    path = write_segmentation(
+        _labels(), _oblique_reference(), tmp_path / "seg.seg.nrrd", label_names={1: "tumour"}, terminology={"1": TUMOUR}
+    )
+    _, header = nrrd.read(str(path))
+    entry = header["Segment0_Tags"].removeprefix("TerminologyEntry:").removesuffix("|").split("~")
+    assert entry == [
+        "Segmentation category and type - DICOM master list",
+        "SCT^49755003^Morphologically Abnormal Structure",
+        "SCT^108369006^Neoplasm",
+        "^^",
+        "Anatomic codes - DICOM master list",
+        "SCT^12738006^Brain",
+        "^^",
+    ]
+    # a segment the table does not code is Slicer's generic Tissue
+    assert "SCT^85756007^Tissue~SCT^85756007^Tissue" in header["Segment1_Tags"]
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"0": TUMOUR}, "label values >= 1"),
+        ({"1": {"type": TUMOUR["type"]}}, "needs 'category' and 'type'"),
+        ({"1": {**TUMOUR, "modifier": ["SCT", "1", "x"]}}, "unknown field"),
+        ({"1": {**TUMOUR, "type": ["SCT", "108369006"]}}, "three non-empty strings"),
+        ({"1": {**TUMOUR, "type": ["SCT", "1~2", "x"]}}, "reserves"),
+    ],
+)
+def test_malformed_terminology_is_refused_before_writing(tmp_path: Path, table: dict, problem: str) -> None:
+    target = tmp_path / "seg.seg.nrrd"
+    with pytest.raises(ValueError, match=problem):
+        write_segmentation(_labels(), _oblique_reference(), target, terminology=table)
+    assert not target.exists()
+
+
 # --- DICOM SEG -----------------------------------------------------------------------------------------------------
 
 
@@ -233,11 +276,18 @@ def test_dicom_seg_references_source_and_places_labels_on_source_pixels(tmp_path
     files, hu = write_ct_series(tmp_path / "ct")
     reference = _series_reference(files, hu)
     labels = np.select([hu == 500, hu == 300], [2, 4], 0)
-    out = write_segmentation(labels, reference, tmp_path / "seg", label_names={4: "block"})
+    out = write_segmentation(labels, reference, tmp_path / "seg", label_names={4: "block"}, terminology={4: TUMOUR})
     assert out == tmp_path / "seg" / "segmentation.dcm" and sorted(os.listdir(tmp_path / "seg")) == [out.name]
     seg = hd.seg.segread(out)
     assert seg.SegmentationType == "BINARY"
     assert [(s.SegmentNumber, s.SegmentLabel) for s in seg.SegmentSequence] == [(1, "Segment_2"), (2, "block")]
+    coded = [
+        (s.SegmentedPropertyCategoryCodeSequence[0].CodeValue, s.SegmentedPropertyTypeCodeSequence[0].CodeValue)
+        for s in seg.SegmentSequence
+    ]
+    assert coded == [("85756007", "85756007"), ("49755003", "108369006")]  # uncoded: Tissue; coded: the bundle's
+    assert seg.SegmentSequence[1].AnatomicRegionSequence[0].CodeMeaning == "Brain"
+    assert "AnatomicRegionSequence" not in seg.SegmentSequence[0]
     sources = {str(d.SOPInstanceUID): d for d in (pydicom.dcmread(f) for f in files)}
     source = next(iter(sources.values()))
     assert seg.StudyInstanceUID == source.StudyInstanceUID

@@ -144,6 +144,40 @@ def test_msd_labels_sharing_a_name_merge_and_overlaps_are_refused(tmp_path):
         read_dataset(path)
 
 
+NEOPLASM = {
+    "category": ["SCT", "49755003", "Morphologically Abnormal Structure"],
+    "type": ["SCT", "108369006", "Neoplasm"],
+}
+
+
+def test_terminology_from_the_dataset_reaches_the_bundle_metadata(tmp_path):
+    liver = {"category": ["SCT", "91723000", "Anatomical Structure"], "type": ["SCT", "10200004", "Liver"]}
+    source = _dataset_json(tmp_path / "data", terminology={"1": liver, "INNER": NEOPLASM})  # by value, by name
+    names = read_dataset(source).label_names
+    assert names[1:] == ["outer", "inner"], "the fixture's class names, which the keys above refer to"
+    bundle, _ = _write(source, tmp_path)
+    pred = json.loads((bundle / "configs" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    assert pred["terminology"] == {"1": liver, "2": NEOPLASM}
+
+
+@pytest.mark.parametrize(
+    "terminology,message",
+    [
+        ({"background": NEOPLASM}, r"'background', which is not a foreground class of 'labels' \(outer, inner\)"),
+        ({"three": NEOPLASM}, "not a foreground class"),
+        ({"1": {"type": NEOPLASM["type"]}}, r"terminology\['1'\]: an entry needs 'category' and 'type'"),
+        ({"1": {**NEOPLASM, "type": "Neoplasm"}}, "a code is \\[scheme, value, meaning\\]"),
+        (["SCT"], "'terminology' must map class names to codes"),
+    ],
+    ids=["background", "unknown", "no-category", "bare-string", "list"],
+)
+def test_bad_terminology_is_refused_naming_the_file(tmp_path, terminology, message):
+    source = _dataset_json(tmp_path, terminology=terminology)
+    with pytest.raises(DatasetError, match=message) as error:
+        read_dataset(source)
+    assert str(source) in str(error.value)
+
+
 def test_channel_count_must_agree(tmp_path):
     path = _dataset_json(tmp_path)
     data = json.loads(path.read_text())
@@ -477,6 +511,7 @@ def test_bundle_docs_and_license(tmp_path):
     for reason in plan.reasons.values():
         assert reason in readme
     assert "CC0 (synthetic test data)" in (bundle / "LICENSE").read_text()
+    assert (bundle / "docs" / "data_license.txt").read_text() == (bundle / "LICENSE").read_text()
     split = json.loads((bundle / "configs" / "split.json").read_text())
     assert split["validation"] and split["training"]
     assert {item["image"] for item in split["validation"]}.isdisjoint(item["image"] for item in split["training"])

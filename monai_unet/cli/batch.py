@@ -7,6 +7,10 @@ every remaining case once, so that a damaged or awkward file is set aside with i
 batch; run the bundle's inference config once over the readable cases, writing straight into OUTDIR (each file is
 written to a temporary name and renamed, so a file that exists is complete); check each output's grid against its
 input's; then one summary line (written, skipped, failed) on stderr and the written paths on stdout.
+
+``--num-parts P --part-id I`` (nnU-Net's convention) keeps every P-th case of the sorted list starting at the
+I-th, so P jobs of a cluster array (or P processes on one machine) share a batch without overlap, each loading the
+network once; together they write every case exactly once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,47 @@ from pathlib import Path
 from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, run_bundle_config
 from monai_unet.errors import InputError, UsageError
 
-__all__ = ["BatchReport", "run_batch"]
+__all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "run_batch"]
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    """The options of ``segment -i``: the source, the outputs' format, overwriting, and sharding."""
+    parser.add_argument(
+        "-i",
+        "--input",
+        type=Path,
+        metavar="SOURCE",
+        help="many cases in one run: a folder of images (case_0000, case_0001... per channel for several "
+        "channels) or a dataset.json's test list; -o is then the output folder (<case>_seg<ext> per case)",
+    )
+    parser.add_argument("--format", choices=formats, help="with -i: the outputs' format (default: the bundle's)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="with -i: segment cases whose output exists again (default: skip)"
+    )
+    parser.add_argument(
+        "--num-parts",
+        type=int,
+        default=1,
+        metavar="P",
+        help="with -i: split the cases into P parts (for P jobs or processes) and segment only --part-id's",
+    )
+    parser.add_argument(
+        "--part-id", type=int, default=0, metavar="I", help="with --num-parts: which part this run does, 0 to P-1"
+    )
+
+
+def cases_of_part(cases: list[dict], num_parts: int, part_id: int) -> list[dict]:
+    """Part ``part_id`` of ``num_parts`` of ``cases``: every ``num_parts``-th case by name, from the
+    ``part_id``-th (the same split in every job, whatever order the source lists them in).
+
+    Raises:
+        UsageError: ``num_parts`` < 1, or ``part_id`` outside ``0 .. num_parts - 1``.
+    """
+    if num_parts < 1:
+        raise UsageError(f"--num-parts must be 1 or more, got {num_parts}")
+    if not 0 <= part_id < num_parts:
+        raise UsageError(f"--part-id must be between 0 and {num_parts - 1} for --num-parts {num_parts}, got {part_id}")
+    return sorted(cases, key=lambda case: case["case"])[part_id::num_parts]
 
 
 @dataclass
@@ -63,6 +107,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
 
     if args.inputs:
         raise UsageError(f"{args.inputs[0]}: give either INPUT files or -i FOLDER_or_dataset.json, not both")
+    cases_of_part([], args.num_parts, args.part_id)  # the sharding arguments, checked before any work
     if not args.input.exists():
         raise FileNotFoundError(f"{args.input}: no such folder or dataset.json")
     if args.probabilities is not None:
@@ -79,6 +124,8 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             f"{args.input}: several cases are named {', '.join(repeated[:3])}; outputs are named after the case, "
             "so give each case its own file (or folder) name"
         )
+    listed = len(cases)
+    cases = cases_of_part(cases, args.num_parts, args.part_id)
     device = _device(args.device)
     args.output.mkdir(parents=True, exist_ok=True)
     report, pending, grids = BatchReport(), [], {}
@@ -94,7 +141,8 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             report.failed[case["case"]] = str(error)
             continue
         pending.append(case)
-    _say(args, f"{len(cases)} case(s) in {args.input}: {len(pending)} to segment on {device}")
+    part = f" (part {args.part_id} of {args.num_parts}: {len(cases)} case(s))" if args.num_parts > 1 else ""
+    _say(args, f"{listed} case(s) in {args.input}{part}: {len(pending)} to segment on {device}")
     try:
         if pending:
             _run(args, bundle, pending, grids, ext, device, weights, report)

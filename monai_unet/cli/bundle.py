@@ -157,8 +157,10 @@ class Bundle:
         return {int(k): tuple(float(c) for c in v) for k, v in colors.items() if int(k) != 0}  # type: ignore[misc]
 
 
-#: The bundles shipped with the package (the checkout's ``bundles/``); ``--bundle NAME`` finds them by name.
-SHIPPED_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+#: The bundles shipped with the package; ``--bundle NAME`` finds them by name. ``monai_unet/shipped_bundles`` is the
+#: wheel's copy of the checkout's ``bundles/`` (a link to it in a checkout), resolved so that the configs' relative
+#: paths (``bundle_root/../../sample_data``) mean the same as from ``bundles/``.
+SHIPPED_BUNDLES = (Path(__file__).resolve().parents[1] / "shipped_bundles").resolve()
 
 
 def shipped_bundles() -> list[Path]:

@@ -95,6 +95,12 @@ def run(args: argparse.Namespace) -> Path:
 
     dataset = read_dataset(args.dataset)
     _say(f"{dataset.name}: {len(dataset.training)} training, {len(dataset.validation)} validation cases")
+    uncoded = [name for index, name in enumerate(dataset.label_names) if index and index not in dataset.terminology]
+    if uncoded:
+        _say(
+            f"warning: no SNOMED CT codes for {', '.join(uncoded)} (dataset.json 'terminology'); their segments are "
+            "written as the generic 'Tissue' in .seg.nrrd and DICOM SEG"
+        )
     start = time.monotonic()
     fingerprint = measure(dataset, seed=args.seed, progress=args.progress)
     read_seconds = time.monotonic() - start

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from monai_unet.cli.batch import add_batch_arguments
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.channels import named_channel_inputs
 from monai_unet.cli.source_grid import check_output_grid, read_source_grid
@@ -52,6 +53,7 @@ EXAMPLES = """examples:
       --bundle brain_tumor_mri_segmentation   # inputs by channel name, in any order
   monai-unet segment dicom/CT_series/ -o seg_dicom/ --bundle my_ct_bundle --device cpu --precise
   monai-unet segment -i scans/ -o segmentations/ --bundle my_ct_bundle --format .seg.nrrd   # every case, resumable
+  monai-unet segment -i scans/ -o segmentations/ --bundle my_ct_bundle --num-parts 4 --part-id 0   # job 1 of 4
 
 OUTPUT's form follows its name: .nii.gz or .nii (NIfTI label map), .seg.nrrd (3D Slicer segmentation with
 the bundle's segment names and colours), or a name without suffix: a folder holding a DICOM SEG
@@ -83,28 +85,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--channel T1c=t1c.nii.gz; names from the bundle's metadata, case-insensitive)",
     )
     parser.add_argument(
-        "-i",
-        "--input",
-        type=Path,
-        metavar="SOURCE",
-        help="many cases in one run: a folder of images (case_0000, case_0001... per channel for several "
-        "channels) or a dataset.json's test list; -o is then the output folder (<case>_seg<ext> per case)",
-    )
-    parser.add_argument(
         "-o",
         "--output",
         required=True,
         type=Path,
         help="OUTPUT: .nii.gz, .seg.nrrd, or a folder for DICOM SEG; with -i, the folder for every case's output",
     )
-    parser.add_argument(
-        "--format",
-        choices=LABEL_EXTENSIONS,
-        help="with -i: the outputs' format (default: the bundle's output_ext)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="with -i: segment cases whose output exists again (default: skip)"
-    )
+    add_batch_arguments(parser, LABEL_EXTENSIONS)
     parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder (configs/inference.json)")
     parser.add_argument(
         "--checkpoint",
@@ -331,8 +318,11 @@ def run(args: argparse.Namespace) -> Path:
         return args.output
     if not args.inputs:
         raise UsageError("no input: give the scan (one file or DICOM folder per channel), or -i FOLDER for many")
-    if args.format or args.overwrite:
-        raise UsageError("--format and --overwrite go with -i FOLDER; for one scan, OUTPUT's name sets the format")
+    if args.format or args.overwrite or args.num_parts != 1 or args.part_id != 0:
+        raise UsageError(
+            "--format, --overwrite, --num-parts and --part-id go with -i FOLDER; for one scan, OUTPUT's name sets "
+            "the format"
+        )
     bundle, ext, weights = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")

@@ -41,6 +41,8 @@ class SaveSegmentation(Transform):
         output_ext: one of :data:`OUTPUT_EXTENSIONS`; ``"dicomseg"`` needs a prediction read from DICOM.
         label_names: label value → segment name (``.seg.nrrd``, DICOM SEG).
         colors: label value → RGB in [0, 1] (``.seg.nrrd``, DICOM SEG).
+        terminology: label value → SNOMED CT category, type and region (``.seg.nrrd``, DICOM SEG), as in the
+            bundle's ``metadata.json`` (:mod:`monai_unet.io.terminology`).
 
     Returns the input unchanged, with ``meta["saved_to"]`` set to the written file.
     """
@@ -52,6 +54,7 @@ class SaveSegmentation(Transform):
         output_ext: str = ".nii.gz",
         label_names: Mapping[int | str, str] | None = None,
         colors: Mapping[int | str, Sequence[float]] | None = None,
+        terminology: Mapping[int | str, Mapping] | None = None,
     ) -> None:
         if output_ext not in OUTPUT_EXTENSIONS:
             raise ValueError(f"output_ext {output_ext!r} is not one of {OUTPUT_EXTENSIONS}")
@@ -60,6 +63,7 @@ class SaveSegmentation(Transform):
         self.output_ext = output_ext
         self.label_names = label_names
         self.colors = colors
+        self.terminology = terminology
 
     def output_path(self, meta: Mapping) -> Path:
         """Where the prediction with this meta is written."""
@@ -69,7 +73,9 @@ class SaveSegmentation(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if not isinstance(img, MetaTensor):
             raise TypeError("SaveSegmentation needs a MetaTensor (its affine places the labels in the patient)")
-        written = write_segmentation(img, None, self.output_path(img.meta), self.label_names, self.colors)
+        written = write_segmentation(
+            img, None, self.output_path(img.meta), self.label_names, self.colors, terminology=self.terminology
+        )
         img.meta["saved_to"] = str(written)
         return img
 
@@ -90,11 +96,12 @@ class SaveSegmentationd(MapTransform):
         output_ext: str = ".nii.gz",
         label_names: Mapping[int | str, str] | None = None,
         colors: Mapping[int | str, Sequence[float]] | None = None,
+        terminology: Mapping[int | str, Mapping] | None = None,
         name_key: str | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.saver = SaveSegmentation(output_dir, output_postfix, output_ext, label_names, colors)
+        self.saver = SaveSegmentation(output_dir, output_postfix, output_ext, label_names, colors, terminology)
         self.name_key = name_key
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:

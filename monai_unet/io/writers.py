@@ -32,6 +32,7 @@ from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.integrity import check_nifti_complete
+from monai_unet.io.terminology import TISSUE, Terminology, parse_terminology
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -61,11 +62,13 @@ class Segment:
         value: the integer label value in the label map (≥ 1).
         name: display name (``"Segment_<value>"`` when none was given).
         color: RGB display colour, each component in [0, 1].
+        terminology: coded category, type and region (:mod:`monai_unet.io.terminology`); default "Tissue".
     """
 
     value: int
     name: str
     color: tuple[float, float, float]
+    terminology: Terminology = TISSUE
 
 
 def segmentation_format(path: str | PathLike) -> str:
@@ -141,6 +144,7 @@ def segment_table(
     labels: np.ndarray,
     label_names: Mapping[int | str, str] | None = None,
     colors: Mapping[int | str, Sequence[float]] | None = None,
+    terminology: Mapping[int | str, Mapping] | None = None,
 ) -> list[Segment]:
     """The segments to describe: every label value present in ``labels`` and every value named in ``label_names``.
 
@@ -148,18 +152,26 @@ def segment_table(
         labels: the checked label map (see :func:`label_array`).
         label_names: label value → display name (keys may be strings, as in JSON bundle configs).
         colors: label value → RGB in [0, 1]; missing values take :data:`DEFAULT_PALETTE`.
+        terminology: label value → coded description, the bundle's ``terminology`` table
+            (:func:`~monai_unet.io.terminology.parse_terminology`); missing values are "Tissue".
 
     Raises:
-        ValueError: a key is not an integer ≥ 1, or a colour is not three numbers in [0, 1].
+        ValueError: a key is not an integer ≥ 1, a colour is not three numbers in [0, 1], or a malformed code.
     """
     names = {_label_key(k): str(v) for k, v in (label_names or {}).items()}
     rgb = {_label_key(k): _rgb(k, v) for k, v in (colors or {}).items()}
+    codes = parse_terminology(terminology)
     flat = torch.from_numpy(labels.reshape(-1))  # a view for contiguous labels
     counts = torch.bincount(flat if labels.dtype == np.uint8 else flat.to(torch.int32))  # O(N); numpy's is 20× slower
     present = torch.nonzero(counts).flatten().numpy()
     values = sorted(set(present.tolist()) - {0} | set(names))
     return [
-        Segment(v, names.get(v, f"Segment_{v}"), rgb.get(v, DEFAULT_PALETTE[(v - 1) % len(DEFAULT_PALETTE)]))
+        Segment(
+            v,
+            names.get(v, f"Segment_{v}"),
+            rgb.get(v, DEFAULT_PALETTE[(v - 1) % len(DEFAULT_PALETTE)]),
+            codes.get(v, TISSUE),
+        )
         for v in values
     ]
 
@@ -185,6 +197,7 @@ def write_segmentation(
     label_names: Mapping[int | str, str] | None = None,
     colors: Mapping[int | str, Sequence[float]] | None = None,
     source_images: str | PathLike | Sequence[str | PathLike] | None = None,
+    terminology: Mapping[int | str, Mapping] | None = None,
 ) -> Path:
     """Write an integer label map so that it lies exactly on ``reference``; the format follows ``path``.
 
@@ -201,6 +214,8 @@ def write_segmentation(
         source_images: DICOM SEG only: the source series (folder or files) the SEG references; default the
             files recorded in the reference's meta by ``SimpleITKReader``. A reference that was not read from
             DICOM is refused for DICOM SEG (a SEG without its source series cannot be placed in a PACS).
+        terminology: label value → SNOMED CT category, type and region (.seg.nrrd, DICOM SEG), the table format of
+            :mod:`monai_unet.io.terminology`. Default: Slicer's generic "Tissue".
 
     Returns:
         The written file (for DICOM SEG, ``<path>/segmentation.dcm``).
@@ -235,7 +250,7 @@ def write_segmentation(
             except RuntimeError as error:  # ITK's write errors carry no errno; the label map itself is valid
                 raise OutputWriteError(path, f"SimpleITK could not write it ({last_line(str(error))})") from None
         return path
-    segments = segment_table(array, label_names, colors)
+    segments = segment_table(array, label_names, colors, terminology)
     if kind == "seg.nrrd":
         from monai_unet.io.seg_nrrd import write_seg_nrrd
 

@@ -20,7 +20,7 @@ from monai_unet.plan.dataset import PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint, summarise_shapes
 from monai_unet.plan.geometry import pooling_divisors
 from monai_unet.plan.inference_config import inference_config
-from monai_unet.plan.override_configs import evaluate_config, multi_gpu_config
+from monai_unet.plan.override_configs import evaluate_config, multi_gpu_config, multi_gpu_inference_config
 from monai_unet.plan.recipe import Plan
 
 __all__ = ["LOGGING_CONF", "PALETTE", "metadata", "split_file", "write_bundle"]
@@ -137,6 +137,7 @@ def metadata(plan: Plan, dataset: PlanDataset, name: str) -> dict[str, Any]:
                     "is_patch_data": True,
                     "channel_def": channel_def,
                     "label_colors": colors,
+                    "terminology": {str(i): entry for i, entry in sorted(dataset.terminology.items())},
                 }
             },
         },
@@ -256,6 +257,7 @@ def write_bundle(
             configs / "evaluate.json": evaluate_config(plan),
             configs / "inference.json": inference_config(plan, dataset),
             configs / "multi_gpu_train.json": multi_gpu_config(),
+            configs / "multi_gpu_inference.json": multi_gpu_inference_config(),
             configs / "metadata.json": metadata(plan, dataset, name),
             configs / "split.json": split_file(plan, dataset),
             configs / "plans.json": plans,
@@ -265,11 +267,13 @@ def write_bundle(
         (configs / "logging.conf").write_text(LOGGING_CONF, encoding="utf-8")
         (staging / "docs" / "README.md").write_text(_readme(plan, dataset, fp, name, target), encoding="utf-8")
         license_text = dataset.terms or "The dataset this bundle was planned from states no licence or terms."
-        (staging / "LICENSE").write_text(
+        data_terms = (
             f"Data terms of '{dataset.name}' ({dataset.source}):\n\n{license_text}\n\n"
-            "The weights trained into models/ inherit these terms.\n",
-            encoding="utf-8",
+            "The weights trained into models/ inherit these terms.\n"
         )
+        (staging / "LICENSE").write_text(data_terms, encoding="utf-8")
+        if dataset.terms:  # the model-zoo's place for the training data's terms
+            (staging / "docs" / "data_license.txt").write_text(data_terms, encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -8,7 +8,10 @@ Two forms are accepted:
   relative to the JSON file's folder. An optional ``"group"`` per training item keeps cases of one patient (or one
   video) in the same cross-validation fold. ``labels`` may also be written the nnU-Net v2 way, name → value or list
   of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``): the listed values merge into one class (values
-  given the same name in the MSD form merge too); a value may belong to one class only;
+  given the same name in the MSD form merge too); a value may belong to one class only. An optional
+  ``terminology`` gives each class its SNOMED CT codes, keyed by class name (or by a label value of the class):
+  ``{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], "type": ["SCT",
+  "108369006", "Neoplasm"], "region": ["SCT", "12738006", "Brain"]}}`` (:mod:`monai_unet.io.terminology`);
 - a folder with ``imagesTr/`` and ``labelsTr/`` (optional ``imagesTs/``): channels as ``case_0000.nii.gz``,
   ``case_0001.nii.gz``, ... with the label ``labelsTr/case.nii.gz``; a ``dataset.json`` in it, when present, is
   read for ``labels``, ``modality`` and the terms.
@@ -27,6 +30,7 @@ from typing import Any
 
 from monai_unet.errors import InputError
 from monai_unet.io.naming import CHANNEL_FILE, IMAGE_SUFFIXES, case_name, strip_image_suffix
+from monai_unet.io.terminology import parse_entry
 
 __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
 
@@ -73,6 +77,8 @@ class PlanDataset:
         modality: one name per input channel as the dataset states it (may be fewer than the files hold).
         terms: the dataset's licence or terms, when it states them.
         info: other descriptive fields (``description``, ``reference``).
+        terminology: class index (≥ 1) → its coded description as the bundle's ``metadata.json`` states it
+            (``{"category": [...], "type": [...], "region": [...]}``); classes without one are absent.
     """
 
     root: Path
@@ -84,6 +90,7 @@ class PlanDataset:
     modality: tuple[str, ...]
     terms: str | None
     info: dict[str, str]
+    terminology: dict[int, dict] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -192,6 +199,38 @@ def _ordered_labels(labels: Any, source: Path) -> dict[str, tuple[int, ...]]:
         raise DatasetError(f"{source}: 'labels' names only one class ({background!r}); there is nothing to segment")
     order = [background, *sorted((n for n in classes if n != background), key=lambda n: min(classes[n]))]
     return {n: tuple(sorted(set(classes[n]))) for n in order}
+
+
+def _terminology(table: Any, labels: dict[str, tuple[int, ...]], source: Path) -> dict[int, dict]:
+    """``terminology`` of the dataset → class index → entry, each entry checked
+    (:func:`~monai_unet.io.terminology.parse_entry`); keys are class names or label values of a class."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise DatasetError(f"{source}: 'terminology' must map class names to codes, e.g. " + _TERMINOLOGY_EXAMPLE)
+    by_name = {name.lower(): index for index, name in enumerate(labels)}
+    by_value = {value: index for index, values in enumerate(labels.values()) for value in values}
+    entries: dict[int, dict] = {}
+    for key, entry in table.items():
+        value = _integer(key)
+        index = by_name.get(str(key).lower(), by_value.get(value) if value is not None else None)
+        if index is None or index == 0:
+            raise DatasetError(
+                f"{source}: 'terminology' names {key!r}, which is not a foreground class of 'labels' "
+                f"({', '.join(list(labels)[1:])})"
+            )
+        try:
+            parse_entry(entry, f"terminology[{key!r}]")
+        except ValueError as error:
+            raise DatasetError(f"{source}: {error}; e.g. " + _TERMINOLOGY_EXAMPLE) from None
+        entries[index] = entry
+    return entries
+
+
+_TERMINOLOGY_EXAMPLE = (
+    '{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], '
+    '"type": ["SCT", "108369006", "Neoplasm"]}}'
+)
 
 
 def _modality(value: Any, source: Path) -> tuple[str, ...]:
@@ -331,4 +370,5 @@ def read_dataset(path: str | Path) -> PlanDataset:
         modality=_modality(data.get("modality"), meta_source),
         terms=str(terms) if terms else None,
         info=info,
+        terminology=_terminology(data.get("terminology"), labels, meta_source),
     )

@@ -50,6 +50,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "label_names": "$({k: v for k, v in @_meta_#network_data_format#outputs#pred#channel_def.items() "
             "if k != '0'})",
             "label_colors": "$@_meta_#network_data_format#outputs#pred#label_colors",
+            "label_terminology": "$@_meta_#network_data_format#outputs#pred.get('terminology', {})",
         }
     )
     # the network and preprocessing above come from _common; the inference steps follow
@@ -100,6 +101,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "output_ext": "@output_ext",
             "label_names": "@label_names",
             "colors": "@label_colors",
+            "terminology": "@label_terminology",
             "name_key": "case",
             "_disabled_": "$@output_ext == '.png'",
         },

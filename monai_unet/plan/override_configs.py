@@ -1,5 +1,6 @@
-"""The configs that override ``configs/train.json``: ``evaluate.json`` (the best model scored on each case's own
-grid, with the post-processing and mirroring training chose) and ``multi_gpu_train.json`` (``torchrun``)."""
+"""The configs that override another: ``evaluate.json`` (over train.json: the best model scored on each case's own
+grid, with the post-processing and mirroring training chose), ``multi_gpu_train.json`` and
+``multi_gpu_inference.json`` (over train.json and inference.json, for ``torchrun``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from monai_unet.plan.pipeline import label_map_steps
 from monai_unet.plan.recipe import Plan
 
-__all__ = ["evaluate_config", "multi_gpu_config"]
+__all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config"]
 
 
 def evaluate_config(plan: Plan) -> dict[str, Any]:
@@ -143,4 +144,24 @@ def multi_gpu_config() -> dict[str, Any]:
             "$record_training(@bundle_root, @validate#history, @output_dir) if dist.get_rank() == 0 else None",
             "$dist.is_initialized() and dist.destroy_process_group()",
         ],
+    }
+
+
+def multi_gpu_inference_config() -> dict[str, Any]:
+    """``configs/multi_gpu_inference.json``: overrides inference.json for ``torchrun``: each process loads the
+    network once and segments its share of the cases (``partition_dataset``, not padded: every case is written by
+    exactly one process), on its own GPU with NCCL or on the CPU with gloo."""
+    return {
+        "device": "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')",
+        "dataset#data": "$monai.data.partition_dataset(data=@datalist, num_partitions=dist.get_world_size(), "
+        "shuffle=False, even_divisible=False)[dist.get_rank()]",
+        "initialize": [
+            "$import torch.distributed as dist",
+            "$dist.is_initialized() or "
+            "dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
+            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+            "$monai.utils.set_determinism(seed=0)",
+            "$os.makedirs(@output_dir, exist_ok=True)",
+        ],
+        "finalize": ["$dist.is_initialized() and dist.destroy_process_group()"],
     }

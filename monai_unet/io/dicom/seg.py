@@ -39,6 +39,7 @@ import monai_unet
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.grid import VoxelGrid
+from monai_unet.io.terminology import Code
 from monai_unet.io.writers import Segment
 
 __all__ = ["SEG_FILE_NAME", "read_source_series", "source_frames", "write_dicom_seg"]
@@ -214,6 +215,10 @@ def _source_of(reference: object, path: Path) -> str | PathLike | Sequence[str |
     )
 
 
+def _coded(code: Code) -> hd.sr.CodedConcept:
+    return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=code.meaning)
+
+
 def write_dicom_seg(
     labels: np.ndarray,
     grid: VoxelGrid,
@@ -260,8 +265,9 @@ def write_dicom_seg(
         hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=segment.name[:64],
-            segmented_property_category=codes.SCT.Tissue,
-            segmented_property_type=codes.SCT.Tissue,
+            segmented_property_category=_coded(segment.terminology.category),
+            segmented_property_type=_coded(segment.terminology.type),
+            anatomic_regions=[_coded(segment.terminology.region)] if segment.terminology.region else None,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
             display_color=hd.color.CIELabColor.from_rgb(*(255 * c for c in segment.color)),
