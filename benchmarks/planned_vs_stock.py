@@ -40,6 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 BRATS = ROOT / "outputs" / "datasets" / "brats2013"
+#: SNOMED CT codes of the whole tumour (as the shipped MRI bundle states them)
+BRATS_TUMOUR_CODES = {
+    "category": ["SCT", "49755003", "Morphologically Abnormal Structure"],
+    "type": ["SCT", "108369006", "Neoplasm"],
+    "region": ["SCT", "12738006", "Brain"],
+}
 TASKS = {
     "acdc": (SHARED / "acdc_3dcardiac_subset" / "dataset.json", "benchmarks.baseline_acdc_unet"),
     "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
@@ -70,6 +76,7 @@ def brats_dataset(folder: Path = BRATS) -> Path:
         **{k: source[k] for k in ("description", "reference", "licence", "tensorImageSize", "modality")},
         "name": "BRATS 2013 whole tumour (3 subjects, DeepMedic copy)",
         "labels": {"background": 0, "whole tumour": [1, 2, 3, 4]},
+        "terminology": {"whole tumour": BRATS_TUMOUR_CODES},
         "training": training,
     }
     path = folder / "dataset.json"
