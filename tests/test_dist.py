@@ -27,7 +27,13 @@ pytestmark = pytest.mark.slow
 
 def _build_wheel(out: Path) -> Path:
     build = [sys.executable, "-c", f"from setuptools import build_meta as b; print(b.build_wheel({str(out)!r}))"]
-    result = subprocess.run(build, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    scratch = ROOT / "build"
+    existed = scratch.exists()
+    try:
+        result = subprocess.run(build, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        if not existed:  # setuptools' scratch folder; one the developer had stays
+            shutil.rmtree(scratch, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
     return out / result.stdout.strip().splitlines()[-1]
 

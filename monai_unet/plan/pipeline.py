@@ -13,6 +13,9 @@ __all__ = ["KEYS", "augmentation_steps", "network_def", "preprocessing_steps", "
 
 KEYS = ["image", "label"]
 
+#: Voxel locations kept per class for the foreground-oversampled crops (nnU-Net keeps 10,000).
+LOCATIONS_PER_CLASS = 10000
+
 
 def network_def(plan: Plan) -> dict[str, Any]:
     """The network as a config component (shared by every config)."""
@@ -134,6 +137,13 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
             "_desc_": "cases smaller than a patch plus the deformation margin are padded",
         },
         {
+            "_target_": "monai_unet.transforms.ClassLocationsd",
+            "keys": "label",
+            "num_classes": plan.num_classes,
+            "max_per_class": LOCATIONS_PER_CLASS,
+            "_desc_": "where each class lies, found once per case and cached (not on every crop)",
+        },
+        {
             "_target_": "RandCropByLabelClassesd",
             "keys": KEYS,
             "label_key": "label",
@@ -141,9 +151,11 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
             "num_classes": plan.num_classes,
             "ratios": [1.0] + [2.0 / foreground] * foreground,
             "num_samples": "@samples_per_case",
+            "indices_key": "label_locations",
             "warn": False,
             "_desc_": "two of three patches centred on foreground (each class equally often), one on background",
         },
+        {"_target_": "DeleteItemsd", "keys": "label_locations", "_desc_": "the locations are not batched"},
         {
             "_target_": "monai_unet.transforms.RandElasticGridd",
             "keys": KEYS,

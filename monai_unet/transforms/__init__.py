@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_unet.transforms.class_locations import ClassLocations, ClassLocationsd
 from monai_unet.transforms.elastic import RandElasticGrid
 from monai_unet.transforms.elastic_dict import RandElasticGridd
 from monai_unet.transforms.intensity import (
@@ -23,6 +24,8 @@ __all__: list[str] = [
     "CTWindow",
     "CTWindowd",
     "CheckGeometryd",
+    "ClassLocations",
+    "ClassLocationsd",
     "ClipZScore",
     "ClipZScored",
     "ForegroundZScore",
