@@ -29,7 +29,8 @@ from benchmarks.harness import Comparison, compare
 from monai_unet.io import write_segmentation
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.seg_nrrd import seg_nrrd_header
-from monai_unet.io.writers import label_array, segment_table
+from monai_unet.io.segments import segment_table
+from monai_unet.io.writers import label_array
 
 __all__ = ["TITLE", "run"]
 

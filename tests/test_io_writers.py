@@ -23,7 +23,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from monai_unet.io import ImageInputError, SimpleITKReader
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.save import SaveSegmentationd
-from monai_unet.io.writers import DEFAULT_PALETTE, write_segmentation
+from monai_unet.io.segments import DEFAULT_PALETTE
+from monai_unet.io.writers import write_segmentation
 
 # --- a small oblique CT series written with pydicom (shared with test_io_roundtrip.py) ---------------------------
 

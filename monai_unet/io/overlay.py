@@ -14,7 +14,7 @@ from monai.transforms import MapTransform
 
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.naming import output_name
-from monai_unet.io.writers import DEFAULT_PALETTE
+from monai_unet.io.segments import DEFAULT_PALETTE
 
 __all__ = ["SaveOverlayd", "overlay_rgb"]
 

@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage
 
 from monai_unet.io.grid import VoxelGrid, x_fastest
+from monai_unet.io.segments import Segment
 from monai_unet.io.terminology import slicer_terminology_entry
-from monai_unet.io.writers import Segment
 
 __all__ = ["seg_nrrd_header", "write_seg_nrrd"]
 

@@ -39,8 +39,8 @@ import monai_unet
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.grid import VoxelGrid
+from monai_unet.io.segments import Segment
 from monai_unet.io.terminology import Code
-from monai_unet.io.writers import Segment
 
 __all__ = ["SEG_FILE_NAME", "read_source_series", "source_frames", "write_dicom_seg"]
 
