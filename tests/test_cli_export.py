@@ -109,6 +109,24 @@ def test_unknown_override_id_is_refused_with_the_closest_id(bundle, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "junk"])
+def test_damaged_weights_are_refused_naming_the_file(bundle, sample_data, tmp_path, capsys, damage):
+    """A ``model.pt`` cut short (a copy interrupted) or not a torch archive at all: exit 2 naming the file, from
+    ``infer`` (the bundle's loader) and ``export`` (our own load) alike, not an internal error."""
+    copy = shutil.copytree(bundle, tmp_path / "bundle")
+    weights = copy / "models" / "model.pt"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a checkpoint" * 64)
+    datalist = json.dumps([{"image": str(sample_data / "totalsegmentator_ct_dicom" / "series")}])
+    for argv in (
+        ["infer", "--bundle", str(copy), "--output-dir", str(tmp_path / "o"), f"datalist={datalist}"],
+        ["export", "--bundle", str(copy), "--format", "torchscript", "-o", str(tmp_path / "net.ts")],
+    ):
+        assert main(argv) == 2, argv[0]
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert str(weights) in last and "is not a weights file" in last, last
+
+
 def test_checkpoint_holding_code_is_refused_naming_the_file(bundle, sample_data, tmp_path, capsys):
     """A ``model.pt`` that pickles a callable (or is junk): torch's weights-only loader refuses it, and the command
     exits 2 naming the file instead of reporting an internal error; the callable never runs."""

@@ -262,7 +262,8 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
             if isinstance(link, ImageInputError | CheckpointError):
                 raise link from None
         for link in chain:
-            if isinstance(link, pickle.UnpicklingError):  # torch.load(weights_only=True) refused the file
+            # torch.load refused the file: weights-only unpickling, a damaged archive, or an unreadable file
+            if isinstance(link, pickle.UnpicklingError) or raised_by_torch_load(link):
                 raise UsageError(
                     f"{_checkpoint_path(workflow, overrides)}: is not a weights file this bundle can load "
                     f"({_first_sentence(link)}); it is damaged or holds more than tensors (code is never run): use "
@@ -273,6 +274,17 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
         ) from error
     return workflow
+
+
+def raised_by_torch_load(error: BaseException) -> bool:
+    """Whether ``error`` was raised while ``torch.load`` read a file (its traceback passes through
+    ``torch/serialization.py``): a truncated or damaged ``model.pt``, or one this user may not read."""
+    frame = error.__traceback__
+    while frame is not None:
+        if Path(frame.tb_frame.f_code.co_filename).parts[-2:] == ("torch", "serialization.py"):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _loader_ids(node: Any, prefix: str = "") -> Iterator[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +79,11 @@ def load_bundle_network(bundle: Bundle, checkpoint: Path | None = None) -> Any:
     parser.read_meta(str(bundle.root / "configs" / "metadata.json"))
     parser["bundle_root"] = str(bundle.root)
     network = parser.get_parsed_content("network_def")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        first = " ".join(str(error).split()).split(". ")[0] or type(error).__name__
+        raise UsageError(f"{path}: is not a weights file this bundle can load ({first})") from None
     for key in ("model", "network"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
