@@ -94,4 +94,15 @@ def test_a_writer_that_hides_the_errno_is_reported_on_a_full_disk(tmp_path, monk
     with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"), atomic_path(target):
         raise RuntimeError("unexpected pos 704 vs 598")
     assert target.read_text() == "good weights"
+    # a writer that words the failure itself (our SimpleITK wrapper), or a short write found on reading back
+    with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"), atomic_path(target):
+        raise OutputWriteError(target, "SimpleITK could not write it (Could not write file)")
+
+    def incomplete(path):
+        raise ImageInputError(path, "gzip stream ends early")
+
+    with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"):
+        with atomic_path(target, verify=incomplete) as temporary:
+            temporary.write_text("half")
+    assert target.read_text() == "good weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
