@@ -17,6 +17,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from monai_unet.io.atomic import atomic_path
+from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
 from monai_unet.io.naming import output_name
 
 __all__ = ["SavePlanard"]
@@ -72,6 +73,25 @@ class SavePlanard(MapTransform):
             meta = getattr(d[self.meta_key or key], "meta", {})
             name = str(d[self.name_key]) if self.name_key is not None and self.name_key in d else output_name(meta)
             target = self.output_dir / f"{name}_{self.output_postfix}{self.output_ext}"
-            with atomic_path(target, suffix=self.output_ext) as tmp:
-                sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(values.astype(dtype))), str(tmp))
+            pixels = np.ascontiguousarray(values.astype(dtype))
+            with atomic_path(target, suffix=self.output_ext, verify=_reads_back(pixels)) as tmp:
+                try:
+                    sitk.WriteImage(sitk.GetImageFromArray(pixels), str(tmp))
+                except RuntimeError as error:  # ITK's write errors carry no errno
+                    raise OutputWriteError(target, f"SimpleITK could not write it ({last_line(str(error))})") from None
         return d
+
+
+def _reads_back(pixels: np.ndarray):
+    """A check for :func:`atomic_path`: the written picture reads back with exactly these pixels (SimpleITK may
+    ignore a short write on a full disk)."""
+
+    def verify(path: Path) -> None:
+        try:
+            back = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        except RuntimeError as error:
+            raise ImageInputError(path, f"unreadable ({last_line(str(error))})") from None
+        if back.shape != pixels.shape or not np.array_equal(back, pixels):
+            raise ImageInputError(path, "its pixels differ from those written")
+
+    return verify
