@@ -202,3 +202,31 @@ def test_named_channels_are_refused_with_the_bundle_names(tmp_path, pairs, messa
     bundle = open_bundle(write_tiny_bundle(tmp_path / "mr_bundle", channels=2))
     with pytest.raises(UsageError, match=re.escape(message)):
         named_channel_inputs(pairs, bundle)
+
+
+def test_resample_reads_a_tilted_series_onto_a_regular_grid(tmp_path):
+    """A gantry-tilted CT series is refused with the way out named; ``--resample`` segments it on the regular grid
+    the reader resamples it to (the bundle's ``dicom_resample`` id), and refuses a DICOM SEG of it."""
+    from test_io_dicom import write_series
+
+    from monai_unet.io import SimpleITKReader
+
+    tilt = np.radians(12)
+    positions = [(0.0, 0.0, 2.5 * k) for k in range(12)]  # the table moves along z, the slices are tilted
+    write_series(tmp_path / "ct", positions, orientation=(1.0, 0.0, 0.0, 0.0, np.cos(tilt), -np.sin(tilt)))
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    refused = monai_unet("segment", tmp_path / "ct", "-o", tmp_path / "a.nii.gz", "--bundle", bundle)
+    assert refused.returncode == 2 and "gantry tilt" in refused.stderr and "--resample" in refused.stderr
+
+    out = tmp_path / "b.nii.gz"
+    result = monai_unet("segment", tmp_path / "ct", "-o", out, "--bundle", bundle, "--resample", "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    reader = SimpleITKReader(resample=True)
+    _, meta = reader.get_data(reader.read(str(tmp_path / "ct")))
+    written = sitk.ReadImage(str(out))
+    assert written.GetSize() == tuple(int(s) for s in meta["spatial_shape"])
+    np.testing.assert_allclose(written.GetOrigin(), meta["source_origin_lps"], atol=1e-3)
+    np.testing.assert_allclose(np.reshape(written.GetDirection(), (3, 3)), meta["source_direction_lps"], atol=1e-6)
+
+    as_seg = monai_unet("segment", tmp_path / "ct", "-o", tmp_path / "seg", "--bundle", bundle, "--resample")
+    assert as_seg.returncode == 2 and "cannot be a DICOM SEG" in as_seg.stderr.strip().splitlines()[-1]

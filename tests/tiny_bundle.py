@@ -79,6 +79,7 @@ def _inference_config(channels: int) -> dict:
         "precise": False,
         "save_probabilities": False,
         "progress": False,
+        "dicom_resample": False,
         "network_def": {
             "_target_": "monai_unet.networks.UNet",
             "spatial_dims": 3,
@@ -94,7 +95,7 @@ def _inference_config(channels: int) -> dict:
                 {
                     "_target_": "LoadImaged",
                     "keys": "image",
-                    "reader": {"_target_": "monai_unet.io.SimpleITKReader"},
+                    "reader": {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"},
                     "image_only": True,
                 },
                 {"_target_": "EnsureChannelFirstd", "keys": "image"},

@@ -136,7 +136,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             continue
         images = case["image"] if isinstance(case["image"], list) else [case["image"]]
         try:
-            grids[case["case"]] = read_source_grid([Path(p) for p in images])
+            grids[case["case"]] = read_source_grid([Path(p) for p in images], resample=args.resample)
         except InputError as error:
             report.failed[case["case"]] = str(error)
             continue

@@ -59,6 +59,7 @@ INFERENCE_PROPERTIES: dict[str, dict[str, Any]] = {
         ("tta_axes", False, "axes to mirror for test-time augmentation (--tta)"),
         ("save_overlays", False, "review overlays beside the outputs (off for one OUTPUT)"),
         ("ckpt_path", False, "the weights file (--checkpoint)"),
+        ("dicom_resample", False, "resample tilted or unevenly spaced DICOM series onto a regular grid (--resample)"),
     )
 }
 

@@ -23,7 +23,7 @@ from typing import Any
 from monai_unet.cli.batch import add_batch_arguments
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.channels import named_channel_inputs
-from monai_unet.cli.source_grid import check_output_grid, read_source_grid
+from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
 
 __all__ = [
@@ -92,6 +92,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="OUTPUT: .nii.gz, .seg.nrrd, or a folder for DICOM SEG; with -i, the folder for every case's output",
     )
     add_batch_arguments(parser, LABEL_EXTENSIONS)
+    add_resample_argument(parser)
     parser.add_argument("--bundle", required=True, type=Path, help="the bundle folder (configs/inference.json)")
     parser.add_argument(
         "--checkpoint",
@@ -205,8 +206,8 @@ def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]
     ``--checkpoint`` is given) and the weights file, before any image is read.
 
     Returns:
-        The bundle, its inference config as written, and the overrides for ``--checkpoint`` (``{"ckpt_path": ...}``
-        or nothing).
+        The bundle, its inference config as written, and the overrides for ``--checkpoint`` (``ckpt_path``) and
+        ``--resample`` (``dicom_resample``), when given.
 
     Raises:
         FileNotFoundError: the ``--checkpoint`` file does not exist.
@@ -215,9 +216,10 @@ def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]
     bundle = open_bundle(args.bundle)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
-    config = bundle.check_inference_contract(also=["ckpt_path"] if args.checkpoint is not None else [])
+    also = ["ckpt_path"] * (args.checkpoint is not None) + ["dicom_resample"] * args.resample
+    config = bundle.check_inference_contract(also=also)
     weights = {"ckpt_path": str(args.checkpoint.resolve())} if args.checkpoint is not None else {}
-    return bundle, config, weights
+    return bundle, config, weights | ({"dicom_resample": True} if args.resample else {})
 
 
 def inference_overrides(
@@ -326,7 +328,12 @@ def run(args: argparse.Namespace) -> Path:
     bundle, ext, weights = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
-    grid = read_source_grid(list(args.inputs))
+    grid = read_source_grid(list(args.inputs), resample=args.resample)
+    if ext == "dicomseg" and args.resample:
+        raise UsageError(
+            f"{args.output}: with --resample the output lies on a new grid, not on the series' slices, "
+            "so it cannot be a DICOM SEG of them; name the output .nii.gz or .seg.nrrd"
+        )
     if ext == "dicomseg" and not grid.is_dicom:
         raise UsageError(
             f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "

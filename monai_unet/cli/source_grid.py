@@ -7,12 +7,13 @@ bundle's inverse preprocessing is wrong (an internal error, never a silently shi
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 from monai_unet.cli.bundle import BundleRunError
 
-__all__ = ["SourceGrid", "check_output_grid", "read_source_grid"]
+__all__ = ["SourceGrid", "add_resample_argument", "check_output_grid", "read_source_grid"]
 
 _GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
 
@@ -43,8 +44,24 @@ class SourceGrid:
         return len(self.size)
 
 
-def read_source_grid(inputs: list[Path]) -> SourceGrid:
+def add_resample_argument(parser: argparse.ArgumentParser) -> None:
+    """``--resample``: read tilted or unevenly spaced DICOM series onto a regular grid (the bundle's
+    ``dicom_resample`` id); the output then lies on that grid, not on the original slices."""
+    parser.add_argument(
+        "--resample",
+        action="store_true",
+        help="DICOM series with a gantry tilt or uneven slice spacing: resample them onto a regular grid (refused "
+        "without it); the output lies on that grid, so DICOM SEG output is not available",
+    )
+
+
+def read_source_grid(inputs: list[Path], resample: bool = False) -> SourceGrid:
     """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
+
+    Args:
+        inputs: one file or DICOM folder per channel.
+        resample: read a tilted or unevenly spaced DICOM series onto a regular grid (as ``--resample`` makes the
+            bundle do), instead of refusing it.
 
     Raises:
         ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids.
@@ -53,7 +70,7 @@ def read_source_grid(inputs: list[Path]) -> SourceGrid:
 
     from monai_unet.io import SimpleITKReader
 
-    reader = SimpleITKReader()
+    reader = SimpleITKReader(resample=resample)
     _, meta = reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
     direction = np.asarray(meta["source_direction_lps"], dtype=np.float64)
     return SourceGrid(

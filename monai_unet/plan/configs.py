@@ -89,6 +89,7 @@ def common_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         "num_classes": plan.num_classes,
         "patch_size": plan.patch_size,
         "roi_size": "@patch_size",
+        "dicom_resample": False,
     }
     if plan.target_spacing is not None:
         config["target_spacing"] = plan.target_spacing

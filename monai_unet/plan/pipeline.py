@@ -72,7 +72,7 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
         {
             "_target_": "LoadImaged",
             "keys": KEYS,
-            "reader": {"_target_": "monai_unet.io.SimpleITKReader"},
+            "reader": {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"},
             "image_only": True,
             "allow_missing_keys": True,
             "_desc_": "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels",

@@ -99,7 +99,7 @@ def _check_stack(
                 f"is acquired with a gantry tilt of {np.degrees(np.arctan(tilt)):.2f}°: slice positions move "
                 f"{np.linalg.norm(off_normal):.2f} mm sideways from {labels[0]} to {labels[-1]}, so the slices are "
                 "not stacked along their normal and a plain stack would be sheared",
-                "read it with resample=True (SimpleITKReader(resample=True)) to resample onto a regular grid",
+                "resample it onto a regular grid: monai-unet segment --resample, or SimpleITKReader(resample=True)",
             )
         regular = False
     median = float(np.median(steps))
@@ -114,7 +114,8 @@ def _check_stack(
                 folder,
                 f"has {what}: the gap between {labels[k]} ({along[k]:.3f} mm) and {labels[k + 1]} "
                 f"({along[k + 1]:.3f} mm) is {steps[k]:.3f} mm, the usual slice spacing is {median:.3f} mm",
-                "export the complete series, or read it with resample=True to interpolate onto a regular grid",
+                "export the complete series, or interpolate it onto a regular grid: monai-unet segment --resample, "
+                "or SimpleITKReader(resample=True)",
             )
         regular = False
     return _StackGeometry(
