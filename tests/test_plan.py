@@ -360,6 +360,17 @@ def test_budget_shrinks_the_configuration(tmp_path):
     assert small.budget["iterations_estimate"] > 0
 
 
+def test_the_calibration_times_the_augmentation_with_the_step():
+    """The per-iteration time the plan is sized by includes the planned augmentation of the batch's patches (it runs
+    on the same threads as the step); the chain timed is the training pipeline's own tail."""
+    from monai_unet.plan.calibrate import time_training_step
+    from monai_unet.plan.recipe import _network
+
+    net = _network(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
+    timing = time_training_step(net, [32, 32], batch_size=2, repeats=1)
+    assert 0 < timing.augmentation_s < timing.train_step_s
+
+
 def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     """The first timing (the smallest rung) taken while the machine is busy, 20x slow: every other rung then looks too
     slow, the smallest is timed again, and the search climbs back to the plan a quiet machine gets."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ROTATE_RADIANS", "choose_augmentation"]
+__all__ = ["ROTATE_RADIANS", "choose_augmentation", "patch_augmentation_steps"]
 
 ROTATE_RADIANS = 0.26  # ±15°
 
@@ -32,3 +32,28 @@ def choose_augmentation(dims: int, patch: Sequence[int], anisotropic_axis: int |
         + ", zoom 0.85-1.2 and flips of every axis, in one resampling; intensity scale, shift, gamma and noise."
     )
     return augmentation, reason
+
+
+def patch_augmentation_steps(augmentation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The random steps applied to every cropped patch, as config entries (``"image"`` and ``"label"`` keys; the
+    output size is the config id ``patch_size``): the training pipeline's tail, and what the calibration times."""
+    return [
+        {
+            "_target_": "monai_unet.transforms.RandElasticGridd",
+            "keys": ["image", "label"],
+            "mode": ["bilinear", "nearest"],
+            "prob": 1.0,
+            "num_control_points": augmentation["num_control_points"],
+            "sigma": augmentation["elastic_sigma_voxels"],
+            "rotate_range": augmentation["rotate_range"],
+            "zoom_range": augmentation["zoom_range"],
+            "flip_axes": augmentation["flip_axes"],
+            "spatial_size": "@patch_size",
+            "padding_mode": "reflection",
+            "_desc_": "elastic deformation, rotation, zoom and flips in one resampling; crops the margin away",
+        },
+        {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.25, "prob": 0.15},
+        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.1, "prob": 0.15},
+        {"_target_": "RandAdjustContrastd", "keys": "image", "gamma": [0.7, 1.5], "prob": 0.3},
+        {"_target_": "RandGaussianNoised", "keys": "image", "std": 0.1, "prob": 0.1},
+    ]

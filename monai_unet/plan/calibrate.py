@@ -1,10 +1,11 @@
 """A short measured calibration of the training step on this machine, so the plan fits its time budget.
 
-One training step is what the bundle's trainer runs per iteration: a forward and backward pass of the planned
-network on a batch of patches with the planned loss, and an optimiser step. The augmentation that runs before it on
-the same CPU threads (``num_workers`` 0 on a 2-core machine) is not timed: a run does somewhat fewer iterations than
-planned (the learning rate follows the elapsed time, so the schedule still ends with the budget). Each measurement is
-the fastest of a few repeats after one warm-up step; a candidate is a few seconds of work.
+One training step is what the bundle's trainer runs per iteration: the random augmentation of a batch of patches
+(it runs on the same CPU threads, ``num_workers`` 0 on a 2-core machine), then a forward and backward pass of the
+planned network with the planned loss, and an optimiser step. Both are timed: the augmentation is the planned
+per-patch chain (:func:`~monai_unet.plan.augmentation.patch_augmentation_steps`) on random patches, the crop before
+it is left out (its class locations are cached, so it costs little). Each measurement is the fastest of a few repeats
+after one warm-up; a candidate is a few seconds of work.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ __all__ = ["StepTiming", "time_training_step"]
 
 @dataclass(frozen=True)
 class StepTiming:
-    """Seconds per training iteration (network) and per forward pass of one patch (inference)."""
+    """Seconds per training iteration (augmentation included), per forward pass of one patch (inference), and the
+    augmentation's part of the iteration."""
 
     train_step_s: float
     forward_s: float
+    augmentation_s: float = 0.0
 
 
 def _timings(action, repeats: int) -> list[float]:
@@ -87,4 +90,25 @@ def time_training_step(
 
     # the fastest of a few: one hiccup of the machine distorted a median of two (a CVC plan once estimated 36 s per
     # validation from it, planned 3 validations, and each took 8-14 s; a BRATS plan timed its smallest rung 1.6x slow)
-    return StepTiming(train_step_s=train_s, forward_s=_timings(forward, 2 * repeats - 1)[0])
+    forward_s = _timings(forward, 2 * repeats - 1)[0]
+    augmentation_s = batch_size * _augmentation_seconds(network_kwargs, patch_size, repeats)
+    return StepTiming(train_step_s=train_s + augmentation_s, forward_s=forward_s, augmentation_s=augmentation_s)
+
+
+def _augmentation_seconds(network_kwargs: dict, patch_size: Sequence[int], repeats: int) -> float:
+    """Seconds of the planned per-patch augmentation on one random patch (and its label) of ``patch_size``."""
+    from monai.bundle import ConfigParser
+
+    from monai_unet.plan.augmentation import choose_augmentation, patch_augmentation_steps
+
+    augmentation, _ = choose_augmentation(len(patch_size), patch_size, None)
+    steps = patch_augmentation_steps(augmentation)
+    chain = ConfigParser({"patch_size": list(patch_size), "chain": {"_target_": "Compose", "transforms": steps}})
+    transform = chain.get_parsed_content("chain")
+    transform.set_random_state(0)
+    crop = [p + 2 * m for p, m in zip(patch_size, augmentation["margin"], strict=True)]
+    sample = {
+        "image": torch.randn(network_kwargs["in_channels"], *crop),
+        "label": torch.randint(0, network_kwargs["out_channels"], (1, *crop)).float(),
+    }
+    return _timings(lambda: transform(dict(sample)), repeats)[0]

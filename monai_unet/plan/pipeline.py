@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monai_unet.plan.augmentation import patch_augmentation_steps
 from monai_unet.plan.dataset import label_mapping
 from monai_unet.plan.recipe import Plan
 
@@ -156,24 +157,7 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
             "_desc_": "two of three patches centred on foreground (each class equally often), one on background",
         },
         {"_target_": "DeleteItemsd", "keys": "label_locations", "_desc_": "the locations are not batched"},
-        {
-            "_target_": "monai_unet.transforms.RandElasticGridd",
-            "keys": KEYS,
-            "mode": ["bilinear", "nearest"],
-            "prob": 1.0,
-            "num_control_points": aug["num_control_points"],
-            "sigma": aug["elastic_sigma_voxels"],
-            "rotate_range": aug["rotate_range"],
-            "zoom_range": aug["zoom_range"],
-            "flip_axes": aug["flip_axes"],
-            "spatial_size": "@patch_size",
-            "padding_mode": "reflection",
-            "_desc_": "elastic deformation, rotation, zoom and flips in one resampling; crops the margin away",
-        },
-        {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.25, "prob": 0.15},
-        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.1, "prob": 0.15},
-        {"_target_": "RandAdjustContrastd", "keys": "image", "gamma": [0.7, 1.5], "prob": 0.3},
-        {"_target_": "RandGaussianNoised", "keys": "image", "std": 0.1, "prob": 0.1},
+        *patch_augmentation_steps(aug),
     ]
 
 

@@ -303,7 +303,8 @@ def make_plan(
         f"{len(measured)} configuration(s) timed on {device}; the first whose training step lets the "
         f"{budget_minutes:g}-minute budget hold at least {min_iterations} iterations "
         f"({ITERATIONS_PER_MINUTE} per minute, at least 250) "
-        f"is kept: {timing.train_step_s:.3f} s per step, about {outcome['iterations']:.0f} iterations."
+        f"is kept: {timing.train_step_s:.3f} s per step ({timing.augmentation_s:.3f} s of it augmentation), about "
+        f"{outcome['iterations']:.0f} iterations."
         + ("" if outcome["iterations"] >= min_iterations else " No configuration reached that; the smallest is used.")
     )
     reasons["network"] = (
@@ -322,6 +323,7 @@ def make_plan(
         "minutes": budget_minutes,
         "seconds": budget_s,
         "train_step_s": round(timing.train_step_s, 4),
+        "augmentation_s": round(timing.augmentation_s, 4),
         "forward_s": round(timing.forward_s, 4),
         "validation_estimate_s": round(outcome["validation_s"], 2),
         "validations_planned": int(outcome["validations"]),
