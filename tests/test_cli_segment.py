@@ -183,8 +183,8 @@ def test_segment_with_the_trained_brain_tumour_bundle(sample_data, tmp_path):
 @pytest.mark.parametrize("tta,expected", [(None, None), (False, []), (True, [0, 1, 2])], ids=["bundle", "no", "yes"])
 def test_tta_flag_overrides_the_bundle_only_when_given(tta, expected):
     """Without --tta/--no-tta the bundle's own tta_axes (a planned bundle's training decision) stand."""
-    args = argparse.Namespace(tta=tta, precise=False, progress=False)
-    overrides = inference_overrides(args, [], Path("out"), ".nii.gz", "cpu", 3, {})
+    args = argparse.Namespace(tta=tta, precise=False, progress=False, checkpoint=None, resample=False)
+    overrides = inference_overrides(args, [], Path("out"), ".nii.gz", "cpu", 3)
     assert overrides.get("tta_axes", None) == expected and ("tta_axes" in overrides) == (tta is not None)
 
 

@@ -54,6 +54,15 @@ def test_a_restrictive_umask_is_honoured_and_left_as_it_was(tmp_path):
     assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o640
 
 
+def _incomplete(problem: str):
+    """A ``verify`` for ``atomic_path`` that finds the written file incomplete."""
+
+    def verify(path):
+        raise ImageInputError(path, problem)
+
+    return verify
+
+
 def test_a_full_disk_is_named_and_an_unverified_write_is_not_renamed(tmp_path):
     """ENOSPC from the writer, or a file that does not read back complete: OutputWriteError naming the target, the
     old file kept, no temporary left; ``sweep_temporaries`` removes what a killed writer left."""
@@ -63,11 +72,8 @@ def test_a_full_disk_is_named_and_an_unverified_write_is_not_renamed(tmp_path):
         t.write_text("half")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def incomplete(path):
-        raise ImageInputError(path, "holds 10 of 20 bytes")
-
     with pytest.raises(OutputWriteError, match=r"did not read back complete \(holds 10 of 20 bytes\)"):
-        with atomic_path(target, verify=incomplete) as t:
+        with atomic_path(target, verify=_incomplete("holds 10 of 20 bytes")) as t:
             t.write_text("short")
     assert target.read_text() == "good labels"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.nii.gz"]
@@ -98,11 +104,8 @@ def test_a_writer_that_hides_the_errno_is_reported_on_a_full_disk(tmp_path, monk
     with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"), atomic_path(target):
         raise OutputWriteError(target, "SimpleITK could not write it (Could not write file)")
 
-    def incomplete(path):
-        raise ImageInputError(path, "gzip stream ends early")
-
     with pytest.raises(OutputWriteError, match=r"model\.pt: no space left on device"):
-        with atomic_path(target, verify=incomplete) as temporary:
+        with atomic_path(target, verify=_incomplete("gzip stream ends early")) as temporary:
             temporary.write_text("half")
     assert target.read_text() == "good weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, run_bundle_config
 from monai_unet.errors import InputError, UsageError
 
-__all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "run_batch"]
+__all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "check_part", "run_batch"]
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
@@ -53,17 +53,18 @@ def add_batch_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...
     )
 
 
-def cases_of_part(cases: list[dict], num_parts: int, part_id: int) -> list[dict]:
-    """Part ``part_id`` of ``num_parts`` of ``cases``: every ``num_parts``-th case by name, from the
-    ``part_id``-th (the same split in every job, whatever order the source lists them in).
-
-    Raises:
-        UsageError: ``num_parts`` < 1, or ``part_id`` outside ``0 .. num_parts - 1``.
-    """
+def check_part(num_parts: int, part_id: int) -> None:
+    """Refuse ``--num-parts`` < 1, or a ``--part-id`` outside ``0 .. num_parts - 1`` (raises ``UsageError``)."""
     if num_parts < 1:
         raise UsageError(f"--num-parts must be 1 or more, got {num_parts}")
     if not 0 <= part_id < num_parts:
         raise UsageError(f"--part-id must be between 0 and {num_parts - 1} for --num-parts {num_parts}, got {part_id}")
+
+
+def cases_of_part(cases: list[dict], num_parts: int, part_id: int) -> list[dict]:
+    """Part ``part_id`` of ``num_parts`` of ``cases`` (checked by :func:`check_part`): every ``num_parts``-th case
+    by name, from the ``part_id``-th (the same split in every job, whatever order the source lists them in)."""
+    check_part(num_parts, part_id)
     return sorted(cases, key=lambda case: case["case"])[part_id::num_parts]
 
 
@@ -107,14 +108,14 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
 
     if args.inputs:
         raise UsageError(f"{args.inputs[0]}: give either INPUT files or -i FOLDER_or_dataset.json, not both")
-    cases_of_part([], args.num_parts, args.part_id)  # the sharding arguments, checked before any work
+    check_part(args.num_parts, args.part_id)  # before any work
     if not args.input.exists():
         raise FileNotFoundError(f"{args.input}: no such folder or dataset.json")
     if args.probabilities is not None:
         raise UsageError(f"{args.probabilities}: --probabilities names one file; with -i it is not available")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
-    bundle, config, weights = open_for_inference(args)
+    bundle, config = open_for_inference(args)
     ext = _output_ext(args, config)
     cases = list_inputs(args.input, channels=bundle.input_channels or 1)
     names = [case["case"] for case in cases]
@@ -145,7 +146,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     _say(args, f"{listed} case(s) in {args.input}{part}: {len(pending)} to segment on {device}")
     try:
         if pending:
-            _run(args, bundle, pending, grids, ext, device, weights, report)
+            _run(args, bundle, pending, grids, ext, device, report)
     finally:  # the summary also after a failure or Ctrl-C: what was written stays, a rerun skips it
         print(f"monai-unet segment: {report.summary()}", file=sys.stderr, flush=True)
         for path in report.written:
@@ -158,14 +159,14 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     return report
 
 
-def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, weights: dict, report: BatchReport) -> None:
+def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, report: BatchReport) -> None:
     """One run of the inference config over ``pending``, then each output checked against its input's grid."""
     from monai_unet.cli.segment import OUTPUT_POSTFIX, inference_overrides
     from monai_unet.cli.source_grid import check_output_grid
     from monai_unet.io.naming import strip_image_suffix
 
     ndim = next(iter(grids.values())).ndim
-    overrides = inference_overrides(args, pending, args.output.resolve(), ext, device, ndim, weights)
+    overrides = inference_overrides(args, pending, args.output.resolve(), ext, device, ndim)
     try:
         with bundle_logs_on_stderr(verbose=args.verbose):
             run_bundle_config(bundle, ["inference"], overrides)

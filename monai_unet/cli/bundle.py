@@ -265,16 +265,20 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
         for link in chain:
             # torch.load refused the file: weights-only unpickling, a damaged archive, or an unreadable file
             if isinstance(link, pickle.UnpicklingError) or raised_by_torch_load(link):
-                raise UsageError(
-                    f"{_checkpoint_path(workflow, overrides)}: is not a weights file this bundle can load "
-                    f"({_first_sentence(link)}); it is damaged or holds more than tensors (code is never run): use "
-                    "the bundle's own models/model.pt, or retrain"
-                ) from None
+                raise unloadable_weights(_checkpoint_path(workflow, overrides), link) from None
         innermost = chain[-1]
         raise BundleRunError(
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
         ) from error
     return workflow
+
+
+def unloadable_weights(path: str | Path, error: BaseException) -> UsageError:
+    """The error for a weights file ``torch.load(weights_only=True)`` refused (``error``), naming ``path``."""
+    return UsageError(
+        f"{path}: is not a weights file this bundle can load ({_first_sentence(error)}); it is damaged or holds "
+        "more than tensors (code is never run): use the bundle's own models/model.pt, or retrain"
+    )
 
 
 def raised_by_torch_load(error: BaseException) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_unet.cli.bundle import Bundle, open_bundle
+from monai_unet.cli.bundle import Bundle, open_bundle, unloadable_weights
 from monai_unet.errors import UsageError
 
 __all__ = ["example_input_shape", "export_network", "load_bundle_network", "register", "run"]
@@ -82,8 +82,7 @@ def load_bundle_network(bundle: Bundle, checkpoint: Path | None = None) -> Any:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-        first = " ".join(str(error).split()).split(". ")[0] or type(error).__name__
-        raise UsageError(f"{path}: is not a weights file this bundle can load ({first})") from None
+        raise unloadable_weights(path, error) from None
     for key in ("model", "network"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -177,12 +177,12 @@ def _refuse_overlap(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.output}: -o and --probabilities name the same path; give them different names")
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str, dict[str, str]]:
-    """Checks that need no image reading; returns the bundle, the ``output_ext`` and the weights override."""
+def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
+    """Checks that need no image reading; returns the bundle and the ``output_ext``."""
     for path in args.inputs:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
-    bundle, _, weights = open_for_inference(args)
+    bundle, _ = open_for_inference(args)
     if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
         names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
         raise UsageError(
@@ -198,16 +198,15 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str, dict[str, s
     for target in (args.output, args.probabilities):
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
-    return bundle, ext, weights
+    return bundle, ext
 
 
-def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any], dict[str, str]]:
+def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]]:
     """Open ``--bundle``, check its inference config against the CLI contract (with ``ckpt_path`` when
     ``--checkpoint`` is given) and the weights file, before any image is read.
 
     Returns:
-        The bundle, its inference config as written, and the overrides for ``--checkpoint`` (``ckpt_path``) and
-        ``--resample`` (``dicom_resample``), when given.
+        The bundle and its inference config as written.
 
     Raises:
         FileNotFoundError: the ``--checkpoint`` file does not exist.
@@ -217,9 +216,7 @@ def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
     also = ["ckpt_path"] * (args.checkpoint is not None) + ["dicom_resample"] * args.resample
-    config = bundle.check_inference_contract(also=also)
-    weights = {"ckpt_path": str(args.checkpoint.resolve())} if args.checkpoint is not None else {}
-    return bundle, config, weights | ({"dicom_resample": True} if args.resample else {})
+    return bundle, bundle.check_inference_contract(also=also)
 
 
 def inference_overrides(
@@ -229,11 +226,11 @@ def inference_overrides(
     ext: str,
     device: Any,
     spatial_dims: int,
-    weights: dict[str, str],
     save_probabilities: bool = False,
 ) -> dict[str, Any]:
     """The contract ids (:data:`~monai_unet.cli.bundle.INFERENCE_PROPERTIES`) set for one run of the inference
-    config; review overlays stay off (they are for the bundles' own batch runs)."""
+    config; review overlays stay off (they are for the bundles' own batch runs). ``ckpt_path`` and
+    ``dicom_resample`` only when ``--checkpoint`` and ``--resample`` ask for them."""
     return {
         "datalist": datalist,
         "output_dir": str(output_dir),
@@ -245,7 +242,8 @@ def inference_overrides(
         "save_probabilities": save_probabilities,
         "progress": bool(args.progress),
         "save_overlays": False,
-        **weights,
+        **({"ckpt_path": str(args.checkpoint.resolve())} if args.checkpoint is not None else {}),
+        **({"dicom_resample": True} if args.resample else {}),
     }
 
 
@@ -325,7 +323,7 @@ def run(args: argparse.Namespace) -> Path:
             "--format, --overwrite, --num-parts and --part-id go with -i FOLDER; for one scan, OUTPUT's name sets "
             "the format"
         )
-    bundle, ext, weights = _check_arguments(args)
+    bundle, ext = _check_arguments(args)
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs), resample=args.resample)
@@ -372,7 +370,7 @@ def run(args: argparse.Namespace) -> Path:
         # "case" names the outputs in bundles that take it (the BRATS bundle: subject folders share file names)
         datalist = [{"image": image if len(image) > 1 else image[0], "case": _case_name(target, ext)}]
         overrides = inference_overrides(
-            args, datalist, out_dir, ext, device, grid.ndim, weights, save_probabilities=args.probabilities is not None
+            args, datalist, out_dir, ext, device, grid.ndim, save_probabilities=args.probabilities is not None
         )
         with bundle_logs_on_stderr(verbose=args.verbose):
             try:

@@ -30,8 +30,6 @@ def _umask() -> int:
 #: errno values of a write that ran out of room: disk full, quota, the process's file-size limit.
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
-_FREE_SOME = "Nothing was replaced; free some space (or write elsewhere)"
-
 
 def _no_room_left(folder: Path) -> bool:
     """Whether the file system of ``folder`` is (all but) full: under 1 MiB free for this user."""
@@ -91,27 +89,22 @@ def atomic_path(
             try:
                 verify(temporary)
             except ImageInputError as error:
-                if _no_room_left(target.parent):
-                    raise OutputWriteError(target, "no space left on device", _FREE_SOME) from None
                 raise OutputWriteError(
                     target, f"the written file did not read back complete ({error.problem}); the disk may be full"
-                ) from None
+                ) from error
         if temporary.is_file():
             os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
-    except OutputWriteError as error:
-        if error.problem != "no space left on device" and _no_room_left(target.parent):
-            raise OutputWriteError(target, "no space left on device", _FREE_SOME) from error  # a writer's own words
-        raise
     except Exception as error:
-        # Writers that hide the errno (torch.save, ITK) raise RuntimeError: a full file system says why.
+        # Writers that hide the errno (torch.save, ITK) raise RuntimeError, ours word it themselves, a short write
+        # shows on reading back: on a full file system each of them is reported as what it is.
         if isinstance(error, OSError) and error.errno in _NO_ROOM:
             problem = os.strerror(error.errno).lower()
         elif _no_room_left(target.parent):
             problem = "no space left on device"
         else:
             raise
-        raise OutputWriteError(target, problem, _FREE_SOME) from error
+        raise OutputWriteError(target, problem, "Nothing was replaced; free some space (or write elsewhere)") from error
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

@@ -54,7 +54,7 @@ def segment_table(
     """The segments to describe: every label value present in ``labels`` and every value named in ``label_names``.
 
     Args:
-        labels: the checked label map (see :func:`label_array`).
+        labels: the checked label map (see :func:`~monai_unet.io.writers.label_array`).
         label_names: label value → display name (keys may be strings, as in JSON bundle configs).
         colors: label value → RGB in [0, 1]; missing values take :data:`DEFAULT_PALETTE`.
         terminology: label value → coded description, the bundle's ``terminology`` table

@@ -37,7 +37,8 @@ class Code:
         Raises:
             ValueError: not three non-empty strings, or a ``^``/``~``/``|`` inside one (Slicer's separators).
         """
-        if isinstance(entry, str) or len(entry) != 3 or not all(isinstance(p, str) and p.strip() for p in entry):
+        parts = entry if isinstance(entry, list | tuple) else ()
+        if len(parts) != 3 or not all(isinstance(p, str) and p.strip() for p in parts):
             raise ValueError(f"{where}: a code is [scheme, value, meaning], three non-empty strings; got {entry!r}")
         if any(c in part for part in entry for c in "^~|"):
             raise ValueError(f"{where}: {entry!r} contains one of ^ ~ |, which Slicer's terminology entry reserves")

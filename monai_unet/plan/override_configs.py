@@ -11,6 +11,15 @@ from monai_unet.plan.recipe import Plan
 
 __all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config"]
 
+# torchrun: one process per GPU (NCCL), or per CPU process group member (gloo); each on its LOCAL_RANK's device
+_RANK_DEVICE = "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')"
+_JOIN_PROCESS_GROUP = [
+    "$import torch.distributed as dist",
+    "$dist.is_initialized() or dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
+    "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+]
+_LEAVE_PROCESS_GROUP = "$dist.is_initialized() and dist.destroy_process_group()"
+
 
 def evaluate_config(plan: Plan) -> dict[str, Any]:
     """``configs/evaluate.json``: overrides train.json to score the best model on the input's own grid."""
@@ -113,7 +122,7 @@ def evaluate_config(plan: Plan) -> dict[str, Any]:
 def multi_gpu_config() -> dict[str, Any]:
     """``configs/multi_gpu_train.json``: overrides train.json for ``torchrun`` (NCCL on GPUs, gloo on CPUs)."""
     return {
-        "device": "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')",
+        "device": _RANK_DEVICE,
         "network": {
             "_target_": "torch.nn.parallel.DistributedDataParallel",
             "module": "$@network_def.to(@device)",
@@ -130,10 +139,7 @@ def multi_gpu_config() -> dict[str, Any]:
         "train#checkpoint#is_saver": "$dist.get_rank() == 0",
         "budget#reserve_validations": 1,
         "initialize": [
-            "$import torch.distributed as dist",
-            "$dist.is_initialized() or "
-            "dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
-            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+            *_JOIN_PROCESS_GROUP,
             "$monai.utils.set_determinism(seed=@seed)",
             "$os.makedirs(@ckpt_dir, exist_ok=True)",
             "$os.makedirs(@output_dir, exist_ok=True)",
@@ -142,7 +148,7 @@ def multi_gpu_config() -> dict[str, Any]:
         "finalize": [
             # no mirroring check (rank 0 alone would run the wrapped network): mirroring stays off
             "$record_training(@bundle_root, @validate#history, @output_dir) if dist.get_rank() == 0 else None",
-            "$dist.is_initialized() and dist.destroy_process_group()",
+            _LEAVE_PROCESS_GROUP,
         ],
     }
 
@@ -152,16 +158,13 @@ def multi_gpu_inference_config() -> dict[str, Any]:
     network once and segments its share of the cases (``partition_dataset``, not padded: every case is written by
     exactly one process), on its own GPU with NCCL or on the CPU with gloo."""
     return {
-        "device": "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')",
+        "device": _RANK_DEVICE,
         "dataset#data": "$monai.data.partition_dataset(data=@datalist, num_partitions=dist.get_world_size(), "
         "shuffle=False, even_divisible=False)[dist.get_rank()]",
         "initialize": [
-            "$import torch.distributed as dist",
-            "$dist.is_initialized() or "
-            "dist.init_process_group(backend='nccl' if torch.cuda.is_available() else 'gloo')",
-            "$torch.cuda.set_device(@device) if torch.cuda.is_available() else None",
+            *_JOIN_PROCESS_GROUP,
             "$monai.utils.set_determinism(seed=0)",
             "$os.makedirs(@output_dir, exist_ok=True)",
         ],
-        "finalize": ["$dist.is_initialized() and dist.destroy_process_group()"],
+        "finalize": [_LEAVE_PROCESS_GROUP],
     }
