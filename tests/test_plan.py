@@ -25,6 +25,7 @@ from monai_unet.plan.calibrate import StepTiming
 from monai_unet.plan.inference_choice import mirror_check_axes
 from monai_unet.plan.recipe import SELECTION_METRICS
 from monai_unet.plan.record import MIN_GAIN
+from monai_unet.plan.sampling import choose_sampling
 
 
 def fixed_timer(network_kwargs, patch, batch, device="cpu"):
@@ -698,3 +699,33 @@ def test_rgb_bundle_infers_one_png_per_jpeg(tmp_path):
     for jpeg in sorted((source.parent / "imagesTr").glob("*.jpg")):
         written = np.asarray(Image.open(out / f"{jpeg.stem}_seg.png"))
         assert written.shape == np.asarray(Image.open(jpeg)).shape[:2]
+
+
+def test_one_patch_in_three_is_forced_onto_foreground(tmp_path):
+    rare = choose_sampling([0.97, 0.02, 0.01], ["background", "edema", "tumour"])[0]["class_ratios"]
+    assert sum(rare) == pytest.approx(1.0, abs=1e-3)
+    assert rare[1] == pytest.approx(2 / 3 * 0.02 + 1 / 6, abs=1e-4), "a rare class gets about a sixth of the centres"
+    common = choose_sampling([0.78, 0.22], ["cell", "membrane"])[0]["class_ratios"]
+    assert common == pytest.approx([0.52, 0.48], abs=1e-3)
+    with pytest.raises(ValueError, match="at least two classes"):
+        choose_sampling([1.0], ["background"])
+
+    source = write_png_dataset(tmp_path / "data")
+    bundle, plan = _write(source, tmp_path)
+    fractions = measure(read_dataset(source), progress=False).class_fractions()
+    assert plan.sampling["class_ratios"] == choose_sampling(fractions, plan.label_names)[0]["class_ratios"]
+    train = (bundle / "configs" / "train.json").read_text()
+    crops = [step for step in _steps(json.loads(train)) if step.get("_target_") == "RandCropByLabelClassesd"]
+    assert [crop["ratios"] for crop in crops] == [plan.sampling["class_ratios"]]
+    assert "one patch in three" in (bundle / "docs" / "README.md").read_text()
+
+
+def _steps(node):
+    """Every dict inside a config, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _steps(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _steps(value)

@@ -129,7 +129,6 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
     aug = plan.augmentation
     margin = aug["margin"]
     crop = [p + 2 * m for p, m in zip(plan.patch_size, margin, strict=True)]
-    foreground = plan.num_classes - 1
     return [
         {
             "_target_": "SpatialPadd",
@@ -150,11 +149,11 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
             "label_key": "label",
             "spatial_size": crop,
             "num_classes": plan.num_classes,
-            "ratios": [1.0] + [2.0 / foreground] * foreground,
+            "ratios": plan.sampling["class_ratios"],
             "num_samples": "@samples_per_case",
             "indices_key": "label_locations",
             "warn": False,
-            "_desc_": "two of three patches centred on foreground (each class equally often), one on background",
+            "_desc_": "one patch in three centred on foreground (each class equally often), the rest anywhere",
         },
         {"_target_": "DeleteItemsd", "keys": "label_locations", "_desc_": "the locations are not batched"},
         *patch_augmentation_steps(aug),

@@ -27,7 +27,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
   skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
   not break (ISBI: Rand error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`);
-  two of three patches are centred on a foreground voxel (classes equally often), one on background.
+  one patch in three is centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net
+  does (:mod:`~monai_unet.plan.sampling`).
 - **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
   (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
   intensity scale, shift, gamma and noise (MONAI's).
@@ -73,6 +74,7 @@ from monai_unet.plan.geometry import (
 from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference
 from monai_unet.plan.loss import choose_loss
 from monai_unet.plan.normalisation import choose_normalisation
+from monai_unet.plan.sampling import choose_sampling
 from monai_unet.plan.split import choose_split
 
 __all__ = ["SELECTION_METRICS", "Plan", "make_plan"]
@@ -104,6 +106,7 @@ class Plan:
     patch_size: list[int]
     batch_size: int
     samples_per_case: int
+    sampling: dict[str, Any]
     augmentation: dict[str, Any]
     loss: dict[str, Any]
     optimiser: dict[str, Any]
@@ -349,6 +352,7 @@ def make_plan(
     if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
     augmentation, reasons["augmentation"] = choose_augmentation(dims, patch, anisotropic_axis)
+    sampling, reasons["sampling"] = choose_sampling(fp.class_fractions(), dataset.label_names)
     loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
     reasons["selection"] = (
         "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
@@ -370,6 +374,7 @@ def make_plan(
         patch_size=patch,
         batch_size=candidate.batch,
         samples_per_case=samples_per_case,
+        sampling=sampling,
         augmentation=augmentation,
         loss=loss,
         optimiser={"name": "Adam", "lr": LEARNING_RATE, "weight_decay": 1e-5, "poly_power": 0.9},
