@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 EXTRAS := dicom,onnx,dev
 
-.PHONY: demo test bench dist lint format clean
+.PHONY: demo test test-slicer bench dist lint format clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2 --dist worksteal tests
+
+# 3D Slicer's own MRML code (slicer-core, with VTK: about 190 MB more) reads our .seg.nrrd and writes volumes our
+# reader takes; apart from `make test` so that its install stays out of the 10 minutes.
+test-slicer: $(STAMP)
+	$(PIP) install --quiet -e ".[slicer]"
+	$(PY) -m pytest -q tests/test_slicer_core.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

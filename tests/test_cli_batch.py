@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from cli_in_process import run_in_process
+from PIL import Image
 from tiny_bundle import write_tiny_bundle
 
 
@@ -40,12 +42,14 @@ def test_a_folder_of_scans_resumes_and_names_the_damaged_one(tmp_path):
         _scan(scans / "b.nii.gz", (32, 44, 16), (0.8, 0.8, 3.0), 2),
     ]
     (scans / "c.nii.gz").write_bytes(good[0].read_bytes()[:300])  # cut short
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(scans / "d.png")  # a picture, for a 3D bundle
     out = tmp_path / "segmentations"
 
     first = _segment("-i", scans, "-o", out, "--bundle", bundle)
     assert first.returncode == 2, first.stderr[-2000:]
-    assert "2 written, 0 skipped (output exists), 1 failed" in first.stderr
+    assert "2 written, 0 skipped (output exists), 2 failed" in first.stderr
     assert "failed: c: " in first.stderr and "c.nii.gz" in first.stderr
+    assert "failed: d: " in first.stderr and "d.png: is a 2D image" in first.stderr, "refused before the inference"
     assert first.stdout.split() == [str(out / "a_seg.nii.gz"), str(out / "b_seg.nii.gz")]
     for scan in good:
         written = sitk.ReadImage(str(out / scan.name.replace(".nii.gz", "_seg.nii.gz")))
@@ -56,6 +60,7 @@ def test_a_folder_of_scans_resumes_and_names_the_damaged_one(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "b_seg.nii.gz"], "no temporaries left"
 
     (scans / "c.nii.gz").unlink()
+    (scans / "d.png").unlink()
     (out / "b_seg.nii.gz").unlink()  # as if the run had stopped after a
     kept = (out / "a_seg.nii.gz").stat().st_mtime_ns
     second = _segment("-i", scans, "-o", out, "--bundle", bundle)
@@ -78,7 +83,7 @@ def test_a_folder_of_scans_resumes_and_names_the_damaged_one(tmp_path):
     assert (bundle / "models" / "model.pt").read_bytes() == shipped
 
 
-def test_a_dataset_json_test_list_and_argument_errors(tmp_path):
+def test_a_dataset_json_test_list_and_argument_errors(tmp_path, capsys):
     bundle = write_tiny_bundle(tmp_path / "bundle", channels=2)
     for name in ("p1", "p2"):
         for channel in (0, 1):
@@ -92,15 +97,19 @@ def test_a_dataset_json_test_list_and_argument_errors(tmp_path):
 
     a_file = out / "p1_seg.nii.gz"
     both = _segment(tmp_path / "p1_0000.nii.gz", "-i", listing, "-o", out, "--bundle", bundle)
-    into_file = _segment("-i", listing, "-o", a_file, "--bundle", bundle)
-    neither = _segment("-o", out, "--bundle", bundle)
-    no_weights = _segment("-i", listing, "-o", out, "--bundle", bundle, "--checkpoint", tmp_path / "no.pt")
+    into_file = run_in_process(capsys, "segment", "-i", listing, "-o", a_file, "--bundle", bundle)
+    neither = run_in_process(capsys, "segment", "-o", out, "--bundle", bundle)
+    no_weights = run_in_process(
+        capsys, "segment", "-i", listing, "-o", out, "--bundle", bundle, "--checkpoint", tmp_path / "no.pt"
+    )
+    among_scans = run_in_process(capsys, "segment", "-i", out, "-o", out / ".." / "out", "--bundle", bundle)
     refusals = ((both, "not both"), (into_file, "is a file"), (neither, "no input"), (no_weights, "no such weights"))
+    refusals += ((among_scans, "-o is the folder -i reads"),)
     for result, words in refusals:
         assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
 
 
-def test_two_parts_run_side_by_side_and_write_every_case_once(tmp_path):
+def test_two_parts_run_side_by_side_and_write_every_case_once(tmp_path, capsys):
     """``--num-parts 2 --part-id 0/1``: two processes at once on one folder, as two jobs of an array would run."""
     bundle = write_tiny_bundle(tmp_path / "bundle")
     scans = tmp_path / "scans"
@@ -120,7 +129,9 @@ def test_two_parts_run_side_by_side_and_write_every_case_once(tmp_path):
     assert written == [["a_seg.nii.gz", "c_seg.nii.gz", "e_seg.nii.gz"], ["b_seg.nii.gz", "d_seg.nii.gz"]]
     assert sorted(p.name for p in out.iterdir()) == sorted(written[0] + written[1]), "each case exactly once"
 
-    beyond = _segment("-i", scans, "-o", out, "--bundle", bundle, "--num-parts", "2", "--part-id", "2")
+    beyond = run_in_process(
+        capsys, "segment", "-i", scans, "-o", out, "--bundle", bundle, "--num-parts", "2", "--part-id", "2"
+    )
     one_scan = _segment(scans / "a.nii.gz", "-o", tmp_path / "a.nii.gz", "--bundle", bundle, "--num-parts", "2")
     for result, words in ((beyond, "--part-id must be between 0 and 1"), (one_scan, "go with -i FOLDER")):
         assert result.returncode == 2 and words in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]

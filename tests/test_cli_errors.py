@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from cli_in_process import run_in_process
 from tiny_bundle import write_tiny_bundle
 
 D2N = "dicom2nifti_testcases"
@@ -49,7 +50,7 @@ def bundles(tmp_path_factory) -> dict[int, Path]:
     return {1: write_tiny_bundle(root / "one", channels=1), 2: write_tiny_bundle(root / "two", channels=2)}
 
 
-def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp_path):
+def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp_path, capsys):
     flair = sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz"
     out, mha = tmp_path / "seg.nii.gz", tmp_path / "seg.mha"
     cases = [
@@ -58,8 +59,11 @@ def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp
         (["segment", flair, "-o", out, "--bundle", bundles[2]], out, str(flair), "takes 2 channel(s)"),
         (["segment", flair, "-o", out, "--bundle", tmp_path / "nothing"], out, "nothing", "no such bundle"),
     ]
-    for args, output, named, problem in cases:
-        result = subprocess.run(_command(*args), capture_output=True, text=True, timeout=120)
+    for k, (args, output, named, problem) in enumerate(cases):  # the first as a process, the others in this one
+        if k == 0:
+            result = subprocess.run(_command(*args), capture_output=True, text=True, timeout=120)
+        else:
+            result = run_in_process(capsys, *args)
         _assert_refused(result, named, output, problem)
 
 
@@ -101,7 +105,7 @@ def test_bad_images_are_refused_with_one_line_and_no_output(bundles, shared_data
         _assert_refused(result, named, output, problem)
 
 
-def test_output_that_names_an_input_is_refused_and_the_input_kept(bundles, sample_data, tmp_path):
+def test_output_that_names_an_input_is_refused_and_the_input_kept(bundles, sample_data, tmp_path, capsys):
     """``-o`` (or ``--probabilities``) equal to an input, or ``--probabilities`` equal to ``-o``: exit 2 before
     any work, the input byte for byte as it was."""
     flair = tmp_path / "flair.nii.gz"
@@ -114,10 +118,12 @@ def test_output_that_names_an_input_is_refused_and_the_input_kept(bundles, sampl
         (["-o", out, "--probabilities", flair], "--probabilities names an input"),
         (["-o", out, "--probabilities", out], "the same path"),
     ]
-    for extra, problem in cases:
-        result = subprocess.run(
-            _command("segment", flair, *extra, "--bundle", bundles[1]), capture_output=True, text=True, timeout=120
-        )
+    for k, (extra, problem) in enumerate(cases):  # the first as a process, the others in this one
+        args = ("segment", flair, *extra, "--bundle", bundles[1])
+        if k == 0:
+            result = subprocess.run(_command(*args), capture_output=True, text=True, timeout=120)
+        else:
+            result = run_in_process(capsys, *args)
         assert result.returncode == 2, result.stderr[-2000:]
         last = result.stderr.strip().splitlines()[-1]
         assert problem in last and "Traceback" not in result.stderr, last
@@ -284,3 +290,21 @@ def test_a_value_error_from_our_own_code_is_an_internal_error(tmp_path, monkeypa
 
     monkeypatch.setattr(segment, "run", refused)
     assert cli.main(["segment", str(scan), "-o", str(tmp_path / "seg.nii.gz"), "--bundle", str(tmp_path)]) == 2
+
+
+def test_train_and_infer_refuse_an_output_folder_nobody_may_write(bundles, tmp_path, capsys):
+    """``--output-dir`` on a file system that refuses new files (sysfs, even to root), or with a file in the way:
+    exit 2 naming the folder before the bundle runs; nothing is created."""
+    if not Path("/sys").is_dir():
+        pytest.skip("no /sys here")
+    result = subprocess.run(
+        _command("infer", "--bundle", bundles[1], "--output-dir", "/sys/monai_unet_out"), capture_output=True, text=True
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last.startswith("monai-unet infer: error: /sys/monai_unet_out: cannot write here (in /sys)"), last
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a folder")
+    refused = run_in_process(capsys, "train", "--bundle", bundles[1], "--output-dir", in_the_way / "run")
+    assert refused.returncode == 2 and "a_file is a file, not a folder" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"], "no probe or folder left behind"

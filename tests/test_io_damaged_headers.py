@@ -71,3 +71,14 @@ def test_voxel_size_zero_and_singular_affines_are_refused(tmp_path):
     flat = np.diag([1.0, 1.0, 0.0, 1.0])
     with pytest.raises(ImageInputError, match=r"flat\.nii: .*(voxel size of 0|singular)"):
         read_image_file(_nifti(tmp_path / "flat.nii", affine=flat, zooms=(1.0, 1.0, 1.0)))
+
+
+def test_a_2d_nifti_is_checked_on_its_two_axes(tmp_path):
+    """A 2D NIfTI: its third affine column is not used (may be 0, read fine); its two axes parallel is refused."""
+    plane = np.diag([0.7, 0.7, 0.0, 1.0])
+    picture = read_image_file(_nifti(tmp_path / "plane.nii.gz", zooms=(0.7, 0.7, 0.0), affine=plane, shape=(8, 9)))
+    assert picture.array.shape[:2] == (8, 9)
+    parallel = np.eye(4)
+    parallel[:3, 1] = parallel[:3, 0]  # both voxel axes along x: the rows land on top of each other
+    with pytest.raises(ImageInputError, match=r"parallel\.nii\.gz: its voxel-to-world matrix is .*singular"):
+        read_image_file(_nifti(tmp_path / "parallel.nii.gz", zooms=(1.0, 1.0, 0.0), affine=parallel, shape=(8, 9)))

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from cli_in_process import run_in_process
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.losses import DiceCELoss
 from monai.transforms import Compose
@@ -563,7 +564,7 @@ def _check_mirroring_decision(bundle: Path, plans: dict) -> None:
     [(write_png_dataset, ".png"), (write_nifti_dataset, ".nii.gz")],
     ids=["2d-png", "3d-nifti-multiclass"],
 )
-def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
+def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext, capsys):
     source = writer(tmp_path / "data")
     bundle = tmp_path / "bundle"
     select = ["--select-by", "rand_error"] if ext == ".png" else []  # membranes: the task's own metric picks
@@ -571,11 +572,7 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     assert planned.stdout.strip() == str(bundle.resolve())
 
     if ext == ".png":
-        nothing = subprocess.run(
-            [sys.executable, "-m", "monai_unet.cli.main", "train", "--bundle", str(bundle), "resume=true"],
-            capture_output=True,
-            text=True,
-        )
+        nothing = run_in_process(capsys, "train", "--bundle", bundle, "resume=true")
         assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr, nothing.stderr[-2000:]
 
     trained = _cli("train", "--bundle", str(bundle))
@@ -593,6 +590,15 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     _check_mirroring_decision(bundle, plans)
     assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
     assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
+    if ext == ".png":  # resuming from a damaged checkpoint: exit 2 with the handler's own words (what to delete)
+        checkpoint = run / "checkpoint_last.pt"
+        intact = checkpoint.read_bytes()
+        checkpoint.write_bytes(intact[: len(intact) // 2])
+        damaged = run_in_process(capsys, "train", "--bundle", bundle, "resume=true")
+        last = damaged.stderr.strip().splitlines()[-1]
+        assert damaged.returncode == 2 and "checkpoint_last.pt: cannot load the training checkpoint" in last, last
+        assert "Delete it to start afresh" in last and "internal error" not in last
+        checkpoint.write_bytes(intact)
     if ext == ".png":  # a later run replaces the first's weights and plans with --promote (without: test_bundles)
         _cli("train", "--bundle", str(bundle), "--promote", "budget_minutes=0.05")
         assert len(list((bundle / "runs").iterdir())) == 2
@@ -606,6 +612,15 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext):
     _cli("evaluate", "--bundle", str(bundle))
     metrics = json.loads((bundle / "eval" / "metrics_summary.json").read_text())
     assert 0.0 <= metrics["metrics"]["val_mean_dice"] <= 1.0
+    if ext != ".png":  # --dataset-dir a dataset.json whose test list has labels: those cases are scored
+        held_out = tmp_path / "held_out" / "dataset.json"
+        held_out.parent.mkdir()
+        first = read_dataset(source).training[0]
+        held_out.write_text(json.dumps({"test": [{"image": str(first.images[0]), "label": str(first.label)}]}))
+        _cli("evaluate", "--bundle", str(bundle), "--dataset-dir", str(held_out), "--output-dir", str(tmp_path / "ev"))
+        scored = json.loads((tmp_path / "ev" / "metrics_summary.json").read_text())
+        assert scored["cases"] == 1 and metrics["cases"] == len(plans["plan"]["split"]["validation"])
+        assert first.images[0].name in (tmp_path / "ev" / "val_mean_dice_raw.csv").read_text()
 
     cases = read_dataset(source).training
     out = tmp_path / "out"

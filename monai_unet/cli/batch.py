@@ -95,6 +95,23 @@ def _output_ext(args: argparse.Namespace, config: dict) -> str:
     return value if isinstance(value, str) and value.startswith(".") else ".nii.gz"
 
 
+def _refuse_overlap(args: argparse.Namespace, cases: list[dict], ext: str) -> None:
+    """Refuse, before any work, an output path that is one of the inputs (``-o`` the same folder as ``-i`` is
+    refused before the listing)."""
+    from monai_unet.cli.segment import OUTPUT_POSTFIX
+
+    output = args.output.resolve()
+    inputs = {
+        Path(p).resolve()
+        for case in cases
+        for p in (case["image"] if isinstance(case["image"], list) else [case["image"]])
+    }
+    for case in cases:
+        target = output / f"{case['case']}_{OUTPUT_POSTFIX}{ext}"
+        if target in inputs:
+            raise UsageError(f"{target}: the output of case {case['case']} is one of the inputs; choose another -o")
+
+
 def run_batch(args: argparse.Namespace) -> BatchReport:
     """Segment every case of ``args.input`` into the folder ``args.output``.
 
@@ -102,7 +119,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         FileNotFoundError, UsageError, ImageInputError: a missing source, an output that is a file, a source that
             lists no images (exit 2). Cases that cannot be read are reported in the summary, not raised.
     """
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, open_for_inference
+    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, check_grid_for_output, open_for_inference
     from monai_unet.cli.source_grid import read_source_grid
     from monai_unet.io.datalist import list_inputs
 
@@ -115,6 +132,11 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         raise UsageError(f"{args.probabilities}: --probabilities names one file; with -i it is not available")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output}: is a file; with -i, -o names the folder the segmentations go to")
+    if args.input.is_dir() and args.input.resolve() == args.output.resolve():
+        raise UsageError(
+            f"{args.output}: -o is the folder -i reads; the segmentations would be read as scans on the next run, "
+            "choose another folder"
+        )
     bundle, config = open_for_inference(args)
     ext = _output_ext(args, config)
     cases = list_inputs(args.input, channels=bundle.input_channels or 1)
@@ -125,6 +147,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             f"{args.input}: several cases are named {', '.join(repeated[:3])}; outputs are named after the case, "
             "so give each case its own file (or folder) name"
         )
+    _refuse_overlap(args, cases, ext)
     listed = len(cases)
     cases = cases_of_part(cases, args.num_parts, args.part_id)
     device = _device(args.device)
@@ -138,6 +161,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         images = case["image"] if isinstance(case["image"], list) else [case["image"]]
         try:
             grids[case["case"]] = read_source_grid([Path(p) for p in images], resample=args.resample)
+            check_grid_for_output(bundle, grids[case["case"]], ext, Path(images[0]), target, resample=args.resample)
         except InputError as error:
             report.failed[case["case"]] = str(error)
             continue

@@ -89,6 +89,9 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
             raise FileNotFoundError(f"{args.dataset_dir}: no such dataset folder or dataset.json")
         overrides["dataset_dir"] = str(args.dataset_dir.resolve())
     if args.output_dir is not None:
+        from monai_unet.io.atomic import check_writable_folder
+
+        check_writable_folder(args.output_dir)
         overrides["output_dir"] = str(args.output_dir.resolve())
     if args.device is not None:
         import torch

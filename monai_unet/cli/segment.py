@@ -23,7 +23,7 @@ from typing import Any
 from monai_unet.cli.batch import add_batch_arguments
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.channels import named_channel_inputs
-from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_grid
+from monai_unet.cli.source_grid import SourceGrid, add_resample_argument, check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
 
 __all__ = [
@@ -305,6 +305,45 @@ def _place(produced: Path, target: Path) -> None:
     os.replace(produced, target)
 
 
+def check_grid_for_output(
+    bundle: Bundle, grid: SourceGrid, ext: str, source: Path, output: Path, resample: bool = False
+) -> None:
+    """Refuse, before the inference, a scan the bundle or the output format cannot take: ``source`` (its first
+    input) has the grid ``grid``; ``output`` is the path (or, in a batch, the case's output) in format ``ext``.
+
+    Raises:
+        UsageError: wrong number of dimensions for the bundle, a 3D scan to a ``.png``, a DICOM SEG of something
+            that is not a DICOM series with a frame of reference (or resampled off its slices).
+    """
+    if ext == "dicomseg" and resample:
+        raise UsageError(
+            f"{output}: with --resample the output lies on a new grid, not on the series' slices, "
+            "so it cannot be a DICOM SEG of them; name the output .nii.gz or .seg.nrrd"
+        )
+    if ext == "dicomseg" and not grid.is_dicom:
+        raise UsageError(
+            f"{output}: DICOM SEG output needs a DICOM series as input ({source} is not); "
+            "name the output .nii.gz or .seg.nrrd"
+        )
+    dims = len(bundle.input_spatial_shape)
+    if dims in (2, 3) and grid.ndim != dims:
+        raise UsageError(
+            f"{source}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
+            + (
+                "; give it one slice as a picture (PNG/TIFF)"
+                if dims == 2
+                else "; give it a volume (NIfTI, NRRD, DICOM)"
+            )
+        )
+    if ext == ".png" and grid.ndim != 2:
+        raise UsageError(f"{output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
+    if ext == "dicomseg" and not grid.frame_of_reference:
+        raise UsageError(
+            f"{source}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
+            "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"
+        )
+
+
 def run(args: argparse.Namespace) -> Path:
     """Run the command; returns OUTPUT. Raises ``UsageError``/``FileNotFoundError`` for bad input (exit 2)."""
     if args.channel:
@@ -327,33 +366,7 @@ def run(args: argparse.Namespace) -> Path:
     device = _device(args.device)
     _say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs), resample=args.resample)
-    if ext == "dicomseg" and args.resample:
-        raise UsageError(
-            f"{args.output}: with --resample the output lies on a new grid, not on the series' slices, "
-            "so it cannot be a DICOM SEG of them; name the output .nii.gz or .seg.nrrd"
-        )
-    if ext == "dicomseg" and not grid.is_dicom:
-        raise UsageError(
-            f"{args.output}: DICOM SEG output needs a DICOM series as input ({args.inputs[0]} is not); "
-            "name the output .nii.gz or .seg.nrrd"
-        )
-    dims = len(bundle.input_spatial_shape)
-    if dims in (2, 3) and grid.ndim != dims:
-        raise UsageError(
-            f"{args.inputs[0]}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
-            + (
-                "; give it one slice as a picture (PNG/TIFF)"
-                if dims == 2
-                else "; give it a volume (NIfTI, NRRD, DICOM)"
-            )
-        )
-    if ext == ".png" and grid.ndim != 2:
-        raise UsageError(f"{args.output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
-    if ext == "dicomseg" and not grid.frame_of_reference:
-        raise UsageError(
-            f"{args.inputs[0]}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
-            "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"
-        )
+    check_grid_for_output(bundle, grid, ext, args.inputs[0], args.output, resample=args.resample)
     size = " x ".join(str(s) for s in grid.size)
     _say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
     image = [str(p.resolve()) for p in args.inputs]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from monai_unet.io.errors import ImageInputError, OutputWriteError
 
-__all__ = ["atomic_path", "sweep_temporaries"]
+__all__ = ["atomic_path", "check_writable_folder", "sweep_temporaries"]
 
 
 def _umask() -> int:
@@ -107,6 +107,26 @@ def atomic_path(
         raise OutputWriteError(target, problem, "Nothing was replaced; free some space (or write elsewhere)") from error
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written (read-only file system, no
+    permission, a file in the way): :class:`OutputWriteError` naming it. Nothing is created: a probe file is made
+    in the nearest folder that exists and removed at once."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputWriteError(folder, f"{existing} is a file, not a folder", "Choose another output folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".monai-unet-probe.", dir=existing)
+    except OSError as error:
+        where = "" if existing == folder else f" (in {existing})"
+        problem = f"cannot write here{where}: {os.strerror(error.errno).lower()}"
+        raise OutputWriteError(folder, problem, "Choose a folder you may write to") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def sweep_temporaries(folder: str | os.PathLike, target_name: str | None = None, suffix: str = ".tmp") -> list[Path]:

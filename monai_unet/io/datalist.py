@@ -1,7 +1,14 @@
-"""Inference inputs: a folder of images, or an MSD-style ``dataset.json`` with a ``test`` list."""
+"""The cases a config reads, from ``dataset_dir``: a folder, or an MSD-style ``dataset.json`` whose relative paths are
+resolved against the JSON's own folder (the same meaning in train, evaluate and inference configs).
+
+- :func:`list_inputs`: the cases to segment (inference): a folder of images, or the JSON's ``test`` list.
+- :func:`split_datalist`: one side of a bundle's ``configs/split.json`` (training, evaluation), or for evaluation a
+  ``test`` list with labels.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +18,7 @@ from monai.data import load_decathlon_datalist
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.naming import CHANNEL_FILE, case_name, strip_image_suffix
 
-__all__ = ["list_inputs"]
+__all__ = ["list_inputs", "split_datalist"]
 
 DEFAULT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -72,3 +79,35 @@ def _channel_groups(folder: Path, files: list[Path], channels: int) -> list[dict
             )
         cases.append({"image": [str(found[c]) for c in range(channels)], "case": case})
     return cases
+
+
+def split_datalist(
+    split_file: str | os.PathLike, side: str, dataset_dir: str | os.PathLike, test_list: bool = False
+) -> list[dict]:
+    """The cases of one ``side`` (``"training"``, ``"validation"``) of a bundle's split, with absolute paths.
+
+    Args:
+        split_file: the bundle's ``configs/split.json`` (MSD-shaped lists, paths relative to the dataset's folder).
+        side: the list to read.
+        dataset_dir: the dataset's folder, or its ``dataset.json`` (the paths are then relative to the JSON's folder).
+        test_list: for evaluation: when ``dataset_dir`` is a ``dataset.json`` whose ``test`` list gives a label for
+            every case, score those cases instead of the split's (never used for training or model selection).
+
+    Raises:
+        ImageInputError: ``dataset_dir`` is neither a folder nor a ``.json`` file.
+    """
+    path = Path(dataset_dir)
+    if path.is_file() and path.suffix.lower() == ".json":
+        if test_list:
+            try:
+                test = json.loads(path.read_text()).get("test")
+            except (OSError, ValueError, AttributeError) as error:
+                raise ImageInputError(path, f"is not an MSD-style dataset.json ({error})") from error
+            if test and all(isinstance(item, dict) and "label" in item for item in test):
+                return load_decathlon_datalist(str(path), True, "test")
+        base = path.parent
+    elif path.is_dir():
+        base = path
+    else:
+        raise ImageInputError(path, "no such folder or dataset.json", "Give the dataset's folder or its dataset.json")
+    return load_decathlon_datalist(str(split_file), True, side, str(base))

@@ -33,7 +33,8 @@ _MAX_DEFLATE_RATIO = 1032
 
 
 def _check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
-    """Refuse a voxel-to-world mapping that places no voxel: a zero, NaN or singular affine, or a voxel size of 0
+    """Refuse a voxel-to-world mapping that places no voxel: a zero, NaN or singular affine (for a 2D image: its
+    two voxel axes parallel or zero), or a voxel size of 0
     (or NaN) along an axis with more than one voxel (SimpleITK would read it as 1 mm, silently). Along an axis of
     one voxel a size of 0 is harmless and read as 1 mm."""
     with ImageOpener(path) as f:  # as stored: nibabel's loader replaces a pixdim of 0 by 1
@@ -48,9 +49,12 @@ def _check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
                 "fix the header (e.g. nibabel's set_zooms) or re-export the image",
             )
     affine = np.asarray(header.get_best_affine(), dtype=np.float64)
-    linear = affine[:3, :3]
-    singular = not np.all(np.isfinite(affine)) or abs(np.linalg.det(linear)) < 1e-12 * max(np.abs(linear).max(), 1)
-    if len(shape) == 3 and singular:
+    columns = affine[:3, : len(shape)]  # the voxel axes the image has (a 2D image's third column is not used)
+    singular = not np.all(np.isfinite(affine))
+    if not singular:
+        smallest = np.linalg.svd(columns, compute_uv=False)[-1]
+        singular = smallest < 1e-12 * max(np.abs(columns).max(), 1.0)
+    if singular:
         raise ImageInputError(
             path,
             f"its voxel-to-world matrix is zero, not finite or singular ({np.round(affine[:3], 4).tolist()})",

@@ -191,7 +191,10 @@ Each training run writes into its own folder, `runs/train-<date>-<time>/`: its c
 (what evaluation and inference load) and the training record and post-processing decision in `configs/plans.json`
 are written by the first run, and afterwards only by a run given `--promote` (stock runner: `--promote true`).
 `dataset_dir` in the configs points at the dataset this bundle was planned from; override it (`--dataset-dir` or
-`dataset_dir=...`) to move the data.
+`dataset_dir=...`) to move the data. It means the same in every config: the dataset's folder, or its `dataset.json`
+(relative paths are then read from the JSON's own folder). `monai-unet evaluate --dataset-dir held_out.json` scores
+the JSON's `test` list when every item has a `label` (held-out cases; training never reads that list), else the
+bundle's validation cases.
 
 ## Classes
 

@@ -110,6 +110,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         *config["imports"],
         "$from ignite.engine import Events",
         "$from monai_unet.handlers import new_run_dir",
+        "$from monai_unet.io.datalist import split_datalist",
     ]
     config.update(
         {
@@ -155,7 +156,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "augmentation": augmentation_steps(plan),
                 "dataset": {
                     "_target_": "CacheDataset",
-                    "data": "$monai.data.load_decathlon_datalist(@split_file, True, 'training', @dataset_dir)",
+                    "data": "$split_datalist(@split_file, 'training', @dataset_dir)",
                     "transform": "@train#preprocessing",
                     "cache_rate": "@cache_rate",
                     "num_workers": "@num_workers",
@@ -224,7 +225,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "preprocessing": {"_target_": "Compose", "transforms": "@preprocessing_steps"},
                 "dataset": {
                     "_target_": "CacheDataset",
-                    "data": "$monai.data.load_decathlon_datalist(@split_file, True, 'validation', @dataset_dir)",
+                    "data": "$split_datalist(@split_file, 'validation', @dataset_dir)",
                     "transform": "@validate#preprocessing",
                     "cache_rate": "@cache_rate",
                     "num_workers": "@num_workers",

@@ -38,6 +38,7 @@ def evaluate_config(plan: Plan) -> dict[str, Any]:
             "_desc_": "the label on the scan's own grid: metrics are computed there, after the prediction is inverted",
         },
         "validate#inferer#overlap": plan.inference["overlap"],
+        "validate#dataset#data": "$split_datalist(@split_file, 'validation', @dataset_dir, test_list=True)",
         "validate#postprocessing": {
             "_target_": "Compose",
             "transforms": [

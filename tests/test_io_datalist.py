@@ -1,0 +1,55 @@
+"""``dataset_dir`` means the same everywhere: a folder, or a ``dataset.json`` whose relative paths are resolved against
+the JSON's own folder; evaluation may score a ``test`` list with labels instead of the bundle's validation cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_unet.io import ImageInputError
+from monai_unet.io.datalist import list_inputs, split_datalist
+
+
+def _dataset(root):
+    for folder in ("imagesTr", "labelsTr", "imagesTs"):
+        (root / folder).mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), root / "imagesTr" / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.uint8), np.eye(4)), root / "labelsTr" / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), root / "imagesTs" / "new.nii.gz")
+    item = lambda n: {"image": f"imagesTr/{n}.nii.gz", "label": f"labelsTr/{n}.nii.gz"}  # noqa: E731
+    split = root / "split.json"
+    split.write_text(json.dumps({"training": [item("a"), item("b")], "validation": [item("c")]}))
+    dataset = root / "dataset.json"
+    dataset.write_text(json.dumps({"training": [item(n) for n in "abc"], "test": ["imagesTs/new.nii.gz"]}))
+    return split, dataset
+
+
+def test_a_folder_and_its_dataset_json_give_the_same_cases(tmp_path):
+    split, dataset = _dataset(tmp_path / "data")
+    for side in ("training", "validation"):
+        by_folder = split_datalist(split, side, tmp_path / "data")
+        by_json = split_datalist(split, side, dataset)
+        assert by_folder == by_json and all(p.startswith(str(tmp_path)) for c in by_json for p in c.values())
+    assert [c["image"] for c in split_datalist(split, "validation", dataset, test_list=True)] == [
+        str(tmp_path / "data" / "imagesTr" / "c.nii.gz")
+    ], "a test list without labels is not scored: the bundle's validation cases are"
+    assert [c["case"] for c in list_inputs(dataset)] == ["new"], "inference reads the test list of the same JSON"
+    with pytest.raises(ImageInputError, match=r"missing\.json: no such folder or dataset\.json"):
+        split_datalist(split, "training", tmp_path / "missing.json")
+
+
+def test_evaluation_scores_a_labelled_test_list_but_training_never_does(tmp_path):
+    split, _ = _dataset(tmp_path / "data")
+    held_out = tmp_path / "elsewhere" / "held_out.json"
+    held_out.parent.mkdir()
+    case = {"image": "../data/imagesTr/a.nii.gz", "label": "../data/labelsTr/a.nii.gz"}
+    held_out.write_text(json.dumps({"test": [case]}))
+    (scored,) = split_datalist(split, "validation", held_out, test_list=True)
+    assert Path(scored["label"]).resolve() == tmp_path / "data" / "labelsTr" / "a.nii.gz"
+    training = split_datalist(split, "training", held_out)  # the split, relative to the JSON's folder: no test case
+    assert [c["image"] for c in training] == [str(held_out.parent / "imagesTr" / f"{n}.nii.gz") for n in "ab"]
