@@ -122,3 +122,26 @@ def test_a_volume_slicer_writes_is_read_onto_the_same_grid(tmp_path: Path, name:
     grid = VoxelGrid(tuple(read.array.shape[:3]), tuple(read.spacing), tuple(read.origin), read.direction)
     np.testing.assert_allclose(grid.ras_affine(), affine, atol=1e-4)
     np.testing.assert_array_equal(read.array, voxels)
+
+
+def test_the_loaded_segmentation_is_linked_to_its_reference_volume_and_study() -> None:
+    """What Slicer's DICOM SEG export needs: the segmentation refers to the volume it was computed from and sits
+    in the volume's study."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "slicer" / "MonaiUNet"))
+    from MonaiUNetLib import link_to_reference
+
+    scene = _scene()
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    hierarchy = slicer_core.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    patient = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "patient")
+    study = hierarchy.CreateStudyItem(patient, "study")
+    hierarchy.CreateItem(study, volume)
+    hierarchy.CreateItem(hierarchy.GetSceneItemID(), segmentation)
+
+    link_to_reference(segmentation, volume, hierarchy)
+    role = segmentation.GetReferenceImageGeometryReferenceRole()
+    assert segmentation.GetNodeReference(role).GetID() == volume.GetID()
+    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(segmentation)) == study

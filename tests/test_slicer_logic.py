@@ -19,10 +19,12 @@ from MonaiUNetLib import (  # noqa: E402 (the module folder is what Slicer puts 
     ProgressParser,
     SegmentInfo,
     build_segment_command,
+    install_plan,
     merge_segments,
     plan_run,
     read_bundle_summary,
     read_seg_nrrd_segments,
+    stop_process_tree,
 )
 
 from monai_unet.io import write_segmentation  # noqa: E402
@@ -139,3 +141,57 @@ def test_slicer_module_file_imports_outside_slicer():
     module = importlib.import_module("MonaiUNet")
     assert module.slicer is None  # no Slicer here; the classes exist for Slicer to instantiate
     assert {"MonaiUNet", "MonaiUNetLogic", "MonaiUNetWidget"} <= set(dir(module))
+
+
+def _wheel(path: Path, name: str, requires: list[str]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as wheel:
+        metadata = [f"Name: {name}", "Version: 0.4.0", *(f"Requires-Dist: {r}" for r in requires)]
+        wheel.writestr(f"{name.replace('-', '_')}-0.4.0.dist-info/METADATA", "\n".join(metadata) + "\n")
+    return path
+
+
+def test_install_never_touches_torch_numpy_or_slicers_simpleitk(tmp_path):
+    """From a wheel or a checkout: the package without dependencies, then its dependencies with the dicom extra,
+    less what Slicer's Python provides; refused before anything is installed when torch is missing."""
+    requires = ["torch>=2.4", "monai>=1.6", "SimpleITK>=2.3", "numpy>=1.24", 'pydicom>=2.4; extra == "dicom"']
+    requires += ['onnx>=1.15; extra == "onnx"', 'tomli>=2; python_version < "3.11"']
+    wheel = _wheel(tmp_path / "monai_unet-0.4.0-py3-none-any.whl", "monai-unet", requires)
+    plan = install_plan(wheel, importable=lambda module: True)
+    assert plan.package == [str(wheel), "--no-deps"]
+    assert plan.requirements == ["monai>=1.6", "pydicom>=2.4", 'tomli>=2; python_version < "3.11"']
+
+    checkout = Path(__file__).resolve().parents[1]
+    from_source = install_plan(checkout, importable=lambda module: True)
+    assert from_source.package == ["-e", str(checkout), "--no-deps"]
+    names = {r.split(">")[0].split("=")[0].split("<")[0].strip().lower() for r in from_source.requirements}
+    assert {"monai", "nibabel", "pytorch-ignite", "pydicom", "highdicom"} <= names
+    assert not names & {"torch", "numpy", "simpleitk", "onnx"}
+
+    with pytest.raises(ValueError, match="torch not found in Slicer's Python: install PyTorch first"):
+        install_plan(wheel, importable=lambda module: module != "torch")
+    other = _wheel(tmp_path / "other-1.0-py3-none-any.whl", "monai-unet-fork", requires)
+    with pytest.raises(ValueError, match="this is monai-unet-fork, not monai-unet"):
+        install_plan(other, importable=lambda module: True)
+    with pytest.raises(ValueError, match=r"pick a monai_unet-\*\.whl file or a monai-unet source folder"):
+        install_plan(tmp_path, importable=lambda module: True)
+
+
+def test_cancel_stops_the_launcher_and_the_python_it_started():
+    """PythonSlicer is a launcher whose child is the real Python: both stop (the child by SIGTERM first)."""
+    import time
+
+    from MonaiUNetLib.process import _alive, descendants
+
+    launcher = subprocess.Popen(["sh", "-c", f"'{sys.executable}' -c 'import time; time.sleep(120)' & wait"])
+    deadline = time.monotonic() + 20
+    while not descendants(launcher.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (python,) = descendants(launcher.pid)
+    stop_process_tree(launcher.pid)
+    assert launcher.wait(timeout=10) is not None
+    deadline = time.monotonic() + 10
+    while _alive(python) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(python), "the Python the launcher started still runs"

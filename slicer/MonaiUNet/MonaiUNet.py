@@ -22,10 +22,13 @@ from MonaiUNetLib import (
     ProgressParser,
     RunPlan,
     build_segment_command,
+    install_plan,
+    link_to_reference,
     merge_segments,
     plan_run,
     read_bundle_summary,
     read_seg_nrrd_segments,
+    stop_process_tree,
 )
 
 try:
@@ -42,7 +45,6 @@ except ImportError:  # outside Slicer: the classes below exist but cannot run
 
 __all__ = ["MonaiUNet", "MonaiUNetLogic", "MonaiUNetWidget"]
 
-_PIP_PACKAGE = "monai-unet[dicom]"
 _MAX_CHANNELS = 4
 
 
@@ -89,9 +91,14 @@ class MonaiUNetLogic(ScriptedLoadableModuleLogic):
         return importlib.util.find_spec("monai_unet") is not None
 
     @staticmethod
-    def install() -> None:
-        """``pip install monai-unet[dicom]`` into Slicer's Python (install PyTorch first: see the README)."""
-        slicer.util.pip_install(_PIP_PACKAGE)
+    def install(source: str) -> None:
+        """Install monai-unet from ``source`` (a ``monai_unet-*.whl`` or a source checkout) into Slicer's Python:
+        the package without dependencies, then its dependencies less torch, numpy and SimpleITK (checked first;
+        Slicer's own SimpleITK is never replaced)."""
+        plan = install_plan(source)
+        slicer.util.pip_install(plan.package)
+        if plan.requirements:
+            slicer.util.pip_install(plan.requirements)
 
     def start(self, volumes, bundle: BundleSummary, options: dict, on_output, on_finished) -> None:
         """Write the volumes, start the command, and call back as output arrives and when the process ends.
@@ -126,9 +133,10 @@ class MonaiUNetLogic(ScriptedLoadableModuleLogic):
         process.start(command[0], command[1:])
 
     def cancel(self) -> None:
-        """Stop the running process (its partial output is never at the output path: the command is atomic)."""
-        if self.process is not None:
-            self.process.kill()
+        """Stop the running process and the Python it started (``PythonSlicer`` is a launcher); its partial output
+        is never at the output path: the command is atomic and removes its staging folder on SIGTERM."""
+        if self.process is not None and self.process.processId() > 0:
+            stop_process_tree(int(self.process.processId()))
 
     def load_result(self, bundle: BundleSummary, reference_volume, name: str):
         """Load the written ``.seg.nrrd`` as a segmentation node named ``name`` with the bundle's segment names and
@@ -136,7 +144,7 @@ class MonaiUNetLogic(ScriptedLoadableModuleLogic):
         segments = merge_segments(read_seg_nrrd_segments(self.plan.output), bundle.segments)
         node = slicer.util.loadSegmentation(str(self.plan.output))
         node.SetName(name)
-        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
+        link_to_reference(node, reference_volume, slicer.mrmlScene.GetSubjectHierarchyNode())
         segmentation = node.GetSegmentation()
         for info in segments:
             segment = segmentation.GetSegment(f"Segment_{info.value}")
@@ -208,9 +216,15 @@ class MonaiUNetWidget(ScriptedLoadableModuleWidget):
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.cancel_button)
         form.addRow(buttons)
-        self.install_button = qt.QPushButton(f"Install {_PIP_PACKAGE} into Slicer's Python")
+        self.package_source = ctk.ctkPathLineEdit()
+        self.package_source.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Dirs
+        self.package_source.nameFilters = ["monai-unet wheel (*.whl)", "source folder (*)"]
+        self.package_source.settingKey = "MonaiUNet/PackageSource"
+        self.install_button = qt.QPushButton("Install monai-unet from this wheel or folder into Slicer's Python")
         self.install_button.connect("clicked(bool)", self.on_install)
-        self.install_button.visible = not self.logic.is_installed()
+        installed = self.logic.is_installed()
+        self.package_source.visible = self.install_button.visible = not installed
+        form.addRow("Package:", self.package_source)
         form.addRow(self.install_button)
 
         self.progress = qt.QProgressBar()
@@ -242,8 +256,8 @@ class MonaiUNetWidget(ScriptedLoadableModuleWidget):
 
     def on_install(self) -> None:
         with slicer.util.tryWithErrorDisplay("Installing monai-unet failed", waitCursor=True):
-            self.logic.install()
-            self.install_button.visible = not self.logic.is_installed()
+            self.logic.install(self.package_source.currentPath)
+            self.package_source.visible = self.install_button.visible = not self.logic.is_installed()
 
     def on_apply(self) -> None:
         if self.bundle is None:

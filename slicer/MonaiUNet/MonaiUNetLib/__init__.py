@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from MonaiUNetLib.install import InstallPlan, install_plan
 from MonaiUNetLib.logic import (
     BundleSummary,
     ProgressParser,
@@ -14,16 +15,22 @@ from MonaiUNetLib.logic import (
     read_seg_nrrd_segments,
     segments_from_metadata,
 )
+from MonaiUNetLib.process import stop_process_tree
+from MonaiUNetLib.scene import link_to_reference
 
 __all__ = [
     "BundleSummary",
+    "InstallPlan",
     "ProgressParser",
     "RunPlan",
     "SegmentInfo",
     "build_segment_command",
+    "install_plan",
+    "link_to_reference",
     "merge_segments",
     "plan_run",
     "read_bundle_summary",
     "read_seg_nrrd_segments",
     "segments_from_metadata",
+    "stop_process_tree",
 ]
