@@ -254,6 +254,24 @@ def test_a_full_disk_keeps_the_previous_output(bundles, tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}")) == []
 
 
+def test_probabilities_cut_short_by_a_full_disk_are_named_and_nothing_is_replaced(bundles, tmp_path):
+    """The bundle writes the probabilities with MONAI's ``SaveImaged``, which raises a plain ``OSError``: exit 2
+    naming ``--probabilities`` (not an internal error), both earlier outputs kept byte for byte."""
+    scan = _nifti(tmp_path / "scan.nii.gz", (48, 48, 24), (1.0, 1.0, 2.0))
+    out, probabilities = tmp_path / "seg.nii.gz", tmp_path / "seg_prob.nii.gz"
+    command = _command("segment", scan, "-o", out, "--probabilities", probabilities, "--bundle", bundles[1])
+    before = {out: b"an earlier segmentation", probabilities: b"earlier probabilities"}
+    for path, content in before.items():
+        path.write_bytes(content)
+    limit = 100_000  # the labels (about 10 kB) fit, the float probabilities (about 600 kB) do not
+    limited = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(limit))
+    last = limited.stderr.strip().splitlines()[-1]
+    assert limited.returncode == 2, limited.stderr[-2000:]
+    assert last.startswith(f"monai-unet segment: error: {probabilities}: file too large"), last
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_an_output_folder_nobody_may_write_is_exit_2_naming_it(bundles, tmp_path):
     """sysfs refuses new files even to root (as a read-only or foreign folder would): exit 2 with the path and
     the system's reason, before the inference, not an internal error."""

@@ -22,6 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monai_unet.cli.bundle import BundleRunError, bundle_logs_on_stderr, run_bundle_config
+from monai_unet.cli.inference_run import (
+    OUTPUT_POSTFIX,
+    check_grid_for_output,
+    choose_device,
+    inference_overrides,
+    open_for_inference,
+    say,
+)
+from monai_unet.cli.source_grid import check_output_grid, read_source_grid
 from monai_unet.errors import InputError, UsageError
 
 __all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "check_part", "run_batch"]
@@ -98,8 +107,6 @@ def _output_ext(args: argparse.Namespace, config: dict) -> str:
 def _refuse_overlap(args: argparse.Namespace, cases: list[dict], ext: str) -> None:
     """Refuse, before any work, an output path that is one of the inputs (``-o`` the same folder as ``-i`` is
     refused before the listing)."""
-    from monai_unet.cli.segment import OUTPUT_POSTFIX
-
     output = args.output.resolve()
     inputs = {
         Path(p).resolve()
@@ -119,8 +126,6 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         FileNotFoundError, UsageError, ImageInputError: a missing source, an output that is a file, a source that
             lists no images (exit 2). Cases that cannot be read are reported in the summary, not raised.
     """
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, _device, _say, check_grid_for_output, open_for_inference
-    from monai_unet.cli.source_grid import read_source_grid
     from monai_unet.io.datalist import list_inputs
 
     if args.inputs:
@@ -150,7 +155,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     _refuse_overlap(args, cases, ext)
     listed = len(cases)
     cases = cases_of_part(cases, args.num_parts, args.part_id)
-    device = _device(args.device)
+    device = choose_device(args.device)
     args.output.mkdir(parents=True, exist_ok=True)
     report, pending, grids = BatchReport(), [], {}
     for case in cases:
@@ -167,7 +172,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             continue
         pending.append(case)
     part = f" (part {args.part_id} of {args.num_parts}: {len(cases)} case(s))" if args.num_parts > 1 else ""
-    _say(args, f"{listed} case(s) in {args.input}{part}: {len(pending)} to segment on {device}")
+    say(args, f"{listed} case(s) in {args.input}{part}: {len(pending)} to segment on {device}")
     try:
         if pending:
             _run(args, bundle, pending, grids, ext, device, report)
@@ -185,8 +190,6 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
 
 def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, report: BatchReport) -> None:
     """One run of the inference config over ``pending``, then each output checked against its input's grid."""
-    from monai_unet.cli.segment import OUTPUT_POSTFIX, inference_overrides
-    from monai_unet.cli.source_grid import check_output_grid
     from monai_unet.io.naming import strip_image_suffix
 
     ndim = next(iter(grids.values())).ndim

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import pickle
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -233,14 +235,15 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
 
     Raises:
         ImageInputError: bad input data met anywhere in the workflow (MONAI wraps transform errors in
-            ``RuntimeError``; the original is found in the exception chain and raised as it is).
+            ``RuntimeError``; the original is found in the exception chain and raised as it is); an
+            ``OutputWriteError`` for a write that ran out of room (disk full, quota, file-size limit).
         CheckpointError: a training checkpoint that cannot be resumed from (raised as it is).
         BundleRunError: any other failure, with the innermost error's message.
     """
     from monai.bundle.scripts import create_workflow
 
     from monai_unet.handlers import CheckpointError
-    from monai_unet.io import ImageInputError
+    from monai_unet.io import ImageInputError, OutputWriteError
 
     config_files = [str(bundle.config(name)) for name in configs]
     logging_file = bundle.logging_file
@@ -262,6 +265,13 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
         for link in chain:
             if isinstance(link, ImageInputError | CheckpointError):
                 raise link from None
+        # a writer the bundle uses directly (MONAI's SaveImage) ran out of room: name the file where a link does
+        no_room = sorted((found for found in map(_no_room, chain) if found), key=lambda found: found[1] is None)
+        if no_room:
+            code, path = no_room[0]
+            where = path or overrides.get("output_dir", bundle.root)
+            hint = "Nothing was replaced; free some space (or write elsewhere)"
+            raise OutputWriteError(where, os.strerror(code).lower(), hint) from None
         for link in chain:
             # torch.load refused the file: weights-only unpickling, a damaged archive, or an unreadable file
             if isinstance(link, pickle.UnpicklingError) or raised_by_torch_load(link):
@@ -271,6 +281,22 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
         ) from error
     return workflow
+
+
+def _no_room(error: BaseException) -> tuple[int, str | None] | None:
+    """``(errno, path)`` when ``error`` is a write that ran out of room (disk full, quota, file-size limit), else
+    None. MONAI's ``SaveImage`` does not chain the writer's ``OSError``: it puts its traceback into the message of a
+    ``RuntimeError`` ("... cannot find a suitable writer for PATH. ..."), so the text is read too."""
+    from monai_unet.io.atomic import NO_ROOM
+
+    if isinstance(error, OSError):
+        return (error.errno, error.filename) if error.errno in NO_ROOM else None
+    text = str(error)
+    for match in re.finditer(r"OSError: \[Errno (\d+)\]", text):
+        if int(match.group(1)) in NO_ROOM:
+            path = re.search(r"writer for (.+?)\.\s", text)
+            return int(match.group(1)), path.group(1) if path else None
+    return None
 
 
 def unloadable_weights(path: str | Path, error: BaseException) -> UsageError:

@@ -15,33 +15,25 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from monai_unet.cli.batch import add_batch_arguments
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
 from monai_unet.cli.channels import named_channel_inputs
-from monai_unet.cli.source_grid import SourceGrid, add_resample_argument, check_output_grid, read_source_grid
+from monai_unet.cli.inference_run import (
+    OUTPUT_POSTFIX,
+    PROBABILITY_POSTFIX,
+    check_grid_for_output,
+    choose_device,
+    inference_overrides,
+    open_for_inference,
+    say,
+)
+from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
 
-__all__ = [
-    "LABEL_EXTENSIONS",
-    "OUTPUT_POSTFIX",
-    "PROBABILITY_POSTFIX",
-    "inference_overrides",
-    "open_for_inference",
-    "output_ext_for",
-    "register",
-    "run",
-]
-
-#: ``output_postfix`` given to the bundle: its writer names the label file ``<case>_seg<ext>``.
-OUTPUT_POSTFIX = "seg"
-
-#: Postfix of the probability file the bundles write with ``save_probabilities`` (``<case>_prob.nii.gz``/``.tif``).
-PROBABILITY_POSTFIX = "prob"
+__all__ = ["LABEL_EXTENSIONS", "output_ext_for", "register", "run"]
 
 #: Label-map formats, by the output's suffix; a name without suffix (or a folder) is a DICOM SEG (``"dicomseg"``).
 LABEL_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".png")
@@ -154,11 +146,6 @@ def output_ext_for(output: Path) -> str:
     )
 
 
-def _say(args: argparse.Namespace, message: str) -> None:
-    if args.progress:
-        print(f"monai-unet segment: {message}", file=sys.stderr, flush=True)
-
-
 def _same_path(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return a.samefile(b)
@@ -199,60 +186,6 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
         if target is not None and not target.resolve().parent.is_dir():
             raise FileNotFoundError(f"{target}: the folder {target.resolve().parent} does not exist; create it first")
     return bundle, ext
-
-
-def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]]:
-    """Open ``--bundle``, check its inference config against the CLI contract (with ``ckpt_path`` when
-    ``--checkpoint`` is given) and the weights file, before any image is read.
-
-    Returns:
-        The bundle and its inference config as written.
-
-    Raises:
-        FileNotFoundError: the ``--checkpoint`` file does not exist.
-        UsageError: no such bundle, or an inference config without an id the CLI sets.
-    """
-    bundle = open_bundle(args.bundle)
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
-    also = ["ckpt_path"] * (args.checkpoint is not None) + ["dicom_resample"] * args.resample
-    return bundle, bundle.check_inference_contract(also=also)
-
-
-def inference_overrides(
-    args: argparse.Namespace,
-    datalist: list[dict],
-    output_dir: Path,
-    ext: str,
-    device: Any,
-    spatial_dims: int,
-    save_probabilities: bool = False,
-) -> dict[str, Any]:
-    """The contract ids (:data:`~monai_unet.cli.bundle.INFERENCE_PROPERTIES`) set for one run of the inference
-    config; review overlays stay off (they are for the bundles' own batch runs). ``ckpt_path`` and
-    ``dicom_resample`` only when ``--checkpoint`` and ``--resample`` ask for them."""
-    return {
-        "datalist": datalist,
-        "output_dir": str(output_dir),
-        "output_ext": ext,
-        "output_postfix": OUTPUT_POSTFIX,
-        "device": device,
-        **({} if args.tta is None else {"tta_axes": list(range(spatial_dims)) if args.tta else []}),
-        "precise": bool(args.precise),
-        "save_probabilities": save_probabilities,
-        "progress": bool(args.progress),
-        "save_overlays": False,
-        **({"ckpt_path": str(args.checkpoint.resolve())} if args.checkpoint is not None else {}),
-        **({"dicom_resample": True} if args.resample else {}),
-    }
-
-
-def _device(requested: str | None):
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UsageError("cuda: no CUDA device is available to torch here; use --device cpu")
-    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, Path | None]:
@@ -305,45 +238,6 @@ def _place(produced: Path, target: Path) -> None:
     os.replace(produced, target)
 
 
-def check_grid_for_output(
-    bundle: Bundle, grid: SourceGrid, ext: str, source: Path, output: Path, resample: bool = False
-) -> None:
-    """Refuse, before the inference, a scan the bundle or the output format cannot take: ``source`` (its first
-    input) has the grid ``grid``; ``output`` is the path (or, in a batch, the case's output) in format ``ext``.
-
-    Raises:
-        UsageError: wrong number of dimensions for the bundle, a 3D scan to a ``.png``, a DICOM SEG of something
-            that is not a DICOM series with a frame of reference (or resampled off its slices).
-    """
-    if ext == "dicomseg" and resample:
-        raise UsageError(
-            f"{output}: with --resample the output lies on a new grid, not on the series' slices, "
-            "so it cannot be a DICOM SEG of them; name the output .nii.gz or .seg.nrrd"
-        )
-    if ext == "dicomseg" and not grid.is_dicom:
-        raise UsageError(
-            f"{output}: DICOM SEG output needs a DICOM series as input ({source} is not); "
-            "name the output .nii.gz or .seg.nrrd"
-        )
-    dims = len(bundle.input_spatial_shape)
-    if dims in (2, 3) and grid.ndim != dims:
-        raise UsageError(
-            f"{source}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
-            + (
-                "; give it one slice as a picture (PNG/TIFF)"
-                if dims == 2
-                else "; give it a volume (NIfTI, NRRD, DICOM)"
-            )
-        )
-    if ext == ".png" and grid.ndim != 2:
-        raise UsageError(f"{output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
-    if ext == "dicomseg" and not grid.frame_of_reference:
-        raise UsageError(
-            f"{source}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
-            "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"
-        )
-
-
 def run(args: argparse.Namespace) -> Path:
     """Run the command; returns OUTPUT. Raises ``UsageError``/``FileNotFoundError`` for bad input (exit 2)."""
     if args.channel:
@@ -363,19 +257,19 @@ def run(args: argparse.Namespace) -> Path:
             "the format"
         )
     bundle, ext = _check_arguments(args)
-    device = _device(args.device)
-    _say(args, f"reading {len(args.inputs)} input(s)")
+    device = choose_device(args.device)
+    say(args, f"reading {len(args.inputs)} input(s)")
     grid = read_source_grid(list(args.inputs), resample=args.resample)
     check_grid_for_output(bundle, grid, ext, args.inputs[0], args.output, resample=args.resample)
     size = " x ".join(str(s) for s in grid.size)
-    _say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
+    say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
     image = [str(p.resolve()) for p in args.inputs]
     target = args.output.resolve()
     from monai_unet.io import OutputWriteError
     from monai_unet.io.atomic import sweep_temporaries
 
     for left in sweep_temporaries(target.parent, target.name, ".monai-unet"):
-        _say(args, f"removed {left}, left behind by an interrupted run")
+        say(args, f"removed {left}, left behind by an interrupted run")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".monai-unet", dir=target.parent))
     try:
         out_dir = staging / "out"
@@ -389,7 +283,10 @@ def run(args: argparse.Namespace) -> Path:
             try:
                 run_bundle_config(bundle, ["inference"], overrides)
             except OutputWriteError as error:  # it happened in the staging folder: name the user's output
-                raise OutputWriteError(args.output, error.problem, error.hint) from None
+                failed = args.output
+                if args.probabilities is not None and f"_{PROBABILITY_POSTFIX}" in Path(error.path).name:
+                    failed = args.probabilities
+                raise OutputWriteError(failed, error.problem, error.hint) from None
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
         if ext != "dicomseg":
             check_output_grid(labels, grid)
@@ -401,6 +298,6 @@ def run(args: argparse.Namespace) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     names = ", ".join(f"{value} {name}" for value, name in sorted(bundle.label_names.items()))
-    _say(args, f"wrote {args.output} (segments: {names or 'unnamed'})")
+    say(args, f"wrote {args.output} (segments: {names or 'unnamed'})")
     print(args.output)  # stdout carries only the answer, for scripts: OUTPUT's path
     return args.output

@@ -28,7 +28,7 @@ def _umask() -> int:
 
 
 #: errno values of a write that ran out of room: disk full, quota, the process's file-size limit.
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _no_room_left(folder: Path) -> bool:
@@ -98,7 +98,7 @@ def atomic_path(
     except Exception as error:
         # Writers that hide the errno (torch.save, ITK) raise RuntimeError, ours word it themselves, a short write
         # shows on reading back: on a full file system each of them is reported as what it is.
-        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+        if isinstance(error, OSError) and error.errno in NO_ROOM:
             problem = os.strerror(error.errno).lower()
         elif _no_room_left(target.parent):
             problem = "no space left on device"
