@@ -182,7 +182,10 @@ def test_multi_gpu_config_runs_two_processes_with_gloo_into_one_run_folder(tmp_p
 @pytest.mark.parametrize("output_ext", [".png", ".nii.gz"])
 def test_em_inference_writes_labels_probabilities_and_overlays(tmp_path, output_ext):
     out = tmp_path / "out"
-    _run(EM, ["inference.json"], {"output_dir": str(out), "output_ext": output_ext, "save_probabilities": True})
+    overrides = {"output_dir": str(out), "output_ext": output_ext, "save_probabilities": True}
+    if output_ext == ".nii.gz":  # the shipped mirroring (4 passes) runs in the .png case; here the writers are tested
+        overrides["tta_axes"] = []
+    _run(EM, ["inference.json"], overrides)
     for stem in ("00", "01", "02"):
         seg = sitk.ReadImage(str(out / f"{stem}_seg{output_ext}"))
         labels = sitk.GetArrayFromImage(seg)
