@@ -82,3 +82,21 @@ def test_a_2d_nifti_is_checked_on_its_two_axes(tmp_path):
     parallel[:3, 1] = parallel[:3, 0]  # both voxel axes along x: the rows land on top of each other
     with pytest.raises(ImageInputError, match=r"parallel\.nii\.gz: its voxel-to-world matrix is .*singular"):
         read_image_file(_nifti(tmp_path / "parallel.nii.gz", zooms=(1.0, 1.0, 0.0), affine=parallel, shape=(8, 9)))
+
+
+def test_a_gzip_nrrd_with_a_damaged_stream_or_no_trailer_is_refused(tmp_path):
+    """ITK inflates the declared bytes of a gzip NRRD and never reads the CRC-32 and length at the stream's end: a
+    flipped bit or a lost trailer is refused naming the file, not read as other voxels."""
+    array = np.random.default_rng(1).integers(0, 1000, size=(12, 20, 16), dtype=np.int16)
+    good = tmp_path / "good.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(good), useCompression=True)
+    content = good.read_bytes()
+    start = content.find(b"\n\n") + 2
+    flipped = bytearray(content)
+    flipped[start + (len(content) - start) // 2] ^= 0x10
+    (tmp_path / "flipped.nrrd").write_bytes(bytes(flipped))
+    (tmp_path / "no_trailer.nrrd").write_bytes(content[:-8])
+    for name in ("flipped.nrrd", "no_trailer.nrrd"):
+        with pytest.raises(ImageInputError, match=rf"{name}: is truncated or corrupt"):
+            read_image_file(tmp_path / name)
+    np.testing.assert_array_equal(read_image_file(good).array, array.transpose(2, 1, 0))

@@ -94,9 +94,10 @@ def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | Non
     return header, offset, _inflate_verified(path, expected)
 
 
-def _inflate_verified(path: Path, expected: int) -> bytes:
-    """The whole uncompressed content of a gzip file, every member's CRC-32 and length checked."""
-    data = path.read_bytes()
+def _inflate_verified(path: Path, expected: int, data: bytes | None = None) -> bytes:
+    """The whole uncompressed content of a gzip file (or of ``data``, the gzip stream inside ``path``), every
+    member's CRC-32 and length checked."""
+    data = path.read_bytes() if data is None else data
     if expected > _MAX_DEFLATE_RATIO * len(data) + 1024:
         raise ImageInputError(
             path,
@@ -167,6 +168,21 @@ def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
     return None
 
 
+def _attached_gzip_offset(path: Path, head: bytes) -> int | None:
+    """Where the gzip stream of an NRRD file with attached, gzip-encoded voxels starts (``head``: the file's first
+    bytes); None for other layouts."""
+    if path.suffix.lower() != ".nrrd":
+        return None
+    end = head.find(b"\n\n")
+    if end < 0:
+        return None
+    lines = head[:end].decode("latin-1").splitlines()
+    fields = {k.strip().lower(): v.strip().lower() for k, _, v in (line.partition(":") for line in lines)}
+    if fields.get("encoding") not in ("gzip", "gz") or "data file" in fields or "datafile" in fields:
+        return None
+    return end + 2
+
+
 def _available_memory() -> int | None:
     """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
     try:
@@ -181,7 +197,7 @@ def _available_memory() -> int | None:
 def check_declared_size(path: Path) -> None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
-    declare 2000³ voxels)."""
+    declare 2000³ voxels); and an NRRD whose attached gzip stream fails its CRC-32 or length check."""
     if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
         return
     reader = sitk.ImageFileReader()
@@ -213,6 +229,11 @@ def check_declared_size(path: Path) -> None:
             f"({' x '.join(map(str, reader.GetSize()))})",
             "copy or download the file again",
         )
+    offset = _attached_gzip_offset(path, head)
+    if offset is not None:  # ITK inflates the declared bytes and never reads the gzip trailer: check it here
+        with open(path, "rb") as f:
+            f.seek(offset)
+            _inflate_verified(path, declared, f.read())
     available = _available_memory()
     if available is not None and declared > available:
         raise ImageInputError(
