@@ -38,7 +38,7 @@ import SimpleITK as sitk
 from numpy.typing import DTypeLike
 
 from monai_unet.io.errors import ImageInputError, last_line
-from monai_unet.io.integrity import check_declared_size, check_nifti_complete
+from monai_unet.io.integrity import InflatedNrrd, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
@@ -167,7 +167,10 @@ def read_image_file(
         if inflated is not None:
             return inflated
     else:
-        check_declared_size(path)
+        inflated_nrrd = check_declared_size(path)
+        volume = None if inflated_nrrd is None else _volume_from_nrrd(inflated_nrrd, dtype, contiguous)
+        if volume is not None:
+            return volume
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -232,6 +235,34 @@ def _volume_from_inflated(
     origin, spacing, direction = _geometry(info)
     array = _arrange(buffer, 3, dtype, contiguous)
     return Volume(array, origin, spacing, direction, {"source_format": "nifti", "source_dtype": stored.name})
+
+
+#: ITK pixel types whose NRRD voxels are the stored bytes as they are (scalars only).
+_ITK_STORED_TYPES = {
+    **_ITK_INTEGER_TYPES,
+    sitk.sitkFloat32: np.dtype(np.float32),
+    sitk.sitkFloat64: np.dtype(np.float64),
+}
+
+
+def _volume_from_nrrd(nrrd: InflatedNrrd, dtype: DTypeLike, contiguous: bool) -> Volume | None:
+    """A 2D or 3D scalar NRRD from the voxel bytes :func:`check_declared_size` inflated and verified, with
+    SimpleITK's reading of its header; None (read it with ``sitk.ReadImage``) where ITK would do more than take the
+    bytes as they are: several components, byte or line skips, another number of dimensions."""
+    info, fields = nrrd.info, nrrd.fields
+    stored = _ITK_STORED_TYPES.get(info.GetPixelID())
+    ndim = info.GetDimension()
+    skips = {"byte skip", "byteskip", "line skip", "lineskip"} & set(fields)
+    if stored is None or ndim not in (2, 3) or info.GetNumberOfComponents() != 1 or skips:
+        return None
+    shape = tuple(int(n) for n in reversed(info.GetSize()))
+    order = ">" if fields.get("endian") == "big" else "<"
+    buffer = np.frombuffer(nrrd.raw, dtype=stored.newbyteorder(order), count=int(np.prod(shape))).reshape(shape)
+    if buffer.dtype != stored:  # big-endian voxels: to this machine's order once
+        buffer = buffer.astype(stored)
+    origin, spacing, direction = _geometry(info)
+    array = _arrange(buffer, ndim, dtype or stored, contiguous)
+    return Volume(array, origin, spacing, direction, {"source_format": "nrrd", "source_dtype": stored.name})
 
 
 def _drop_or_keep_fourth_axis(path: Path, array: np.ndarray, volume: Volume, allow_4d: bool) -> Volume:

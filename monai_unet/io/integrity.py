@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -26,7 +27,7 @@ try:  # libdeflate inflates gzip faster than zlib
 except ImportError:  # pragma: no cover - depends on the environment
     _gzip_decompress, _DeflateError = None, OSError
 
-__all__ = ["check_declared_size", "check_nifti_complete"]
+__all__ = ["InflatedNrrd", "check_declared_size", "check_nifti_complete"]
 
 #: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
 _MAX_DEFLATE_RATIO = 1032
@@ -149,38 +150,32 @@ def _stored_bytes(path: Path, head: bytes) -> int | None:
     return total
 
 
+def _attached_nrrd(path: Path, head: bytes) -> tuple[dict[str, str], int] | None:
+    """The header fields (keys and values lower-case) of an NRRD file whose voxels follow its header in the same
+    file, and where they start (``head``: the file's first bytes); None for other files and detached data."""
+    end = head.find(b"\n\n")
+    if path.suffix.lower() != ".nrrd" or end < 0:
+        return None
+    lines = head[:end].decode("latin-1").splitlines()
+    fields = {k.strip().lower(): v.strip().lower() for k, _, v in (line.partition(":") for line in lines)}
+    return None if "data file" in fields or "datafile" in fields else (fields, end + 2)
+
+
 def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
     """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed (``head``: the file's
     first bytes); None for other layouts (compressed, detached, or a header not understood), not checked this way."""
-    text = head.decode("latin-1")
-    if path.suffix.lower() == ".nrrd":
-        end = head.find(b"\n\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in text[:end].splitlines())}
-        if end < 0 or fields.get("encoding") != "raw" or "data file" in fields or "datafile" in fields:
-            return None
-        return path.stat().st_size - (end + 2)
+    nrrd = _attached_nrrd(path, head)
+    if nrrd is not None:
+        fields, start = nrrd
+        return path.stat().st_size - start if fields.get("encoding") == "raw" else None
     if path.suffix.lower() == ".mha":
+        text = head.decode("latin-1")
         fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()[:64])}
         if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData", "False") != "False":
             return None
         start = head.find(b"ElementDataFile")
         return path.stat().st_size - (head.index(b"\n", start) + 1)
     return None
-
-
-def _attached_gzip_offset(path: Path, head: bytes) -> int | None:
-    """Where the gzip stream of an NRRD file with attached, gzip-encoded voxels starts (``head``: the file's first
-    bytes); None for other layouts."""
-    if path.suffix.lower() != ".nrrd":
-        return None
-    end = head.find(b"\n\n")
-    if end < 0:
-        return None
-    lines = head[:end].decode("latin-1").splitlines()
-    fields = {k.strip().lower(): v.strip().lower() for k, _, v in (line.partition(":") for line in lines)}
-    if fields.get("encoding") not in ("gzip", "gz") or "data file" in fields or "datafile" in fields:
-        return None
-    return end + 2
 
 
 def _available_memory() -> int | None:
@@ -194,12 +189,33 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_declared_size(path: Path) -> None:
+@dataclass(frozen=True)
+class InflatedNrrd:
+    """The verified voxels of a gzip NRRD, so that they are inflated once (:func:`check_declared_size`).
+
+    Args:
+        info: SimpleITK's reading of the header (size, pixel type, components, geometry).
+        raw: the uncompressed voxel bytes, CRC-32 and length checked.
+        fields: the header's fields, keys and values lower-case (``endian``, ``byte skip``, ...).
+    """
+
+    info: sitk.ImageFileReader
+    raw: bytes
+    fields: dict[str, str]
+
+
+def check_declared_size(path: Path) -> InflatedNrrd | None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
-    declare 2000³ voxels); and an NRRD whose attached gzip stream fails its CRC-32 or length check."""
+    declare 2000³ voxels); and an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
+    declared bytes and never reads the trailer).
+
+    Returns:
+        For an NRRD with attached gzip voxels, the verified bytes and the header as read (see :class:`InflatedNrrd`);
+        else None.
+    """
     if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
-        return
+        return None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -229,11 +245,6 @@ def check_declared_size(path: Path) -> None:
             f"({' x '.join(map(str, reader.GetSize()))})",
             "copy or download the file again",
         )
-    offset = _attached_gzip_offset(path, head)
-    if offset is not None:  # ITK inflates the declared bytes and never reads the gzip trailer: check it here
-        with open(path, "rb") as f:
-            f.seek(offset)
-            _inflate_verified(path, declared, f.read())
     available = _available_memory()
     if available is not None and declared > available:
         raise ImageInputError(
@@ -241,3 +252,9 @@ def check_declared_size(path: Path) -> None:
             f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
             "read it on a machine with more memory, or crop it first",
         )
+    nrrd = _attached_nrrd(path, head)
+    if nrrd is None or nrrd[0].get("encoding") not in ("gzip", "gz"):
+        return None
+    with open(path, "rb") as f:
+        f.seek(nrrd[1])
+        return InflatedNrrd(reader, _inflate_verified(path, declared, f.read()), nrrd[0])
