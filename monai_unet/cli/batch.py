@@ -104,6 +104,11 @@ def _output_ext(args: argparse.Namespace, config: dict) -> str:
     return value if isinstance(value, str) and value.startswith(".") else ".nii.gz"
 
 
+def _target(output: Path, case: dict, ext: str) -> Path:
+    """Where the segmentation of ``case`` goes in the folder ``output``: ``<case>_seg<ext>``."""
+    return output / f"{case['case']}_{OUTPUT_POSTFIX}{ext}"
+
+
 def _refuse_overlap(args: argparse.Namespace, cases: list[dict], ext: str) -> None:
     """Refuse, before any work, an output path that is one of the inputs (``-o`` the same folder as ``-i`` is
     refused before the listing)."""
@@ -114,7 +119,7 @@ def _refuse_overlap(args: argparse.Namespace, cases: list[dict], ext: str) -> No
         for p in (case["image"] if isinstance(case["image"], list) else [case["image"]])
     }
     for case in cases:
-        target = output / f"{case['case']}_{OUTPUT_POSTFIX}{ext}"
+        target = _target(output, case, ext)
         if target in inputs:
             raise UsageError(f"{target}: the output of case {case['case']} is one of the inputs; choose another -o")
 
@@ -159,7 +164,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     args.output.mkdir(parents=True, exist_ok=True)
     report, pending, grids = BatchReport(), [], {}
     for case in cases:
-        target = args.output / f"{case['case']}_{OUTPUT_POSTFIX}{ext}"
+        target = _target(args.output, case, ext)
         if target.exists() and not args.overwrite:
             report.skipped.append(target)
             continue
@@ -199,7 +204,7 @@ def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, repor
             run_bundle_config(bundle, ["inference"], overrides)
     finally:
         for case in pending:
-            target = args.output / f"{case['case']}_{OUTPUT_POSTFIX}{ext}"
+            target = _target(args.output, case, ext)
             first = case["image"][0] if isinstance(case["image"], list) else case["image"]
             # a bundle that ignores the "case" id names the output after its first file: give it the case's name
             by_file = args.output / f"{strip_image_suffix(Path(first).name)}_{OUTPUT_POSTFIX}{ext}"

@@ -243,7 +243,8 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
     from monai.bundle.scripts import create_workflow
 
     from monai_unet.handlers import CheckpointError
-    from monai_unet.io import ImageInputError, OutputWriteError
+    from monai_unet.io import ImageInputError
+    from monai_unet.io.atomic import out_of_room
 
     config_files = [str(bundle.config(name)) for name in configs]
     logging_file = bundle.logging_file
@@ -269,9 +270,7 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
         no_room = sorted((found for found in map(_no_room, chain) if found), key=lambda found: found[1] is None)
         if no_room:
             code, path = no_room[0]
-            where = path or overrides.get("output_dir", bundle.root)
-            hint = "Nothing was replaced; free some space (or write elsewhere)"
-            raise OutputWriteError(where, os.strerror(code).lower(), hint) from None
+            raise out_of_room(path or overrides.get("output_dir", bundle.root), os.strerror(code).lower()) from None
         for link in chain:
             # torch.load refused the file: weights-only unpickling, a damaged archive, or an unreadable file
             if isinstance(link, pickle.UnpicklingError) or raised_by_torch_load(link):

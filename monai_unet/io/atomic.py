@@ -13,7 +13,7 @@ from pathlib import Path
 
 from monai_unet.io.errors import ImageInputError, OutputWriteError
 
-__all__ = ["atomic_path", "check_writable_folder", "sweep_temporaries"]
+__all__ = ["NO_ROOM", "atomic_path", "check_writable_folder", "out_of_room", "sweep_temporaries"]
 
 
 def _umask() -> int:
@@ -29,6 +29,11 @@ def _umask() -> int:
 
 #: errno values of a write that ran out of room: disk full, quota, the process's file-size limit.
 NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def out_of_room(target: str | os.PathLike, problem: str = "no space left on device") -> OutputWriteError:
+    """The error for a write to ``target`` that ran out of room (``problem``: the system's words for it)."""
+    return OutputWriteError(target, problem, "Nothing was replaced; free some space (or write elsewhere)")
 
 
 def _no_room_left(folder: Path) -> bool:
@@ -104,7 +109,7 @@ def atomic_path(
             problem = "no space left on device"
         else:
             raise
-        raise OutputWriteError(target, problem, "Nothing was replaced; free some space (or write elsewhere)") from error
+        raise out_of_room(target, problem) from error
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
