@@ -254,16 +254,23 @@ def test_a_full_disk_keeps_the_previous_output(bundles, tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f".{name}")) == []
 
 
-def test_probabilities_cut_short_by_a_full_disk_are_named_and_nothing_is_replaced(bundles, tmp_path):
-    """The bundle writes the probabilities with MONAI's ``SaveImaged``, which raises a plain ``OSError``: exit 2
-    naming ``--probabilities`` (not an internal error), both earlier outputs kept byte for byte."""
-    scan = _nifti(tmp_path / "scan.nii.gz", (48, 48, 24), (1.0, 1.0, 2.0))
+@pytest.mark.parametrize("writer", ["SaveImaged", "SavePredictiond"])
+def test_probabilities_cut_short_by_a_full_disk_are_named_and_nothing_is_replaced(bundles, tmp_path, writer):
+    """Exit 2 naming ``--probabilities`` (not an internal error), both earlier outputs kept byte for byte: for a
+    bundle that writes them with MONAI's ``SaveImaged`` (which hides the ``OSError`` in its message) and for the
+    shipped MRI bundle, which writes them with our atomic ``SavePredictiond``."""
+    shape = (48, 48, 24)
+    if writer == "SaveImaged":
+        bundle, scans = bundles[1], [_nifti(tmp_path / "scan.nii.gz", shape, (1.0, 1.0, 2.0))]
+    else:
+        bundle = Path(__file__).resolve().parents[1] / "bundles" / "brain_tumor_mri_segmentation"
+        scans = [_nifti(tmp_path / f"{name}.nii.gz", shape, (1.0, 1.0, 2.0)) for name in ("flair", "t1c")]
     out, probabilities = tmp_path / "seg.nii.gz", tmp_path / "seg_prob.nii.gz"
-    command = _command("segment", scan, "-o", out, "--probabilities", probabilities, "--bundle", bundles[1])
+    command = _command("segment", *scans, "-o", out, "--probabilities", probabilities, "--bundle", bundle)
     before = {out: b"an earlier segmentation", probabilities: b"earlier probabilities"}
     for path, content in before.items():
         path.write_bytes(content)
-    limit = 100_000  # the labels (about 10 kB) fit, the float probabilities (about 600 kB) do not
+    limit = 100_000  # the labels (about 10 kB) fit, the float probabilities (about 200-600 kB) do not
     limited = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(limit))
     last = limited.stderr.strip().splitlines()[-1]
     assert limited.returncode == 2, limited.stderr[-2000:]

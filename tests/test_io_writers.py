@@ -419,8 +419,9 @@ def test_save_transform_names_outputs_after_the_source(tmp_path: Path) -> None:
     out = saver({"pred": prediction})
     assert out["pred"].meta["saved_to"] == str(tmp_path / "case01_seg.seg.nrrd")
     assert nrrd.read_header(str(tmp_path / "case01_seg.seg.nrrd"))["Segment0_Name"] == "liver"
-    with pytest.raises(ValueError, match="output_ext"):
-        SaveSegmentationd("pred", output_ext=".png")
+    for not_for_labels in (".tif", ".nrrd", ".mha"):
+        with pytest.raises(ValueError, match="output_ext"):
+            SaveSegmentationd("pred", output_ext=not_for_labels)
 
 
 def test_save_transform_writes_dicom_seg_for_a_series_read_by_our_reader(tmp_path: Path) -> None:

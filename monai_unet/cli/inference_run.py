@@ -12,6 +12,7 @@ from typing import Any
 from monai_unet.cli.bundle import Bundle, open_bundle
 from monai_unet.cli.source_grid import SourceGrid
 from monai_unet.errors import UsageError
+from monai_unet.io.formats import find_format
 
 __all__ = [
     "OUTPUT_POSTFIX",
@@ -121,8 +122,8 @@ def check_grid_for_output(
                 else "; give it a volume (NIfTI, NRRD, DICOM)"
             )
         )
-    if ext == ".png" and grid.ndim != 2:
-        raise UsageError(f"{output}: a .png output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
+    if find_format(ext).planar and grid.ndim != 2:
+        raise UsageError(f"{output}: a {ext} output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
     if ext == "dicomseg" and not grid.frame_of_reference:
         raise UsageError(
             f"{source}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "

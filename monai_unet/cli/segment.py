@@ -32,11 +32,12 @@ from monai_unet.cli.inference_run import (
 )
 from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_grid
 from monai_unet.errors import UsageError
+from monai_unet.io.formats import LABEL_FORMATS, find_format
 
 __all__ = ["LABEL_EXTENSIONS", "output_ext_for", "register", "run"]
 
-#: Label-map formats, by the output's suffix; a name without suffix (or a folder) is a DICOM SEG (``"dicomseg"``).
-LABEL_EXTENSIONS = (".nii.gz", ".nii", ".seg.nrrd", ".png")
+#: Label-map formats with a suffix (:mod:`monai_unet.io.formats`); a name without suffix is a DICOM SEG folder.
+LABEL_EXTENSIONS = tuple(key for key in LABEL_FORMATS if key.startswith("."))
 
 EXAMPLES = """examples:
   monai-unet segment scan.nii.gz -o scan_seg.nii.gz --bundle bundles/em_membrane_segmentation
@@ -134,16 +135,13 @@ def output_ext_for(output: Path) -> str:
     Raises:
         UsageError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
     """
-    name = output.name.lower()
-    for ext in LABEL_EXTENSIONS:
-        if name.endswith(ext):
-            return ext
-    if output.is_dir() or not Path(name).suffix:
-        return "dicomseg"
-    raise UsageError(
-        f"{output}: cannot tell the output format from the suffix {Path(name).suffix!r}; use .nii.gz, .seg.nrrd, "
-        ".png (2D bundles), or a folder name without suffix for DICOM SEG"
-    )
+    found = find_format(output)
+    if found is None or not found.labels:
+        raise UsageError(
+            f"{output}: cannot tell the output format from the suffix {output.suffix!r}; use .nii.gz, .seg.nrrd, "
+            ".png (2D bundles), or a folder name without suffix for DICOM SEG"
+        )
+    return found.key
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -221,8 +219,9 @@ def _case_name(output: Path, ext: str) -> str:
 
 def _check_same_format(produced: Path, target: Path) -> None:
     """Refuse to store the bundle's probability file under a name of another format."""
-    suffix = "".join(produced.suffixes[-2:]) if produced.name.lower().endswith(".nii.gz") else produced.suffix
-    if not target.name.lower().endswith(suffix.lower()):
+    made = find_format(produced)
+    if made is None or find_format(target) != made:
+        suffix = made.key if made is not None else produced.suffix
         raise UsageError(f"{target}: the bundle writes probabilities as {suffix}; name the file *{suffix}")
 
 

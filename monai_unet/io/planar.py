@@ -1,90 +1,50 @@
-"""Saving 2D results as plain pictures: label maps as PNG, probabilities as float32 TIFF (EM, microscopy).
+"""Writing one 2D slice as a plain picture: class indices as 8-bit PNG, probabilities as float32 TIFF.
 
-MONAI's ``SaveImaged`` needs ITK (not SimpleITK) for TIFF; these write through SimpleITK, atomically, next to the
-naming convention of :class:`~monai_unet.io.SaveSegmentationd`: ``<output_dir>/<source name>_<postfix><ext>``.
+MONAI's ``SaveImage`` needs ITK (not SimpleITK) for TIFF; this writes through SimpleITK, atomically, and reads the
+picture back before it replaces anything (SimpleITK may ignore a short write on a full disk). Pictures carry no
+geometry: the grid only fixes their size.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
-from monai_unet.io.naming import output_name
+from monai_unet.io.grid import VoxelGrid
 
-__all__ = ["SavePlanard"]
-
-_FORMATS = {".png": np.uint8, ".tif": np.float32, ".tiff": np.float32}
+__all__ = ["write_planar"]
 
 
-class SavePlanard(MapTransform):
-    """Write 2D maps ``(1, H, W)`` (MONAI's (x, y) index order) as PNG (uint8) or TIFF (float32).
+def write_planar(values: np.ndarray, grid: VoxelGrid, path: Path) -> None:
+    """Write ``values`` of shape ``(C, i, j)`` (MONAI's ``(x, y)`` index order) as a picture of ``j`` rows and ``i``
+    columns with ``C`` samples per pixel: ``uint8`` values as PNG, ``float32`` as TIFF (the suffix of ``path``).
 
-    Args:
-        keys: keys to write.
-        output_dir: folder (created if missing).
-        output_postfix: appended to the source name after an underscore (``"seg"``, ``"prob"``).
-        output_ext: ``".png"`` (values rounded to uint8 after ``scale``) or ``".tif"``/``".tiff"`` (float32).
-        scale: multiplier applied before writing (e.g. 255 to see a 0/1 label map as black/white); 1 keeps values.
-        meta_key: key whose ``meta`` names the output (default: the written key's own meta).
-        name_key: data key holding the case name to write under (e.g. ``"case"`` from
-            :func:`~monai_unet.io.datalist.list_inputs`); takes precedence over the meta's source name.
+    Raises:
+        ImageInputError: the grid is not 2D (a picture holds one slice) or ``values`` is off it.
     """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_dir: str | os.PathLike = ".",
-        output_postfix: str = "seg",
-        output_ext: str = ".png",
-        scale: float = 1.0,
-        meta_key: str | None = None,
-        name_key: str | None = None,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if output_ext not in _FORMATS:
-            raise ValueError(f"output_ext must be one of {sorted(_FORMATS)}, got {output_ext!r}")
-        self.output_dir = Path(output_dir)
-        self.output_postfix = output_postfix
-        self.output_ext = output_ext
-        self.scale = scale
-        self.meta_key = meta_key
-        self.name_key = name_key
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            array = d[key].detach().cpu().numpy() if isinstance(d[key], torch.Tensor) else np.asarray(d[key])
-            if array.ndim != 3 or array.shape[0] != 1:
-                raise ValueError(f"{key}: expected a 2D map of shape (1, H, W), got {array.shape}")
-            values = array[0].T * self.scale  # (x, y) → rows = y, columns = x
-            dtype = _FORMATS[self.output_ext]
-            if dtype == np.uint8:
-                values = np.clip(np.rint(values), 0, 255)
-            meta = getattr(d[self.meta_key or key], "meta", {})
-            name = str(d[self.name_key]) if self.name_key is not None and self.name_key in d else output_name(meta)
-            target = self.output_dir / f"{name}_{self.output_postfix}{self.output_ext}"
-            pixels = np.ascontiguousarray(values.astype(dtype))
-            with atomic_path(target, suffix=self.output_ext, verify=_reads_back(pixels)) as tmp:
-                try:
-                    sitk.WriteImage(sitk.GetImageFromArray(pixels), str(tmp))
-                except RuntimeError as error:  # ITK's write errors carry no errno
-                    raise OutputWriteError(target, f"SimpleITK could not write it ({last_line(str(error))})") from None
-        return d
+    if grid.ndim != 2:
+        raise ImageInputError(
+            path, f"a picture holds one 2D slice; the image is {grid.ndim}D", "Name a .nii.gz or .seg.nrrd output"
+        )
+    if values.ndim != 3 or tuple(values.shape[1:]) != grid.size:
+        raise ImageInputError(path, f"values of shape {tuple(values.shape)} are not (C, *{grid.size})")
+    pixels = np.ascontiguousarray(np.moveaxis(values, 0, -1).transpose(1, 0, 2))  # (rows = y, columns = x, C)
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    with atomic_path(path, suffix=path.suffix, verify=_reads_back(pixels)) as temporary:
+        try:
+            sitk.WriteImage(sitk.GetImageFromArray(pixels, isVector=pixels.ndim == 3), str(temporary))
+        except RuntimeError as error:  # ITK's write errors carry no errno
+            raise OutputWriteError(path, f"SimpleITK could not write it ({last_line(str(error))})") from None
 
 
 def _reads_back(pixels: np.ndarray):
-    """A check for :func:`atomic_path`: the written picture reads back with exactly these pixels (SimpleITK may
-    ignore a short write on a full disk)."""
+    """A check for :func:`~monai_unet.io.atomic.atomic_path`: the written picture reads back with exactly these
+    pixels."""
 
     def verify(path: Path) -> None:
         try:

@@ -1,14 +1,17 @@
-"""Writing an integer label map on the grid of its reference image: NIfTI, 3D Slicer ``.seg.nrrd`` or DICOM SEG.
+"""Writing a prediction on the grid of its reference image: label maps and probabilities, in every output format.
 
-The format follows the path:
+The format follows the path, through the one table in :mod:`monai_unet.io.formats`:
 
 ============================  ===============================================================================
 ``*.nii.gz``, ``*.nii``        NIfTI-1 label map, ``uint8`` (labels ≤ 255) or ``uint16`` (≤ 65535), never float;
                                qform and sform both set (code 1, scanner) from the reference geometry.
+                               Probabilities: float32, one volume per foreground class ``(x, y, z[, class])``.
 ``*.seg.nrrd``                 3D Slicer segmentation: one 3D layer (labels never overlap), LPS space, one
                                ``Segment{N}_*`` block per label (:mod:`monai_unet.io.seg_nrrd`).
 a directory (no suffix)        DICOM Segmentation Storage, ``BINARY``, written as ``<directory>/segmentation.dcm``
                                and referencing the source series (:mod:`monai_unet.io.dicom.seg`; extra ``dicom``).
+``*.png`` / ``*.tif``          one 2D slice without geometry: class indices as 8-bit PNG, probabilities as
+                               float32 TIFF (:mod:`monai_unet.io.planar`).
 ============================  ===============================================================================
 
 Every write is atomic: the file is written under a temporary name in the target folder and renamed over the target
@@ -22,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 import torch
@@ -29,35 +33,37 @@ from monai.data import MetaTensor
 
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
+from monai_unet.io.formats import OUTPUT_FORMATS, OutputFormat, find_format
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.integrity import check_nifti_complete
 from monai_unet.io.segments import MAX_LABEL, segment_table
 
 __all__ = [
     "label_array",
-    "segmentation_format",
+    "output_format",
+    "write_probabilities",
     "write_segmentation",
 ]
 
 
-def segmentation_format(path: str | PathLike) -> str:
-    """``"nifti"``, ``"seg.nrrd"`` or ``"dicomseg"``, from the path's suffix (no suffix: a DICOM SEG directory).
+def output_format(path: str | PathLike, probabilities: bool = False) -> OutputFormat:
+    """The format of the output ``path`` (:mod:`monai_unet.io.formats`), checked to hold labels (or probabilities).
 
     Raises:
-        ImageInputError: any other suffix (``.nrrd``, ``.mha``, ``.dcm``, ...).
+        ImageInputError: a suffix that names no output format (``.nrrd``, ``.mha``, ``.dcm``, ...), or a format that
+            cannot hold what is written (probabilities in a ``.seg.nrrd``, labels in a ``.tif``).
     """
-    name = Path(path).name.lower()
-    if name.endswith((".nii.gz", ".nii")):
-        return "nifti"
-    if name.endswith(".seg.nrrd"):
-        return "seg.nrrd"
-    if Path(path).is_dir() or not Path(name).suffix:
-        return "dicomseg"
-    raise ImageInputError(
-        path,
-        f"cannot tell the segmentation format from the suffix {Path(name).suffix!r}",
-        "Use .nii.gz or .nii (NIfTI), .seg.nrrd (3D Slicer) or a directory without a suffix (DICOM SEG)",
-    )
+    found = find_format(path)
+    what = "probabilities" if probabilities else "a label map"
+    usable = [f for f in OUTPUT_FORMATS if (f.probabilities if probabilities else f.labels)]
+    if found is None or found not in usable:
+        named = "a folder (DICOM SEG)" if found is not None and found.folder else f"the suffix {Path(path).suffix!r}"
+        raise ImageInputError(
+            path,
+            f"{named} is not a format for {what}",
+            "Use " + ", ".join(f.description + (f" ({f.suffixes[0]})" if f.suffixes else "") for f in usable),
+        )
+    return found
 
 
 def label_array(labels: np.ndarray | torch.Tensor, grid: VoxelGrid, path: str | PathLike) -> np.ndarray:
@@ -127,7 +133,8 @@ def write_segmentation(
         reference: the image the labels were predicted for: a ``MetaTensor`` (affine in RAS, e.g. from
             ``SimpleITKReader`` or after ``Invertd``) or a ``SimpleITK.Image``; ``None`` takes the geometry of
             ``labels`` (then a ``MetaTensor``).
-        path: ``*.nii.gz``/``*.nii``, ``*.seg.nrrd``, or a directory for DICOM SEG (see the module docstring).
+        path: ``*.nii.gz``/``*.nii``, ``*.seg.nrrd``, ``*.png`` (2D), or a directory for DICOM SEG (see the
+            module docstring).
         label_names: label value → segment name (.seg.nrrd, DICOM SEG). Default ``"Segment_<value>"``.
         colors: label value → RGB in [0, 1] (.seg.nrrd, DICOM SEG). Default
             :data:`~monai_unet.io.segments.DEFAULT_PALETTE`.
@@ -145,33 +152,26 @@ def write_segmentation(
             grids, or (DICOM SEG) no usable source series.
     """
     path = Path(path)
-    kind = segmentation_format(path)
-    if reference is None:
-        if not isinstance(labels, MetaTensor):
-            raise TypeError("reference=None needs labels as a MetaTensor that carries its own affine")
-        reference = labels
-    grid = VoxelGrid.from_reference(reference)
-    if isinstance(labels, MetaTensor) and labels is not reference:
-        own = VoxelGrid.from_affine(labels.affine, labels.shape[-grid.ndim :])
-        if not own.same_as(grid):
-            raise ImageInputError(
-                path,
-                f"the labels' affine {own.ras_affine().round(4).tolist()} differs from the reference's "
-                f"{grid.ras_affine().round(4).tolist()} (tolerance 1e-3 mm)",
-                "Invert the preprocessing (monai.transforms.Invertd) before writing",
-            )
+    kind = output_format(path)
+    grid, reference = _reference_grid(labels, reference, path, "labels")
     array = label_array(labels, grid, path)
-    if kind == "nifti":
-        suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+    if kind.key in (".nii.gz", ".nii"):
         # SimpleITK may ignore a short write (a full disk): the file is read back completely before the rename.
-        with atomic_path(path, suffix=suffix, verify=check_nifti_complete) as temporary:
+        with atomic_path(path, suffix=kind.key, verify=check_nifti_complete) as temporary:
             try:
                 sitk.WriteImage(grid.sitk_image(array), str(temporary), useCompression=True)
             except RuntimeError as error:  # ITK's write errors carry no errno; the label map itself is valid
                 raise OutputWriteError(path, f"SimpleITK could not write it ({last_line(str(error))})") from None
         return path
+    if kind.planar:
+        from monai_unet.io.planar import write_planar
+
+        if array.max(initial=0) > 255:
+            raise ImageInputError(path, f"label {int(array.max())} does not fit an 8-bit PNG", "Write .nii.gz instead")
+        write_planar(array[None].astype(np.uint8), grid, path)
+        return path
     segments = segment_table(array, label_names, colors, terminology)
-    if kind == "seg.nrrd":
+    if kind.key == ".seg.nrrd":
         from monai_unet.io.seg_nrrd import write_seg_nrrd
 
         with atomic_path(path) as temporary:
@@ -180,3 +180,82 @@ def write_segmentation(
     from monai_unet.io.dicom.seg import write_dicom_seg
 
     return write_dicom_seg(array, grid, segments, path, reference, source_images)
+
+
+def write_probabilities(
+    probabilities: np.ndarray | torch.Tensor, reference: MetaTensor | sitk.Image | None, path: str | PathLike
+) -> Path:
+    """Write class probabilities (or any float maps) so that they lie exactly on ``reference``.
+
+    Args:
+        probabilities: ``(C, *spatial)`` finite floats, index order ``(i, j[, k])``, usually the foreground classes
+            (``C`` = classes - 1; the background is one minus their sum).
+        reference: as for :func:`write_segmentation` (``None``: the geometry of ``probabilities``, a ``MetaTensor``).
+        path: ``*.nii.gz``/``*.nii`` (float32 ``(x, y, z)`` for one class, ``(x, y, z, C)`` for several, as MONAI's
+            ``SaveImage`` lays channels out; a 2D grid gains one slice) or ``*.tif`` (2D only: float32, one sample
+            per class).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ImageInputError: a format that holds no probabilities, a shape off the reference grid, NaN or infinity.
+    """
+    path = Path(path)
+    kind = output_format(path, probabilities=True)
+    grid, _ = _reference_grid(probabilities, reference, path, "probabilities")
+    array = probabilities.detach().cpu().numpy() if isinstance(probabilities, torch.Tensor) else np.asarray(probabilities)
+    if array.ndim != grid.ndim + 1 or tuple(array.shape[1:]) != grid.size:
+        raise ImageInputError(
+            path,
+            f"probabilities of shape {tuple(array.shape)} are not (classes, *{grid.size}) on the reference grid",
+            "Invert the preprocessing (monai.transforms.Invertd) so they are back on the reference grid",
+        )
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        raise ImageInputError(path, "probabilities contain NaN or infinite values", "Check the network's output")
+    if kind.planar:
+        from monai_unet.io.planar import write_planar
+
+        write_planar(array, grid, path)
+        return path
+    volume = grid.to_3d()
+    channels_last = np.moveaxis(array.reshape(array.shape[0], *volume.size), 0, -1)
+    image = nib.Nifti1Image(channels_last[..., 0] if array.shape[0] == 1 else channels_last, volume.ras_affine())
+    image.set_qform(volume.ras_affine(), code=1)
+    image.set_sform(volume.ras_affine(), code=1)
+    with atomic_path(path, suffix=kind.key, verify=check_nifti_complete) as temporary:
+        nib.save(image, temporary)
+    return path
+
+
+def _reference_grid(
+    values: np.ndarray | torch.Tensor, reference: MetaTensor | sitk.Image | None, path: Path, what: str
+) -> tuple[VoxelGrid, MetaTensor | sitk.Image]:
+    """The reference's grid (``reference=None``: the one ``values`` carries), after checking that a ``MetaTensor``
+    ``values`` lies on it; returns the grid and the reference.
+
+    Raises:
+        ImageInputError: ``values`` carries an affine more than 1e-3 mm off the reference's.
+    """
+    if reference is None:
+        if not isinstance(values, MetaTensor):
+            raise TypeError(f"reference=None needs the {what} as a MetaTensor that carries its own affine")
+        reference = values
+    grid = VoxelGrid.from_reference(reference)
+    if isinstance(values, MetaTensor) and values is not reference:
+        own = VoxelGrid.from_affine(values.affine, values.shape[-grid.ndim :])
+        if own.size != grid.size:
+            raise ImageInputError(
+                path,
+                f"{what} of spatial shape {own.size} do not match the reference image of shape {grid.size}",
+                "Invert the preprocessing (monai.transforms.Invertd) so they are back on the reference grid",
+            )
+        if not own.same_as(grid):
+            raise ImageInputError(
+                path,
+                f"the {what}' affine {own.ras_affine().round(4).tolist()} differs from the reference's "
+                f"{grid.ras_affine().round(4).tolist()} (tolerance 1e-3 mm)",
+                "Invert the preprocessing (monai.transforms.Invertd) before writing",
+            )
+    return grid, reference

@@ -82,53 +82,28 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         strict_fp32="@precise",
         progress="@progress",
     )
-    save_labels: list[dict[str, Any]] = [
-        {
-            "_target_": "monai_unet.io.planar.SavePlanard",
-            "keys": "pred",
-            "output_dir": "@output_dir",
-            "output_postfix": "@output_postfix",
-            "output_ext": ".png",
-            "name_key": "case",
-            "_disabled_": "$@output_ext != '.png'",
-            "_desc_": "class indices as an 8-bit PNG of the input's size",
-        },
-        {
-            "_target_": "monai_unet.io.SaveSegmentationd",
-            "keys": "pred",
-            "output_dir": "@output_dir",
-            "output_postfix": "@output_postfix",
-            "output_ext": "@output_ext",
-            "label_names": "@label_names",
-            "colors": "@label_colors",
-            "terminology": "@label_terminology",
-            "name_key": "case",
-            "_disabled_": "$@output_ext == '.png'",
-        },
-    ]
+    save_labels = {
+        "_target_": "monai_unet.io.SavePredictiond",
+        "keys": "pred",
+        "output_dir": "@output_dir",
+        "output_postfix": "@output_postfix",
+        "output_ext": "@output_ext",
+        "label_names": "@label_names",
+        "colors": "@label_colors",
+        "terminology": "@label_terminology",
+        "name_key": "case",
+    }
     save_probabilities = {
-        "_target_": "monai_unet.io.planar.SavePlanard",
+        "_target_": "monai_unet.io.SavePredictiond",
         "keys": "probabilities",
         "output_dir": "@output_dir",
         "output_postfix": "prob",
-        "output_ext": ".tif",
+        "output_ext": ".tif" if planar else ".nii.gz",
+        "probabilities": True,
         "name_key": "case",
         "_disabled_": "$not @save_probabilities",
+        "_desc_": "float32, one map per foreground class",
     }
-    if not planar:
-        save_probabilities = {
-            "_target_": "SaveImaged",
-            "keys": "probabilities",
-            "output_dir": "@output_dir",
-            "output_postfix": "prob",
-            "output_ext": ".nii.gz",
-            "resample": False,
-            "separate_folder": False,
-            "print_log": False,
-            "output_dtype": "$torch.float32",
-            "output_name_formatter": "$lambda meta, saver: {'subject': meta['case_name'], 'idx': None}",
-            "_disabled_": "$not @save_probabilities",
-        }
     config["postprocessing"] = {
         "_target_": "Compose",
         "transforms": [
@@ -148,11 +123,6 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "func": "$lambda x: x[1:]",
                 "_desc_": "foreground classes only (the background is 1 minus their sum)",
             },
-            {
-                "_target_": "Lambda",
-                "func": "$lambda d: (d['probabilities'].meta.update(case_name=d['case']), d)[1]",
-                "_disabled_": "$not @save_probabilities",
-            },
             {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
             {
                 "_target_": "KeepLargestConnectedComponentd",
@@ -162,7 +132,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "_desc_": "the post-processing training chose, per class (plans.json)",
             },
             save_probabilities,
-            *save_labels,
+            save_labels,
             {
                 "_target_": "monai_unet.io.overlay.SaveOverlayd",
                 "keys": "source_image",
