@@ -12,7 +12,7 @@ from monai.transforms import LoadImage
 from monai_unet.io import SimpleITKReader, read_image_file
 from monai_unet.io import image_file as image_file_module
 from monai_unet.io import integrity as integrity_module
-from monai_unet.io.volume import reversed_axes_contiguous, reversed_axes_view
+from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 
 
 def oblique_affine() -> np.ndarray:

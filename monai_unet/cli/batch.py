@@ -30,7 +30,7 @@ from monai_unet.cli.inference_run import (
     open_for_inference,
     say,
 )
-from monai_unet.cli.source_grid import check_output_grid, read_source_grid
+from monai_unet.cli.source_grid import check_output_grid, read_source_scan
 from monai_unet.errors import InputError, UsageError
 
 __all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "check_part", "run_batch"]
@@ -162,7 +162,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     cases = cases_of_part(cases, args.num_parts, args.part_id)
     device = choose_device(args.device)
     args.output.mkdir(parents=True, exist_ok=True)
-    report, pending, grids = BatchReport(), [], {}
+    report, pending, scans = BatchReport(), [], {}
     for case in cases:
         target = _target(args.output, case, ext)
         if target.exists() and not args.overwrite:
@@ -170,8 +170,8 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             continue
         images = case["image"] if isinstance(case["image"], list) else [case["image"]]
         try:
-            grids[case["case"]] = read_source_grid([Path(p) for p in images], resample=args.resample)
-            check_grid_for_output(bundle, grids[case["case"]], ext, Path(images[0]), target, resample=args.resample)
+            scans[case["case"]] = read_source_scan([Path(p) for p in images], resample=args.resample)
+            check_grid_for_output(bundle, scans[case["case"]], ext, Path(images[0]), target, resample=args.resample)
         except InputError as error:
             report.failed[case["case"]] = str(error)
             continue
@@ -180,7 +180,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     say(args, f"{listed} case(s) in {args.input}{part}: {len(pending)} to segment on {device}")
     try:
         if pending:
-            _run(args, bundle, pending, grids, ext, device, report)
+            _run(args, bundle, pending, scans, ext, device, report)
     finally:  # the summary also after a failure or Ctrl-C: what was written stays, a rerun skips it
         print(f"monai-unet segment: {report.summary()}", file=sys.stderr, flush=True)
         for path in report.written:
@@ -193,11 +193,11 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
     return report
 
 
-def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, report: BatchReport) -> None:
+def _run(args, bundle, pending: list[dict], scans: dict, ext: str, device, report: BatchReport) -> None:
     """One run of the inference config over ``pending``, then each output checked against its input's grid."""
     from monai_unet.io.naming import strip_image_suffix
 
-    ndim = next(iter(grids.values())).ndim
+    ndim = next(iter(scans.values())).grid.ndim
     overrides = inference_overrides(args, pending, args.output.resolve(), ext, device, ndim)
     try:
         with bundle_logs_on_stderr(verbose=args.verbose):
@@ -214,7 +214,7 @@ def _run(args, bundle, pending: list[dict], grids: dict, ext: str, device, repor
                 report.failed.setdefault(case["case"], "no output (the run stopped before this case)")
                 continue
             try:
-                check_output_grid(target, grids[case["case"]])
+                check_output_grid(target, scans[case["case"]].grid)
             except BundleRunError as error:
                 target.unlink()
                 report.failed[case["case"]] = str(error)

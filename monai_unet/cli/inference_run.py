@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_unet.cli.bundle import Bundle, open_bundle
-from monai_unet.cli.source_grid import SourceGrid
+from monai_unet.cli.source_grid import SourceScan
 from monai_unet.errors import UsageError
 from monai_unet.io.formats import find_format
 
@@ -93,10 +93,10 @@ def choose_device(requested: str | None):
 
 
 def check_grid_for_output(
-    bundle: Bundle, grid: SourceGrid, ext: str, source: Path, output: Path, resample: bool = False
+    bundle: Bundle, scan: SourceScan, ext: str, source: Path, output: Path, resample: bool = False
 ) -> None:
     """Refuse, before the inference, a scan the bundle or the output format cannot take: ``source`` (its first
-    input) has the grid ``grid``; ``output`` is the path (or, in a batch, the case's output) in format ``ext``.
+    input) was read as ``scan``; ``output`` is the path (or, in a batch, the case's output) in format ``ext``.
 
     Raises:
         UsageError: wrong number of dimensions for the bundle, a 3D scan to a ``.png``, a DICOM SEG of something
@@ -107,24 +107,24 @@ def check_grid_for_output(
             f"{output}: with --resample the output lies on a new grid, not on the series' slices, "
             "so it cannot be a DICOM SEG of them; name the output .nii.gz or .seg.nrrd"
         )
-    if ext == "dicomseg" and not grid.is_dicom:
+    if ext == "dicomseg" and not scan.is_dicom:
         raise UsageError(
             f"{output}: DICOM SEG output needs a DICOM series as input ({source} is not); "
             "name the output .nii.gz or .seg.nrrd"
         )
     dims = len(bundle.input_spatial_shape)
-    if dims in (2, 3) and grid.ndim != dims:
+    if dims in (2, 3) and scan.grid.ndim != dims:
         raise UsageError(
-            f"{source}: is a {grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
+            f"{source}: is a {scan.grid.ndim}D image, but the bundle {bundle.root.name} segments {dims}D images"
             + (
                 "; give it one slice as a picture (PNG/TIFF)"
                 if dims == 2
                 else "; give it a volume (NIfTI, NRRD, DICOM)"
             )
         )
-    if find_format(ext).planar and grid.ndim != 2:
+    if find_format(ext).planar and scan.grid.ndim != 2:
         raise UsageError(f"{output}: a {ext} output holds one 2D slice; name a .nii.gz or .seg.nrrd for 3D input")
-    if ext == "dicomseg" and not grid.frame_of_reference:
+    if ext == "dicomseg" and not scan.frame_of_reference:
         raise UsageError(
             f"{source}: the series has no FrameOfReferenceUID, which a DICOM SEG must share with the images "
             "it segments; name the output .nii.gz or .seg.nrrd, or have the series exported with its frame of reference"

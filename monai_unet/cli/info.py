@@ -44,22 +44,24 @@ def _image_report(source: str | list[str], series_uid: str | None = None) -> dic
     import numpy as np
 
     from monai_unet.io import ImageInputError, SimpleITKReader
+    from monai_unet.io.grid import VoxelGrid
 
     reader = SimpleITKReader(series_uid=series_uid)
     try:
         array, meta = reader.get_data(reader.read(source))
     except ImageInputError as error:
         return {"problem": str(error)}
-    ndim = len(meta["spatial_shape"])
+    grid = VoxelGrid.from_meta(meta)
+    ndim = grid.ndim
     channel_axis = 0 if meta["original_channel_dim"] == 0 else -1
     channels = 1 if array.ndim == ndim else int(array.shape[channel_axis])
     finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
     report: dict[str, Any] = {
-        "size": [int(s) for s in meta["spatial_shape"]],
+        "size": list(grid.size),
         "channels": channels,
-        "spacing_mm": [round(float(s), 6) for s in meta["source_spacing"]],
-        "orientation": "".join(nib.orientations.aff2axcodes(meta["affine"])),
-        "origin_lps_mm": [round(float(v), 4) for v in meta["source_origin_lps"]],
+        "spacing_mm": [round(s, 6) for s in grid.spacing],
+        "orientation": "".join(nib.orientations.aff2axcodes(grid.ras_affine())),
+        "origin_lps_mm": [round(v, 4) for v in grid.origin],
         "dtype": str(array.dtype),
         "intensity_range": [float(finite.min()), float(finite.max())] if finite.size else None,
         "format": meta.get("source_format", ""),

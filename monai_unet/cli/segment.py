@@ -30,7 +30,7 @@ from monai_unet.cli.inference_run import (
     open_for_inference,
     say,
 )
-from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_grid
+from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_scan
 from monai_unet.errors import UsageError
 from monai_unet.io.formats import LABEL_FORMATS, find_format
 
@@ -258,9 +258,9 @@ def run(args: argparse.Namespace) -> Path:
     bundle, ext = _check_arguments(args)
     device = choose_device(args.device)
     say(args, f"reading {len(args.inputs)} input(s)")
-    grid = read_source_grid(list(args.inputs), resample=args.resample)
-    check_grid_for_output(bundle, grid, ext, args.inputs[0], args.output, resample=args.resample)
-    size = " x ".join(str(s) for s in grid.size)
+    scan = read_source_scan(list(args.inputs), resample=args.resample)
+    check_grid_for_output(bundle, scan, ext, args.inputs[0], args.output, resample=args.resample)
+    size = " x ".join(str(s) for s in scan.grid.size)
     say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")
     image = [str(p.resolve()) for p in args.inputs]
     target = args.output.resolve()
@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> Path:
         # "case" names the outputs in bundles that take it (the BRATS bundle: subject folders share file names)
         datalist = [{"image": image if len(image) > 1 else image[0], "case": _case_name(target, ext)}]
         overrides = inference_overrides(
-            args, datalist, out_dir, ext, device, grid.ndim, save_probabilities=args.probabilities is not None
+            args, datalist, out_dir, ext, device, scan.grid.ndim, save_probabilities=args.probabilities is not None
         )
         with bundle_logs_on_stderr(verbose=args.verbose):
             try:
@@ -288,10 +288,10 @@ def run(args: argparse.Namespace) -> Path:
                 raise OutputWriteError(failed, error.problem, error.hint) from None
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
         if ext != "dicomseg":
-            check_output_grid(labels, grid)
+            check_output_grid(labels, scan.grid)
         if probabilities is not None:
             _check_same_format(probabilities, args.probabilities)
-            check_output_grid(probabilities, grid)
+            check_output_grid(probabilities, scan.grid)
             _place(probabilities, args.probabilities.resolve())
         _place(labels, target)
     finally:

@@ -10,38 +10,31 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monai_unet.cli.bundle import BundleRunError
 
-__all__ = ["SourceGrid", "add_resample_argument", "check_output_grid", "read_source_grid"]
+if TYPE_CHECKING:  # torch and SimpleITK are imported when a scan is read, not at start-up
+    from monai_unet.io.grid import VoxelGrid
+
+__all__ = ["SourceScan", "add_resample_argument", "check_output_grid", "read_source_scan"]
 
 _GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
 
 
 @dataclass(frozen=True)
-class SourceGrid:
-    """The input's grid in LPS (DICOM/ITK/Slicer) terms, as the reader saw it.
+class SourceScan:
+    """What ``segment`` keeps of its input after reading it: the grid, and whether it is a DICOM series.
 
     Args:
-        size: voxels along x, y[, z].
-        origin: LPS position (mm) of voxel (0, 0, 0).
-        spacing: voxel size (mm) along x, y[, z].
-        direction: row-major (ndim × ndim) direction matrix, columns = axes (ITK's ``GetDirection`` order).
+        grid: the input's voxel grid (LPS, mm), as the reader recorded it.
         is_dicom: the input was a DICOM series.
         frame_of_reference: the series' FrameOfReferenceUID ("" when absent or not DICOM).
     """
 
-    size: tuple[int, ...]
-    origin: tuple[float, ...]
-    spacing: tuple[float, ...]
-    direction: tuple[float, ...]
+    grid: VoxelGrid
     is_dicom: bool
     frame_of_reference: str = ""
-
-    @property
-    def ndim(self) -> int:
-        """Spatial dimensions (2 or 3)."""
-        return len(self.size)
 
 
 def add_resample_argument(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +48,7 @@ def add_resample_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_source_grid(inputs: list[Path], resample: bool = False) -> SourceGrid:
+def read_source_scan(inputs: list[Path], resample: bool = False) -> SourceScan:
     """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
 
     Args:
@@ -66,49 +59,32 @@ def read_source_grid(inputs: list[Path], resample: bool = False) -> SourceGrid:
     Raises:
         ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids.
     """
-    import numpy as np
-
     from monai_unet.io import SimpleITKReader
+    from monai_unet.io.grid import VoxelGrid
 
     reader = SimpleITKReader(resample=resample)
     _, meta = reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
-    direction = np.asarray(meta["source_direction_lps"], dtype=np.float64)
-    return SourceGrid(
-        size=tuple(int(s) for s in meta["spatial_shape"]),
-        origin=tuple(float(v) for v in meta["source_origin_lps"]),
-        spacing=tuple(float(v) for v in meta["source_spacing"]),
-        direction=tuple(float(v) for v in direction.reshape(-1)),
+    return SourceScan(
+        grid=VoxelGrid.from_meta(meta),
         is_dicom=meta.get("source_format") == "dicom",
         frame_of_reference=str(meta.get("FrameOfReferenceUID", "") or ""),
     )
 
 
-def check_output_grid(written: Path, grid: SourceGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:
-    """Refuse a written NIfTI/.seg.nrrd whose size, origin, spacing or direction differ from the input's.
+def check_output_grid(written: Path, grid: VoxelGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:
+    """Refuse a written NIfTI/.seg.nrrd whose size, origin, spacing or direction differ from the input's ``grid``.
 
-    Only the spatial axes are compared: a probability map's trailing channel axes are ignored.
+    Only the spatial axes are compared (read from the file's header): a probability map's trailing channel axes
+    are ignored.
 
     Raises:
         BundleRunError: naming the quantity that differs (an internal error: the bundle did not invert its
             preprocessing).
     """
-    import numpy as np
-    import SimpleITK as sitk
+    from monai_unet.io.grid import VoxelGrid
 
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(written))
-    reader.ReadImageInformation()
-    n, ndim = grid.ndim, reader.GetDimension()  # a probability file has channel axes after the spatial ones
-    direction = np.asarray(reader.GetDirection()).reshape(ndim, ndim)[:n, :n].reshape(-1)
-    found = {
-        "size": (tuple(reader.GetSize())[:n], grid.size),
-        "origin (mm)": (reader.GetOrigin()[:n], grid.origin),
-        "spacing (mm)": (reader.GetSpacing()[:n], grid.spacing),
-        "direction": (tuple(direction), grid.direction),
-    }
-    for what, (got, expected) in found.items():
-        if len(got) != len(expected) or not np.allclose(got, expected, rtol=0.0, atol=atol_mm):
-            raise BundleRunError(
-                f"{written.name}: the bundle wrote a segmentation whose {what} {tuple(np.round(got, 4))} differs "
-                f"from the input's {tuple(np.round(expected, 4))}; its inverse preprocessing is wrong"
-            )
+    for what, got, expected in VoxelGrid.from_header(written, ndim=grid.ndim).differences(grid, atol_mm):
+        raise BundleRunError(
+            f"{written.name}: the bundle wrote a segmentation whose {what} {got} differs from the input's "
+            f"{expected}; its inverse preprocessing is wrong"
+        )

@@ -9,7 +9,8 @@ a label voxel at the same point in the patient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,28 +18,9 @@ import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
 
-__all__ = ["VoxelGrid", "x_fastest"]
+from monai_unet.io.axes import reversed_axes_contiguous
 
-_BLOCK = 64  # voxels per side of the tiles copied by x_fastest (tiles of 64 × 64 × depth stay in cache)
-
-
-def x_fastest(array: np.ndarray) -> np.ndarray:
-    """``array`` (index order ``(i, j[, k])``) with its axes reversed and C-contiguous: ``i`` varies fastest in memory,
-    the layout of ITK buffers and of NRRD/NIfTI files.
-
-    No copy when ``array`` is already Fortran-ordered (as ``SimpleITKReader`` returns it). Otherwise the copy runs
-    tile by tile, about 3× faster than ``np.ascontiguousarray(array.T)`` on a 512×512×300 volume.
-    """
-    reversed_axes = array.transpose()
-    if reversed_axes.flags.c_contiguous:
-        return reversed_axes
-    out = np.empty(reversed_axes.shape, dtype=array.dtype)
-    out_view = out.transpose()  # index order (i, j[, k]) again, writing into the reversed layout
-    for i in range(0, array.shape[0], _BLOCK):
-        for j in range(0, array.shape[1], _BLOCK):
-            out_view[i : i + _BLOCK, j : j + _BLOCK] = array[i : i + _BLOCK, j : j + _BLOCK]
-    return out
-
+__all__ = ["VoxelGrid"]
 
 def _ras_lps_flip(ndim: int) -> np.ndarray:
     """``diag(-1, -1, 1, ..., 1)`` of size ``ndim + 1``: RAS ↔ LPS for 2D (x, y) and 3D (x, y, z) worlds."""
@@ -116,6 +98,64 @@ class VoxelGrid:
         ndim = reference.affine.shape[-1] - 1
         return cls.from_affine(reference.affine, reference.shape[-ndim:])
 
+    @classmethod
+    def from_meta(cls, meta: Mapping) -> VoxelGrid:
+        """The grid recorded in a reader's meta (the keys of :meth:`to_meta`; ``SimpleITKReader`` sets them)."""
+        size = tuple(int(s) for s in np.asarray(meta["spatial_shape"]).reshape(-1))
+        return cls(
+            size=size,
+            spacing=tuple(float(v) for v in np.asarray(meta["source_spacing"]).reshape(-1)),
+            origin=tuple(float(v) for v in np.asarray(meta["source_origin_lps"]).reshape(-1)),
+            direction=np.asarray(meta["source_direction_lps"], dtype=np.float64).reshape(len(size), len(size)),
+        )
+
+    def to_meta(self) -> dict[str, np.ndarray]:
+        """The one meta schema of a grid: ``spatial_shape`` (voxels), ``source_spacing`` (mm),
+        ``source_origin_lps`` (mm), ``source_direction_lps`` (ndim × ndim, columns = axes), as the reader records
+        them and ``info``, ``segment`` and the writers read them."""
+        return {
+            "spatial_shape": np.asarray(self.size),
+            "source_spacing": np.asarray(self.spacing, dtype=np.float64),
+            "source_origin_lps": np.asarray(self.origin, dtype=np.float64),
+            "source_direction_lps": np.asarray(self.direction, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_header(cls, path: str | os.PathLike, ndim: int | None = None) -> VoxelGrid:
+        """The grid of an image file read from its header alone (no voxel is decoded); with ``ndim``, only its
+        first ``ndim`` axes (a probability file's trailing channel axes are left out).
+
+        Raises:
+            RuntimeError: SimpleITK cannot read the header.
+        """
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        dims = reader.GetDimension()
+        n = dims if ndim is None else min(ndim, dims)
+        direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dims, dims)[:n, :n]
+        return cls(
+            size=tuple(int(s) for s in reader.GetSize()[:n]),
+            spacing=tuple(float(v) for v in reader.GetSpacing()[:n]),
+            origin=tuple(float(v) for v in reader.GetOrigin()[:n]),
+            direction=direction,
+        )
+
+    def differences(self, other: VoxelGrid, atol_mm: float = 1e-3) -> list[tuple[str, tuple, tuple]]:
+        """What differs between this grid and ``other``: ``(quantity, ours, theirs)`` for the size, origin (mm),
+        spacing (mm) and direction beyond ``atol_mm``; empty when they are the same grid."""
+        pairs = {
+            "size": (self.size, other.size),
+            "origin (mm)": (self.origin, other.origin),
+            "spacing (mm)": (self.spacing, other.spacing),
+            "direction": (tuple(self.direction.ravel()), tuple(other.direction.ravel())),
+        }
+        return [
+            (what, tuple(np.round(ours, 4)), tuple(np.round(theirs, 4)))
+            for what, (ours, theirs) in pairs.items()
+            if len(ours) != len(theirs) or not np.allclose(ours, theirs, rtol=0.0, atol=atol_mm)
+        ]
+
     def lps_affine(self) -> np.ndarray:
         """``(ndim + 1) × (ndim + 1)`` matrix mapping a voxel index to LPS mm."""
         affine = np.eye(self.ndim + 1)
@@ -139,7 +179,7 @@ class VoxelGrid:
         """A SimpleITK image of ``array_ijk`` (spatial shape ``size``, index order ``(i, j[, k])``) on this grid."""
         if tuple(array_ijk.shape) != self.size:
             raise ValueError(f"array shape {array_ijk.shape} differs from the grid size {self.size}")
-        image = sitk.GetImageFromArray(x_fastest(array_ijk))  # SimpleITK wants (k, j, i), C-contiguous
+        image = sitk.GetImageFromArray(reversed_axes_contiguous(array_ijk, self.ndim))  # SimpleITK wants (k, j, i)
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(tuple(float(v) for v in self.direction.ravel()))

@@ -23,7 +23,7 @@ path is taken only when ITK itself would return the stored voxels unchanged (sam
 one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes
 through ``sitk.ReadImage`` (or nibabel), after the same verification.
 Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
-:func:`~monai_unet.io.volume.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
+:func:`~monai_unet.io.axes.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from numpy.typing import DTypeLike
 
 from monai_unet.io.errors import ImageInputError, last_line
 from monai_unet.io.integrity import InflatedNrrd, check_declared_size, check_nifti_complete
-from monai_unet.io.volume import Volume, reversed_axes_contiguous, reversed_axes_view
+from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
+from monai_unet.io.volume import Volume
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
 

@@ -27,7 +27,8 @@ from os import PathLike
 import numpy as np
 from scipy import ndimage
 
-from monai_unet.io.grid import VoxelGrid, x_fastest
+from monai_unet.io.axes import reversed_axes_contiguous
+from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.segments import Segment
 from monai_unet.io.terminology import slicer_terminology_entry
 
@@ -113,7 +114,7 @@ def write_seg_nrrd(labels: np.ndarray, grid: VoxelGrid, segments: Sequence[Segme
         if "\n" in segment.name or "\r" in segment.name:
             raise ValueError(f"segment name {segment.name!r} contains a line break, which NRRD headers cannot hold")
     header = seg_nrrd_header(labels, grid, segments).encode("utf-8")
-    data = x_fastest(labels.astype(labels.dtype.newbyteorder("<"), copy=False))  # i varies fastest
+    data = reversed_axes_contiguous(labels.astype(labels.dtype.newbyteorder("<"), copy=False), labels.ndim)  # i fastest
     with open(path, "wb") as f:
         f.write(header)
         f.write(gzip.compress(memoryview(data).cast("B"), compresslevel=1))

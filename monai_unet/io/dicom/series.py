@@ -22,7 +22,8 @@ from monai_unet.io.dicom.headers import (
     _uid,
 )
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.volume import Volume, reversed_axes_contiguous
+from monai_unet.io.axes import reversed_axes_contiguous
+from monai_unet.io.volume import Volume
 
 __all__ = ["read_dicom_series"]
 
