@@ -78,7 +78,7 @@ def test_a_full_disk_keeps_the_previous_file(tmp_path: Path, monkeypatch) -> Non
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(nib, "save", full_disk)
-    with pytest.raises(OutputWriteError, match="case01_prob.nii.gz: no space left on device"):
+    with pytest.raises(OutputWriteError, match=r"case01_prob\.nii\.gz: no space left on device"):
         write_probabilities(_probabilities(1), None, target)
     assert target.read_bytes() == b"earlier probabilities"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case01_prob.nii.gz"]

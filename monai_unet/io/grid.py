@@ -22,6 +22,7 @@ from monai_unet.io.axes import reversed_axes_contiguous
 
 __all__ = ["VoxelGrid"]
 
+
 def _ras_lps_flip(ndim: int) -> np.ndarray:
     """``diag(-1, -1, 1, ..., 1)`` of size ``ndim + 1``: RAS ↔ LPS for 2D (x, y) and 3D (x, y, z) worlds."""
     return np.diag([-1.0, -1.0] + [1.0] * (ndim - 1))

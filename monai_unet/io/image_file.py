@@ -37,9 +37,9 @@ import numpy as np
 import SimpleITK as sitk
 from numpy.typing import DTypeLike
 
+from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 from monai_unet.io.errors import ImageInputError, last_line
 from monai_unet.io.integrity import InflatedNrrd, check_declared_size, check_nifti_complete
-from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 from monai_unet.io.volume import Volume
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]

@@ -12,7 +12,6 @@ from monai_unet.io.grid import VoxelGrid
 __all__ = ["Volume"]
 
 
-
 @dataclass
 class Volume:
     """Voxels and the physical grid they lie on, in DICOM/ITK (LPS) terms.

@@ -204,7 +204,9 @@ def write_probabilities(
     path = Path(path)
     kind = output_format(path, probabilities=True)
     grid, _ = _reference_grid(probabilities, reference, path, "probabilities")
-    array = probabilities.detach().cpu().numpy() if isinstance(probabilities, torch.Tensor) else np.asarray(probabilities)
+    array = (
+        probabilities.detach().cpu().numpy() if isinstance(probabilities, torch.Tensor) else np.asarray(probabilities)
+    )
     if array.ndim != grid.ndim + 1 or tuple(array.shape[1:]) != grid.size:
         raise ImageInputError(
             path,

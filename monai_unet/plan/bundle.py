@@ -218,6 +218,16 @@ Class fractions of all voxels: {fractions}.
 Every value is in `configs/plans.json` (with the fingerprint); the configs read top to bottom and share one
 definition of the network and of the preprocessing.
 
+## Deploying with MONAI Deploy
+
+`configs/inference.json` keeps what it computes apart from what it writes: `postprocessing` returns `pred`, the
+class indices on the input's own grid, and writes nothing; the files (labels, probabilities, overlays) are written
+by the separate `saving` Compose, which the `evaluator` runs after it. MONAI Deploy's `MonaiBundleInferenceOperator`
+reads `preprocessing` and `postprocessing`, drops the transforms named `LoadImage`/`SaveImage` (our loader is
+MONAI's `LoadImaged` with `monai_unet.io.SimpleITKReader`) and loads the image itself, so a deployed app gets the
+label map in memory and the bundle writes no file of its own. Export the network for it with
+`monai-unet export --bundle {folder} --format torchscript` (Deploy loads `models/model.ts`).
+
 ## Terms of the data
 
 {terms}

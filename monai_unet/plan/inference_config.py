@@ -116,11 +116,17 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "to_tensor": True,
                 "_desc_": "undo crop, resampling and reorientation: the prediction lands on the input's own grid",
             },
-            {"_target_": "CopyItemsd", "keys": "pred", "names": "probabilities"},
+            {
+                "_target_": "CopyItemsd",
+                "keys": "pred",
+                "names": "probabilities",
+                "_disabled_": "$not @save_probabilities",
+            },
             {
                 "_target_": "Lambdad",
                 "keys": "probabilities",
                 "func": "$lambda x: x[1:]",
+                "_disabled_": "$not @save_probabilities",
                 "_desc_": "foreground classes only (the background is 1 minus their sum)",
             },
             {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
@@ -131,6 +137,12 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "_disabled_": "$not @keep_largest_labels",
                 "_desc_": "the post-processing training chose, per class (plans.json)",
             },
+        ],
+        "_desc_": "the prediction on the input's own grid, as class indices; writes nothing (MONAI Deploy runs it)",
+    }
+    config["saving"] = {
+        "_target_": "Compose",
+        "transforms": [
             save_probabilities,
             save_labels,
             {
@@ -143,6 +155,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "_disabled_": "$not @save_overlays",
             },
         ],
+        "_desc_": "the files this bundle writes, kept out of postprocessing so that a deployed app writes none",
     }
     config["handlers"] = [
         {
@@ -159,7 +172,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         "val_data_loader": "@dataloader",
         "network": "@network",
         "inferer": "@inferer",
-        "postprocessing": "@postprocessing",
+        "postprocessing": {"_target_": "Compose", "transforms": ["@postprocessing", "@saving"]},
         "val_handlers": "@handlers",
         "amp": False,
     }

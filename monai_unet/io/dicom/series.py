@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from monai_unet.io.axes import reversed_axes_contiguous
 from monai_unet.io.dicom.headers import (
     _classic_slices,
     _multiframe_slices,
@@ -22,7 +23,6 @@ from monai_unet.io.dicom.headers import (
     _uid,
 )
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.axes import reversed_axes_contiguous
 from monai_unet.io.volume import Volume
 
 __all__ = ["read_dicom_series"]
