@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import monai
 import numpy as np
 import onnxruntime
 import pytest
 import SimpleITK as sitk
 import torch
+from monai.data import load_net_with_metadata
 from tiny_bundle import write_tiny_bundle
 
 from monai_unet import __version__
@@ -36,9 +38,10 @@ def test_export_matches_the_eager_network(bundle, tmp_path, fmt, capsys):
     with torch.inference_mode():
         eager = network(x).numpy()
     if fmt == "torchscript":
-        extra = {"metadata.json": ""}
-        loaded = torch.jit.load(str(out), _extra_files=extra)
-        assert json.loads(extra["metadata.json"])["name"] == "tiny test bundle"
+        loaded, metadata, extra = load_net_with_metadata(str(out), more_extra_files=("inference.json",))
+        assert metadata["name"] == "tiny test bundle"  # MONAI's own reader of ckpt_export archives
+        assert metadata["monai_version"] == monai.__version__
+        assert json.loads(extra["inference.json"]) == json.loads((bundle / "configs" / "inference.json").read_text())
         with torch.inference_mode():
             exported = loaded(x).numpy()
     else:

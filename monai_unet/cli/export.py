@@ -5,8 +5,9 @@ MONAI's ``ckpt_export`` does) with the weights of ``models/model.pt`` (a state d
 under ``"model"`` or ``"network"``), in eval mode.
 
 - ``torchscript``: ``torch.jit.script`` (``torch.jit.trace`` on the example input when the network cannot be
-  scripted), saved with ``metadata.json`` and ``inference.json`` as extra files, as ``ckpt_export`` does, so
-  ``monai.bundle`` tools can read it. Any input shape the network accepts works.
+  scripted), saved by MONAI's ``save_net_with_metadata`` with ``metadata.json`` and ``inference.json`` as extra
+  files, the archive ``ckpt_export`` writes, so ``monai.bundle`` tools and MONAI Deploy can read it. Any input
+  shape the network accepts works.
 - ``onnx``: ``torch.onnx.export`` (TorchScript-based exporter, opset of the installed torch) with input ``image``
   and output ``pred``; the batch axis is dynamic, the spatial shape is the example's (``--input-shape``), so
   export at the tile size the inference uses.
@@ -19,7 +20,6 @@ printed. Above ``--atol`` the export is refused and no file is written.
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import sys
 from collections.abc import Sequence
@@ -112,9 +112,13 @@ def example_input_shape(network: Any, bundle: Bundle, requested: Sequence[int] |
     return tuple(shape)
 
 
-def export_network(network: Any, example: Any, fmt: str, path: Path, extra_files: dict[str, str]) -> float:
-    """Export ``network`` to ``path`` and return the largest |exported − eager| on ``example``."""
+def export_network(network: Any, example: Any, fmt: str, path: Path, metadata: dict, inference: str) -> float:
+    """Export ``network`` to ``path`` and return the largest |exported − eager| on ``example``.
+
+    TorchScript goes through MONAI's ``save_net_with_metadata`` (the archive ``ckpt_export`` writes: ``metadata`` with
+    the MONAI, PyTorch and NumPy versions added, and ``inference`` as ``inference.json``)."""
     import torch
+    from monai.data import save_net_with_metadata
 
     with torch.inference_mode():
         reference = network(example)
@@ -123,7 +127,8 @@ def export_network(network: Any, example: Any, fmt: str, path: Path, extra_files
             exported = torch.jit.script(network)
         except Exception:  # networks with Python-only constructs can still be traced at the example's shape
             exported = torch.jit.trace(network, example)
-        torch.jit.save(exported, str(path), _extra_files=extra_files)
+        extra = {"inference.json": inference}
+        save_net_with_metadata(exported, str(path), meta_values=metadata, more_extra_files=extra)
         loaded = torch.jit.load(str(path))
         with torch.inference_mode():
             result = loaded(example)
@@ -162,12 +167,9 @@ def run(args: argparse.Namespace) -> Path:
     shape = example_input_shape(network, bundle, args.input_shape)
     channels = getattr(network, "in_channels", None) or bundle.input_channels or 1
     example = torch.randn((1, channels, *shape), generator=torch.Generator().manual_seed(0))
-    extra_files = {
-        "metadata.json": json.dumps(bundle.metadata),
-        "inference.json": bundle.config("inference").read_text(encoding="utf-8"),
-    }
+    inference = bundle.config("inference").read_text(encoding="utf-8")
     with atomic_path(target, suffix=_SUFFIX[args.format]) as tmp:
-        difference = export_network(network, example, args.format, tmp, extra_files)
+        difference = export_network(network, example, args.format, tmp, bundle.metadata, inference)
         print(
             f"{args.format}: example input {tuple(example.shape)}, max |exported - eager| = {difference:.3g}",
             file=sys.stderr,
