@@ -4,8 +4,8 @@ Each base file is written by its own library (nibabel, SimpleITK, PIL, pydicom);
 several offsets, flips one bit in its header or its voxel data, or forges its size fields. For every variant the
 reader must either refuse it with an ``ImageInputError`` that names the file, or read it correctly:
 
-- formats that check their content (gzip-compressed NIfTI and NRRD: CRC-32 and length; PNG: chunk CRCs) must never
-  read with altered voxels;
+- formats that check their content (gzip-compressed NIfTI and NRRD: CRC-32 and length; compressed MetaImage:
+  Adler-32 and length; PNG: chunk CRCs) must never read with altered voxels;
 - raw formats (``.nii``, raw NRRD, MetaImage, DICOM pixel data) cannot tell a flipped data bit from a real value:
   such a read may differ from the original only in the one flipped voxel, with the original shape;
 - nothing else may escape (no ``RuntimeError`` from a library, no crash), and nothing allocates more than a small
@@ -33,7 +33,7 @@ from monai_unet.io.reader import SimpleITKReader
 
 VOLUME = np.random.default_rng(7).integers(0, 3000, size=(20, 18, 6)).astype(np.int16)  # (x, y, z)
 PICTURE = np.random.default_rng(8).integers(0, 255, size=(24, 32)).astype(np.uint8)  # rows, columns
-CHECKED = {"nii.gz", "nrrd.gz", "png"}  # formats whose content is checksummed
+CHECKED = {"nii.gz", "nrrd.gz", "mha.z", "png"}  # formats whose content is checksummed
 
 
 def _bases(root: Path) -> dict[str, tuple[Path, int]]:
@@ -46,7 +46,12 @@ def _bases(root: Path) -> dict[str, tuple[Path, int]]:
         bases[name] = (path, 352)
     image = sitk.GetImageFromArray(VOLUME.transpose(2, 1, 0).copy())
     image.SetSpacing((0.8, 0.8, 2.5))
-    for name, suffix, compress in (("nrrd.gz", ".nrrd", True), ("nrrd", ".nrrd", False), ("mha", ".mha", False)):
+    for name, suffix, compress in (
+        ("nrrd.gz", ".nrrd", True),
+        ("nrrd", ".nrrd", False),
+        ("mha", ".mha", False),
+        ("mha.z", ".mha", True),  # CompressedData = True: a zlib stream with its Adler-32
+    ):
         path = root / f"base_{name.replace('.', '_')}{suffix}"
         sitk.WriteImage(image, str(path), useCompression=compress)
         bases[name] = (path, path.read_bytes().index(b"\n\n") + 2 if suffix == ".nrrd" else _mha_header(path))
@@ -89,7 +94,7 @@ def _variants(name: str, path: Path, header: int) -> list[tuple[str, bytes]]:
         )
     elif name in ("nrrd", "nrrd.gz"):
         out.append(("forged size (sizes 2000 2000 2000)", data.replace(b"sizes: 20 18 6", b"sizes: 2000 2000 2000")))
-    elif name == "mha":
+    elif name in ("mha", "mha.z"):
         out.append(
             ("forged size (DimSize 2000 2000 2000)", data.replace(b"DimSize = 20 18 6", b"DimSize = 2000 2000 2000"))
         )
@@ -154,11 +159,12 @@ def test_damaged_files_are_refused_naming_them_or_read_correctly(tmp_path):
     assert grown_mib < 300, f"reading the damaged files grew the process by {grown_mib:.0f} MiB"
     assert len(rows) >= 60
     refused = {(fmt, damage) for fmt, damage, result in rows if result == "refused"}
-    for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "png"):  # a file cut short is never read as complete
+    for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "mha.z", "png"):  # a file cut short is never complete
         assert {(fmt, "cut at 50%"), (fmt, "cut at 90%")} <= refused, fmt
-    for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha"):  # nor one missing its last byte (or gzip trailer byte)
+    for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "mha.z"):  # nor one missing its last (trailer) byte
         assert (fmt, "last byte missing") in refused, fmt
     assert all(result == "refused" for fmt, damage, result in rows if "forged" in damage)
+    assert {result for fmt, damage, result in rows if fmt == "mha.z" and "data" in damage} == {"refused"}
     assert any("cut" in damage and result == "refused" for fmt, damage, result in rows if fmt == "dicom")
 
 

@@ -178,6 +178,39 @@ def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
     return None
 
 
+def _compressed_mha_start(path: Path, head: bytes) -> int | None:
+    """Where the zlib stream of a MetaImage ``.mha`` with ``CompressedData = True`` and local data starts (``head``:
+    the file's first bytes); None for other files."""
+    if path.suffix.lower() != ".mha":
+        return None
+    fields = {
+        k.strip(): v.strip() for k, _, v in (line.partition("=") for line in head.decode("latin-1").splitlines()[:64])
+    }
+    if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData") != "True":
+        return None
+    start = head.find(b"ElementDataFile")
+    return head.index(b"\n", start) + 1
+
+
+def _check_zlib_stream(path: Path, expected: int, data: bytes) -> None:
+    """Inflate a MetaImage's zlib stream and check its Adler-32 and its length (ITK reports a failed inflate on
+    stderr and returns the voxels anyway)."""
+    inflater = zlib.decompressobj()
+    try:
+        raw_length = len(inflater.decompress(data, expected + 1))
+    except zlib.error as error:
+        raise ImageInputError(
+            path, f"is corrupt: its compressed voxels do not check out ({error})", "copy or download the file again"
+        ) from None
+    if not inflater.eof or raw_length != expected:
+        raise ImageInputError(
+            path,
+            f"is truncated or corrupt: its header declares {expected} bytes of voxels, its compressed stream "
+            + ("ends early" if not inflater.eof else f"holds {raw_length}"),
+            "copy or download the file again",
+        )
+
+
 def _available_memory() -> int | None:
     """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
     try:
@@ -207,8 +240,9 @@ class InflatedNrrd:
 def check_declared_size(path: Path) -> InflatedNrrd | None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
-    declare 2000³ voxels); and an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
-    declared bytes and never reads the trailer).
+    declare 2000³ voxels); an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
+    declared bytes and never reads the trailer); and a compressed MetaImage ``.mha`` whose zlib stream fails its
+    Adler-32 or length check (ITK prints "Uncompress failed" and returns the voxels).
 
     Returns:
         For an NRRD with attached gzip voxels, the verified bytes and the header as read (see :class:`InflatedNrrd`);
@@ -252,6 +286,12 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
             f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
             "read it on a machine with more memory, or crop it first",
         )
+    mha = _compressed_mha_start(path, head)
+    if mha is not None:
+        with open(path, "rb") as f:
+            f.seek(mha)
+            _check_zlib_stream(path, declared, f.read())
+        return None
     nrrd = _attached_nrrd(path, head)
     if nrrd is None or nrrd[0].get("encoding") not in ("gzip", "gz"):
         return None
