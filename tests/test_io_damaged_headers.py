@@ -125,3 +125,24 @@ def test_gzip_nrrd_voxels_inflated_once_read_as_simpleitk_reads_them(tmp_path):
         np.testing.assert_allclose(ours.origin, theirs.GetOrigin())
         np.testing.assert_allclose(ours.spacing, theirs.GetSpacing())
         np.testing.assert_allclose(ours.direction.ravel(), theirs.GetDirection())
+
+
+def test_a_forged_gzip_length_field_is_never_used_to_size_the_output(tmp_path, monkeypatch):
+    """The last 4 bytes of a gzip stream (ISIZE) size libdeflate's output: forged to 4 GiB - 1, the file is refused
+    naming it and libdeflate is not asked to inflate it; an honest file still takes the fast path."""
+    from monai_unet.io import integrity
+
+    if integrity._gzip_decompress is None:
+        pytest.skip("libdeflate (deflate) is not installed")
+    calls = []
+    real = integrity._gzip_decompress
+    monkeypatch.setattr(integrity, "_gzip_decompress", lambda data: calls.append(len(data)) or real(data))
+    array = np.random.default_rng(1).integers(0, 1000, size=(10, 9, 8), dtype=np.int16)
+    honest, forged = tmp_path / "honest.nii.gz", tmp_path / "forged.nii.gz"
+    nib.save(nib.Nifti1Image(array, np.eye(4)), honest)
+    forged.write_bytes(honest.read_bytes()[:-4] + (2**32 - 1).to_bytes(4, "little"))
+    np.testing.assert_array_equal(read_image_file(honest).array, array)
+    assert len(calls) == 1
+    with pytest.raises(ImageInputError, match=r"forged\.nii\.gz: is truncated or corrupt"):
+        read_image_file(forged)
+    assert len(calls) == 1, "libdeflate was given the forged stream"

@@ -106,9 +106,12 @@ def _inflate_verified(path: Path, expected: int, data: bytes | None = None) -> b
             "can hold (a damaged or forged size field)",
             "copy or download the file again",
         )
+    # libdeflate sizes its output by the trailer's ISIZE, which a forged file can set to 4 GiB: it inflates only a
+    # stream whose ISIZE is the size the header declares (zlib, below, streams anything else and checks it)
+    trusted = len(data) >= 18 and int.from_bytes(data[-4:], "little") == expected % 2**32
     try:
-        raw = _gzip_decompress(data) if _gzip_decompress is not None else None  # libdeflate checks CRC and length
-    except _DeflateError:  # damaged: zlib, below, says how
+        raw = _gzip_decompress(data) if _gzip_decompress is not None and trusted else None  # checks CRC and length
+    except (_DeflateError, MemoryError):  # damaged: zlib, below, says how
         raw = None
     if raw is None or len(raw) < expected:
         try:  # several members (``cat a.gz b.gz``), or a damaged stream: zlib says which
