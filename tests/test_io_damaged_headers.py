@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import resource
+import zlib
 
 import nibabel as nib
 import numpy as np
@@ -146,3 +147,45 @@ def test_a_forged_gzip_length_field_is_never_used_to_size_the_output(tmp_path, m
     with pytest.raises(ImageInputError, match=r"forged\.nii\.gz: is truncated or corrupt"):
         read_image_file(forged)
     assert len(calls) == 1, "libdeflate was given the forged stream"
+
+
+def _mhd_pair(folder, array):
+    """A MetaImage header and its detached .raw, written by SimpleITK; returns (header text, raw bytes)."""
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(folder / "base.mhd"))
+    return (folder / "base.mhd").read_text(), (folder / "base.raw").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        ("missing", "its data file case.raw does not exist"),
+        ("folder", "its data file case.raw is a folder"),
+        ("short", "its data file case.raw holds 662 bytes, its header declares 672"),
+        ("long", "its data file case.raw holds 676 bytes, its header declares 672"),
+        ("not compressed", r"its compressed voxels \(in case.raw\) do not check out"),
+        ("bad checksum", r"its compressed voxels \(in case.raw\) do not check out"),
+    ],
+)
+def test_a_metaimage_with_a_damaged_detached_data_file_is_refused_naming_it(tmp_path, damage, problem):
+    """.mhd + .raw: a data file that is missing, of another size, or whose zlib stream does not check out is refused
+    (SimpleITK said "No such file or directory" for a short one and read garbage for uncompressed data declared
+    compressed); the honest compressed pair still reads."""
+    array = np.random.default_rng(0).integers(0, 1000, size=(8, 7, 6), dtype=np.int16)
+    header, raw = _mhd_pair(tmp_path, array)
+    header = header.replace("base.raw", "case.raw")
+    data = tmp_path / "case.raw"
+    if damage in ("not compressed", "bad checksum"):
+        header = header.replace("CompressedData = False", "CompressedData = True")
+    if damage == "folder":
+        data.mkdir()
+    elif damage != "missing":
+        content = {"short": raw[:-10], "long": raw + b"xxxx", "not compressed": raw}.get(damage)
+        data.write_bytes(content if content is not None else zlib.compress(raw)[:-2] + b"zz")
+    (tmp_path / "case.mhd").write_text(header)
+    with pytest.raises(ImageInputError, match=rf"case\.mhd: .*{problem}"):
+        read_image_file(tmp_path / "case.mhd")
+    if data.is_dir():
+        data.rmdir()
+    data.write_bytes(zlib.compress(raw))  # the honest compressed pair
+    (tmp_path / "case.mhd").write_text(header.replace("CompressedData = False", "CompressedData = True"))
+    np.testing.assert_array_equal(read_image_file(tmp_path / "case.mhd").array, array.transpose(2, 1, 0))

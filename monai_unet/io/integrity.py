@@ -181,34 +181,74 @@ def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
     return None
 
 
-def _compressed_mha_start(path: Path, head: bytes) -> int | None:
-    """Where the zlib stream of a MetaImage ``.mha`` with ``CompressedData = True`` and local data starts (``head``:
-    the file's first bytes); None for other files."""
-    if path.suffix.lower() != ".mha":
+def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool] | None:
+    """For a MetaImage (``.mha``/``.mhd``) with one data file (``LOCAL`` or a detached ``.raw``): the data file, the
+    offset of the voxels in it, whether they are zlib-compressed, and whether the header names a ``HeaderSize`` to
+    skip (``head``: the file's first bytes); None for other files (lists or patterns of data files)."""
+    if path.suffix.lower() not in (".mha", ".mhd"):
         return None
-    fields = {
-        k.strip(): v.strip() for k, _, v in (line.partition("=") for line in head.decode("latin-1").splitlines()[:64])
-    }
-    if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData") != "True":
+    lines = head.decode("latin-1").splitlines()[:64]
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)}
+    name = fields.get("ElementDataFile", "")
+    if not name or name.startswith("LIST") or "%" in name or " " in name:
         return None
-    start = head.find(b"ElementDataFile")
-    return head.index(b"\n", start) + 1
+    compressed = fields.get("CompressedData") == "True"
+    skips = fields.get("HeaderSize", "0") != "0"
+    if name == "LOCAL":
+        start = head.find(b"ElementDataFile")
+        return path, head.index(b"\n", start) + 1, compressed, skips
+    return path.parent / name, 0, compressed, skips
 
 
-def _check_zlib_stream(path: Path, expected: int, data: bytes) -> None:
-    """Inflate a MetaImage's zlib stream and check its Adler-32 and its length (ITK reports a failed inflate on
-    stderr and returns the voxels anyway)."""
+def _check_metaimage_data_file(path: Path, head: bytes) -> None:
+    """Refuse a MetaImage whose data file is missing (SimpleITK would only say "No such file or directory")."""
+    found = _metaimage_data(path, head)
+    if found is not None and not found[0].is_file():
+        raise ImageInputError(
+            path,
+            f"its data file {found[0].name} " + ("is a folder" if found[0].is_dir() else "does not exist"),
+            "keep the data file beside the header, named as its ElementDataFile line says",
+        )
+
+
+def _check_metaimage_data(path: Path, head: bytes, declared: int) -> None:
+    """Refuse a MetaImage whose data file holds another number of voxel bytes than its header declares
+    (uncompressed, without a ``HeaderSize``), or whose zlib stream fails its Adler-32 or length check (ITK prints
+    "Uncompress failed" and returns the voxels anyway, also for data that was never compressed)."""
+    found = _metaimage_data(path, head)
+    if found is None:
+        return
+    data_file, start, compressed, skips = found
+    where = "" if data_file == path else f" (in {data_file.name})"
+    if compressed:
+        with open(data_file, "rb") as f:
+            f.seek(start)
+            _check_zlib_stream(path, declared, f.read(), where)
+    elif data_file != path and not skips and data_file.stat().st_size != declared:
+        raise ImageInputError(
+            path,
+            f"is truncated or corrupt: its data file {data_file.name} holds {data_file.stat().st_size} bytes, "
+            f"its header declares {declared}",
+            "copy or download both files again",
+        )
+
+
+def _check_zlib_stream(path: Path, expected: int, data: bytes, where: str = "") -> None:
+    """Inflate a MetaImage's zlib stream and check its Adler-32 and its length (``where``: the data file, for the
+    message)."""
     inflater = zlib.decompressobj()
     try:
         raw_length = len(inflater.decompress(data, expected + 1))
     except zlib.error as error:
         raise ImageInputError(
-            path, f"is corrupt: its compressed voxels do not check out ({error})", "copy or download the file again"
+            path,
+            f"is corrupt: its compressed voxels{where} do not check out ({error})",
+            "copy or download the file again",
         ) from None
     if not inflater.eof or raw_length != expected:
         raise ImageInputError(
             path,
-            f"is truncated or corrupt: its header declares {expected} bytes of voxels, its compressed stream "
+            f"is truncated or corrupt: its header declares {expected} bytes of voxels, its compressed stream{where} "
             + ("ends early" if not inflater.eof else f"holds {raw_length}"),
             "copy or download the file again",
         )
@@ -244,8 +284,9 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
     declare 2000³ voxels); an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
-    declared bytes and never reads the trailer); and a compressed MetaImage ``.mha`` whose zlib stream fails its
-    Adler-32 or length check (ITK prints "Uncompress failed" and returns the voxels).
+    declared bytes and never reads the trailer); and a MetaImage whose data file is missing, holds another size than
+    declared, or whose zlib stream fails its Adler-32 or length check (ITK prints "Uncompress failed" and returns
+    the voxels).
 
     Returns:
         For an NRRD with attached gzip voxels, the verified bytes and the header as read (see :class:`InflatedNrrd`);
@@ -253,6 +294,9 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
     """
     if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
         return None
+    with open(path, "rb") as f:
+        head = f.read(65536)  # the header, read once for the checks below
+    _check_metaimage_data_file(path, head)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -264,8 +308,6 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
     voxels = int(np.prod([int(n) for n in reader.GetSize()], dtype=object))
     probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
     declared = voxels * sitk.GetArrayViewFromImage(probe).nbytes
-    with open(path, "rb") as f:
-        head = f.read(65536)  # the header, read once for both checks below
     stored = _stored_bytes(path, head)
     if stored is not None and declared > _MAX_DEFLATE_RATIO * stored + 1024:
         raise ImageInputError(
@@ -289,12 +331,7 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
             f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
             "read it on a machine with more memory, or crop it first",
         )
-    mha = _compressed_mha_start(path, head)
-    if mha is not None:
-        with open(path, "rb") as f:
-            f.seek(mha)
-            _check_zlib_stream(path, declared, f.read())
-        return None
+    _check_metaimage_data(path, head, declared)
     nrrd = _attached_nrrd(path, head)
     if nrrd is None or nrrd[0].get("encoding") not in ("gzip", "gz"):
         return None
