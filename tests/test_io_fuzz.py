@@ -24,6 +24,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from cli_in_process import run_in_process
 from PIL import Image
 from test_io_dicom import write_series, z_positions
 
@@ -130,8 +131,8 @@ def outcome(name: str, damaged: Path, original: np.ndarray, named: Path) -> str:
     return "read, one voxel differs (raw data has no checksum)"
 
 
-def fuzz_table(root: Path) -> list[tuple[str, str, str]]:
-    """Run every variant; returns (format, damage, outcome) rows."""
+def fuzz_table(root: Path) -> list[tuple[str, str, str, Path]]:
+    """Run every variant; returns (format, damage, outcome, damaged file or folder) rows."""
     rows = []
     for name, (base, header) in _bases(root / "bases").items():
         original = _read(base)
@@ -140,7 +141,7 @@ def fuzz_table(root: Path) -> list[tuple[str, str, str]]:
                 folder = root / "variants" / f"dicom_{len(rows)}"
                 shutil.copytree(base, folder)
                 (folder / target.name).write_bytes(content)
-                rows.append((name, description, outcome(name, folder, original, folder)))
+                rows.append((name, description, outcome(name, folder, original, folder), folder))
             continue
         for description, content in _variants(name, base, header):
             damaged = root / "variants" / f"{len(rows)}_{base.name}"
@@ -148,24 +149,30 @@ def fuzz_table(root: Path) -> list[tuple[str, str, str]]:
             damaged.write_bytes(content)
             if base.suffix == ".mhd":
                 shutil.copy(base.with_suffix(".raw"), damaged.with_suffix(".raw"))
-            rows.append((name, description, outcome(name, damaged, original, damaged)))
+            rows.append((name, description, outcome(name, damaged, original, damaged), damaged))
     return rows
 
 
-def test_damaged_files_are_refused_naming_them_or_read_correctly(tmp_path):
+def test_damaged_files_are_refused_naming_them_or_read_correctly(tmp_path, capsys):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rows = fuzz_table(tmp_path)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 300, f"reading the damaged files grew the process by {grown_mib:.0f} MiB"
     assert len(rows) >= 60
-    refused = {(fmt, damage) for fmt, damage, result in rows if result == "refused"}
+    refused = {(fmt, damage) for fmt, damage, result, _ in rows if result == "refused"}
     for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "mha.z", "png"):  # a file cut short is never complete
         assert {(fmt, "cut at 50%"), (fmt, "cut at 90%")} <= refused, fmt
     for fmt in ("nii", "nii.gz", "nrrd", "nrrd.gz", "mha", "mha.z"):  # nor one missing its last (trailer) byte
         assert (fmt, "last byte missing") in refused, fmt
-    assert all(result == "refused" for fmt, damage, result in rows if "forged" in damage)
-    assert {result for fmt, damage, result in rows if fmt == "mha.z" and "data" in damage} == {"refused"}
-    assert any("cut" in damage and result == "refused" for fmt, damage, result in rows if fmt == "dicom")
+    assert all(result == "refused" for fmt, damage, result, _ in rows if "forged" in damage)
+    assert {result for fmt, damage, result, _ in rows if fmt == "mha.z" and "data" in damage} == {"refused"}
+    assert any("cut" in damage and result == "refused" for fmt, damage, result, _ in rows if fmt == "dicom")
+
+    # the command line says the same: `monai-unet info` on every variant exits 2 naming exactly the refused ones
+    answer = run_in_process(capsys, "info", *(path for *_, path in rows))
+    assert answer.returncode == 2, answer.stderr[-2000:]
+    named = answer.stderr.strip().splitlines()[-1].split("would be refused: ")[1].split(", ")
+    assert sorted(named) == sorted(str(path) for *_, result, path in rows if result == "refused")
 
 
 if __name__ == "__main__":  # print the table for docs/reliability.md
@@ -174,4 +181,4 @@ if __name__ == "__main__":  # print the table for docs/reliability.md
     with tempfile.TemporaryDirectory() as folder:
         print("| format | damage | outcome |\n|---|---|---|")
         for row in fuzz_table(Path(folder)):
-            print("| " + " | ".join(row) + " |")
+            print("| " + " | ".join(row[:3]) + " |")
