@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from cli_in_process import run_in_process
 from tiny_bundle import LABEL_COLORS, LABEL_NAMES, write_tiny_bundle
 
 from monai_unet.cli.bundle import open_bundle
@@ -102,6 +104,24 @@ def test_segment_equals_monai_bundle_run_and_writes_slicer_segmentation(ct_bundl
         np.testing.assert_allclose(color, LABEL_COLORS[str(value)], atol=1e-6)
     probs = sitk.GetArrayFromImage(sitk.ReadImage(str(probabilities)))
     assert probs.min() >= 0.0 and probs.max() <= 1.0
+
+
+def test_segment_takes_the_written_path_from_the_writer_not_from_the_file_name(ct_bundle, ct_series, tmp_path, capsys):
+    """A bundle whose label writer ignores the contract's ``output_postfix`` (it names files ``*_mask``): the path
+    the writer recorded in the prediction's meta (``saved_to``) is used, so the output is still found; the
+    probabilities, written by MONAI's ``SaveImaged`` without a record, are still found by their name."""
+    bundle = tmp_path / "renamed"
+    shutil.copytree(ct_bundle, bundle)
+    config = json.loads((bundle / "configs" / "inference.json").read_text())
+    config["save"]["output_postfix"] = "mask"
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config))
+    out, probabilities = tmp_path / "ct.nii.gz", tmp_path / "ct_prob.nii.gz"
+    result = run_in_process(
+        capsys, "segment", ct_series, "-o", out, "--bundle", bundle, "--probabilities", probabilities, "--no-progress"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_grid(sitk.ReadImage(str(out)), series_grid(ct_series))
+    assert sitk.ReadImage(str(probabilities)).GetPixelID() == sitk.sitkFloat32
 
 
 def test_segment_dicom_series_to_dicom_seg_references_the_source(ct_bundle, ct_series, tmp_path):

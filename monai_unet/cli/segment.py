@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from monai_unet.cli.batch import add_batch_arguments
 from monai_unet.cli.bundle import Bundle, BundleRunError, bundle_logs_on_stderr, open_bundle, run_bundle_config
@@ -186,21 +187,47 @@ def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
     return bundle, ext
 
 
-def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, Path | None]:
-    """Find the label output (and the probabilities) the bundle wrote into the fresh ``out_dir``."""
-    if ext == "dicomseg":
-        labels = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}") if p.is_dir() and any(p.glob("*.dcm"))]
-    else:
-        labels = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}{ext}") if p.is_file()]
+def _recorded(workflow: Any, out_dir: Path) -> dict[str, Path]:
+    """Data key → the file its writer recorded in the prediction's meta (``saved_to``: our ``SavePredictiond``, and
+    MONAI's ``SaveImage`` with ``savepath_in_metadict``) for the case just run; only paths inside ``out_dir``."""
+    try:  # the instance that ran (``run: $@evaluator.run()``), not a new one
+        output = workflow.parser.get_parsed_content("evaluator").state.output
+    except Exception:  # a bundle without a standard evaluator: the files are found by name instead
+        return {}
+    recorded = {}
+    for item in output if isinstance(output, list) else [output]:
+        for key, value in item.items() if isinstance(item, dict) else ():
+            saved = getattr(value, "meta", {}).get("saved_to") if hasattr(value, "meta") else None
+            if saved and Path(saved).resolve().is_relative_to(out_dir.resolve()) and Path(saved).exists():
+                recorded[str(key)] = Path(saved)
+    return recorded
+
+
+def _produced(out_dir: Path, ext: str, want_probabilities: bool, recorded: dict[str, Path]) -> tuple[Path, Path | None]:
+    """The label output (and the probabilities) the bundle wrote into the fresh ``out_dir``: where its writers
+    recorded them (``pred``, and another key for the probabilities), else found by the contract's names."""
+    labels = recorded.get("pred")
+    if labels is not None and ext == "dicomseg":
+        labels = labels.parent  # the writer records <folder>/segmentation.dcm
     written = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
-    if len(labels) != 1:
-        raise BundleRunError(
-            f"{out_dir}: expected one segmentation named *_{OUTPUT_POSTFIX}{'' if ext == 'dicomseg' else ext} from "
-            f"the bundle, found {len(labels)} (files written: {written or 'none'}); check the bundle's output ids"
-        )
+    if labels is None:
+        if ext == "dicomseg":
+            found = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}") if p.is_dir() and any(p.glob("*.dcm"))]
+        else:
+            found = [p for p in out_dir.rglob(f"*_{OUTPUT_POSTFIX}{ext}") if p.is_file()]
+        if len(found) != 1:
+            raise BundleRunError(
+                f"{out_dir}: expected one segmentation named *_{OUTPUT_POSTFIX}{'' if ext == 'dicomseg' else ext} "
+                f"from the bundle, found {len(found)} (files written: {written or 'none'}); check the bundle's "
+                "output ids"
+            )
+        labels = found[0]
     if not want_probabilities:
-        return labels[0], None
-    inside = set(labels[0].rglob("*")) if labels[0].is_dir() else {labels[0]}
+        return labels, None
+    inside = set(labels.rglob("*")) if labels.is_dir() else {labels}
+    others = [path for key, path in recorded.items() if key != "pred" and path not in inside]
+    if len(others) == 1:
+        return labels, others[0]
     candidates = [p for p in out_dir.rglob(f"*_{PROBABILITY_POSTFIX}.*") if p.is_file() and p not in inside]
     if len(candidates) != 1:
         raise BundleRunError(
@@ -208,7 +235,7 @@ def _produced(out_dir: Path, ext: str, want_probabilities: bool) -> tuple[Path, 
             f"save_probabilities, found {len(candidates)} (files written: {written}); does the bundle honour "
             "save_probabilities?"
         )
-    return labels[0], candidates[0]
+    return labels, candidates[0]
 
 
 def _case_name(output: Path, ext: str) -> str:
@@ -280,13 +307,14 @@ def run(args: argparse.Namespace) -> Path:
         )
         with bundle_logs_on_stderr(verbose=args.verbose):
             try:
-                run_bundle_config(bundle, ["inference"], overrides)
+                workflow = run_bundle_config(bundle, ["inference"], overrides)
             except OutputWriteError as error:  # it happened in the staging folder: name the user's output
                 failed = args.output
                 if args.probabilities is not None and f"_{PROBABILITY_POSTFIX}" in Path(error.path).name:
                     failed = args.probabilities
                 raise OutputWriteError(failed, error.problem, error.hint) from None
-        labels, probabilities = _produced(out_dir, ext, args.probabilities is not None)
+        recorded = _recorded(workflow, out_dir)
+        labels, probabilities = _produced(out_dir, ext, args.probabilities is not None, recorded)
         if ext != "dicomseg":
             check_output_grid(labels, scan.grid)
         if probabilities is not None:
