@@ -7,6 +7,7 @@ pays the torch/MONAI import) and then checked one by one.
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 import sys
@@ -257,20 +258,27 @@ def test_a_full_disk_keeps_the_previous_output(bundles, tmp_path):
 @pytest.mark.parametrize("writer", ["SaveImaged", "SavePredictiond"])
 def test_probabilities_cut_short_by_a_full_disk_are_named_and_nothing_is_replaced(bundles, tmp_path, writer):
     """Exit 2 naming ``--probabilities`` (not an internal error), both earlier outputs kept byte for byte: for a
-    bundle that writes them with MONAI's ``SaveImaged`` (which hides the ``OSError`` in its message) and for the
-    shipped MRI bundle, which writes them with our atomic ``SavePredictiond``."""
-    shape = (48, 48, 24)
-    if writer == "SaveImaged":
-        bundle, scans = bundles[1], [_nifti(tmp_path / "scan.nii.gz", shape, (1.0, 1.0, 2.0))]
-    else:
-        bundle = Path(__file__).resolve().parents[1] / "bundles" / "brain_tumor_mri_segmentation"
-        scans = [_nifti(tmp_path / f"{name}.nii.gz", shape, (1.0, 1.0, 2.0)) for name in ("flair", "t1c")]
+    bundle that writes them with MONAI's ``SaveImaged`` (which hides the ``OSError`` in its message) and with our
+    atomic ``SavePredictiond``, as the shipped and planned bundles do."""
+    bundle, scans = bundles[1], [_nifti(tmp_path / "scan.nii.gz", (48, 48, 24), (1.0, 1.0, 2.0))]
+    if writer == "SavePredictiond":  # the tiny bundle with the probability writer of the shipped bundles
+        bundle = tmp_path / "bundle"
+        shutil.copytree(bundles[1], bundle)
+        config = json.loads((bundle / "configs" / "inference.json").read_text())
+        config["probability_saving"][1] = {
+            "_target_": "monai_unet.io.SavePredictiond",
+            "keys": "prob",
+            "output_dir": "@output_dir",
+            "output_postfix": "prob",
+            "probabilities": True,
+        }
+        (bundle / "configs" / "inference.json").write_text(json.dumps(config))
     out, probabilities = tmp_path / "seg.nii.gz", tmp_path / "seg_prob.nii.gz"
     command = _command("segment", *scans, "-o", out, "--probabilities", probabilities, "--bundle", bundle)
     before = {out: b"an earlier segmentation", probabilities: b"earlier probabilities"}
     for path, content in before.items():
         path.write_bytes(content)
-    limit = 100_000  # the labels (about 10 kB) fit, the float probabilities (about 200-600 kB) do not
+    limit = 100_000  # the labels (about 10 kB) fit, the float probabilities (about 600 kB) do not
     limited = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(limit))
     last = limited.stderr.strip().splitlines()[-1]
     assert limited.returncode == 2, limited.stderr[-2000:]
