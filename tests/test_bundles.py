@@ -113,6 +113,7 @@ def _mri_overrides(tmp_path: Path, **extra) -> dict:
         "budget_minutes": 0.1,
         "epoch_length": 2,
         "samples_per_case": 1,
+        "validate#mirroring#axes": [],  # the mirroring check is tested on planned bundles (tests/test_plan.py)
         **extra,
     }
 
@@ -204,7 +205,7 @@ def test_em_inference_writes_labels_probabilities_and_overlays(tmp_path, output_
 def test_mri_inference_returns_to_the_input_grid(tmp_path):
     out = tmp_path / "out"
     # default input: configs/dataset_sample.json → sample_data; tiles overlapping by a quarter keep the test short
-    _run(MRI, ["inference.json"], {"output_dir": str(out), "inferer#overlap": 0.25})
+    _run(MRI, ["inference.json"], {"output_dir": str(out), "inferer#overlap": 0.25, "tta_axes": []})
     [seg_path] = list(out.glob("*_seg.nii.gz"))
     seg = sitk.ReadImage(str(seg_path))
     flair = sitk.ReadImage(str(SAMPLE / "brats2013" / BRATS_CASE / "Flair_subtrMeanDivStd.nii.gz"))

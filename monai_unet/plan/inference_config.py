@@ -172,7 +172,7 @@ def inference_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         "val_data_loader": "@dataloader",
         "network": "@network",
         "inferer": "@inferer",
-        "postprocessing": {"_target_": "Compose", "transforms": ["@postprocessing", "@saving"]},
+        "postprocessing": "$monai.transforms.Compose([@postprocessing, @saving])",
         "val_handlers": "@handlers",
         "amp": False,
     }
