@@ -40,7 +40,7 @@ demo: $(STAMP)
 # training budgets, which overlap well on 2 cores (9 min 02 s serial, 6 min 40 s with -n 2 on 2026-12-03).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n 2 --dist worksteal tests
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15 tests
 
 # 3D Slicer's own MRML code (slicer-core, with VTK: about 190 MB more) reads our .seg.nrrd and writes volumes our
 # reader takes; apart from `make test` so that its install stays out of the 10 minutes.
