@@ -64,7 +64,7 @@ class SaveOverlayd(MapTransform):
         output_dir: folder for the PNGs (created if missing).
         colors: label value → RGB in [0, 1]; default palette otherwise.
         num_slices: axial slices shown for a 3D volume.
-        name_key: optional data key holding the case name (see :class:`~monai_unet.io.SaveSegmentationd`).
+        name_key: optional data key holding the case name (see :class:`~monai_unet.io.SavePredictiond`).
     """
 
     def __init__(
