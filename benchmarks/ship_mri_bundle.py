@@ -67,10 +67,10 @@ oversampling planned from the class fractions); all three folds were planned wit
 
 | held-out subject | Dice ours | Dice stock | HD95 ours (mm) | HD95 stock (mm) |
 |---|---|---|---|---|
-| pat0004 | **0.925** | 0.920 | 16.8 | **3.6** |
+| pat0004 | **0.928** | 0.920 | 5.2 | **3.6** |
 | pat0005 | **0.699** | 0.571 | **15.3** | 67.8 |
 | pat0006 | 0.827 | **0.889** | 10.9 | **6.4** |
-| mean | **0.817** | 0.793 | **14.3** | 25.9 |
+| mean | **0.818** | 0.793 | **10.5** | 25.9 |
 
 Three subjects are far too few for a general model: these weights show the pipeline working end to end on real
 MRI, not a clinical-grade segmenter. Data terms: CC BY-NC-SA 3.0 CH, non-commercial research use with
