@@ -150,7 +150,7 @@ def _results(ours: dict, stock: dict, paper: dict, training: dict) -> str:
         for key, name, value in MEASURES
     )
     return f"""
-## Shipped weights: how they were made and what they scored
+## Performance: how the shipped weights were made and what they scored
 
 `models/model.pt` is the best network (by validation Dice) of one planned run, `python -m benchmarks.planned_vs_stock
 isbi --minutes 20`: `monai-unet plan --fold 4` on `benchmarks/datasets/isbi2012/dataset.json`, trained on slices 00-19

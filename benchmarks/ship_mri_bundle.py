@@ -49,7 +49,7 @@ def edit_json(path: Path, **values) -> None:
 
 
 RESULTS = """
-## Shipped weights: how they were made and what they scored
+## Performance: how the shipped weights were made and what they scored
 
 `models/model.pt` was trained by `python -m benchmarks.ship_mri_bundle --minutes {minutes:g}`: the planner's
 recipe for fold 0 at 20 minutes (written by `benchmarks.planned_vs_stock.brats_dataset`), then `monai-unet train`

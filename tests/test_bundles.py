@@ -357,6 +357,13 @@ def test_data_terms_and_codes_are_stated(bundle):
 
 
 @pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
+def test_readme_has_the_model_zoo_sections(bundle):
+    headings = [line[3:] for line in (bundle / "docs" / "README.md").read_text().splitlines() if line.startswith("## ")]
+    for section in ("Overview", "Data", "Training", "Performance", "System configuration", "Limitations", "License"):
+        assert any(h.startswith(section) for h in headings), section
+
+
+@pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
 def test_shipped_weights_are_small_and_load_on_cpu(bundle):
     weights = bundle / "models" / "model.pt"
     assert weights.stat().st_size <= 25 * 2**20

@@ -28,6 +28,9 @@ from monai_unet.plan.recipe import SELECTION_METRICS
 from monai_unet.plan.record import MIN_GAIN
 from monai_unet.plan.sampling import choose_sampling
 
+#: The model-zoo README sections a bundle's docs/README.md carries (as second-level headings, in this order).
+MODEL_ZOO_SECTIONS = ("Overview", "Data", "Training", "Performance", "System configuration", "Limitations", "License")
+
 
 def fixed_timer(network_kwargs, patch, batch, device="cpu"):
     """A machine-independent stand-in for the calibration: cost ∝ voxels × batch × width²."""
@@ -523,6 +526,11 @@ def test_bundle_docs_and_license(tmp_path):
     readme = (bundle / "docs" / "README.md").read_text()
     for reason in plan.reasons.values():
         assert reason in readme
+    headings = [line[3:] for line in readme.splitlines() if line.startswith("## ")]
+    for section in MODEL_ZOO_SECTIONS:  # the model-zoo README sections, in this order
+        assert any(h.startswith(section) for h in headings), section
+    order = [next(i for i, h in enumerate(headings) if h.startswith(section)) for section in MODEL_ZOO_SECTIONS]
+    assert order == sorted(order), headings
     assert "CC0 (synthetic test data)" in (bundle / "LICENSE").read_text()
     assert (bundle / "docs" / "data_license.txt").read_text() == (bundle / "LICENSE").read_text()
     split = json.loads((bundle / "configs" / "split.json").read_text())

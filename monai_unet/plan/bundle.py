@@ -168,6 +168,8 @@ def _readme(plan: Plan, dataset: PlanDataset, fp: Fingerprint, name: str, folder
     fractions = ", ".join(f"{n} {f:.3%}" for n, f in zip(plan.label_names, fp.class_fractions(), strict=True))
     return f"""# {name}
 
+## Overview
+
 Planned by `monai-unet plan` from `{dataset.source}` ({len(dataset.training)} training and
 {len(dataset.validation)} validation cases listed; {dims}D, {plan.in_channels} input channel(s), {plan.num_classes}
 classes). Research use only, not for clinical decisions.
@@ -196,13 +198,15 @@ are written by the first run, and afterwards only by a run given `--promote` (st
 the JSON's `test` list when every item has a `label` (held-out cases; training never reads that list), else the
 bundle's validation cases.
 
-## Classes
+## Data
+
+### Classes
 
 | class | label value(s) in the files | name |
 |---|---|---|
 {class_rows}
 
-## The data as measured
+### The data as measured
 
 | | min | median | max |
 |---|---|---|---|
@@ -211,7 +215,7 @@ bundle's validation cases.
 
 Class fractions of all voxels: {fractions}.
 
-## What was chosen, and why
+## Training: what was chosen, and why
 
 {reasons}
 
@@ -228,7 +232,30 @@ MONAI's `LoadImaged` with `monai_unet.io.SimpleITKReader`) and loads the image i
 label map in memory and the bundle writes no file of its own. Export the network for it with
 `monai-unet export --bundle {folder} --format torchscript` (Deploy loads `models/model.ts`).
 
-## Terms of the data
+## Performance
+
+Training writes its record into `configs/plans.json` (`training`: iterations, validations, the best epoch and its
+validation metric; `postprocessing`: the keep-largest-component and test-time-mirroring decisions with their
+measured gains) and into its run folder (`validation_history.csv`). The validation cases are the ones named in
+`configs/split.json`; score held-out cases with `monai-unet evaluate --dataset-dir held_out.json`.
+
+## System configuration
+
+Planned and timed on `{plan.device}` for a budget of {plan.budget["minutes"]:g} minutes of wall clock (the patch,
+batch and network were chosen so that this budget holds enough iterations on that machine; plan again on a
+different machine). Inference runs on CPU or CUDA (`--device`); requires `monai-unet`, PyTorch and MONAI as
+listed in `configs/metadata.json`.
+
+## Limitations
+
+Research use only, not for clinical decisions. Trained on {len(dataset.training)} case(s) of one dataset: how it
+does on other scanners, protocols or populations is not known. The recipe was derived from the data by rules and a
+timing, not tuned by hand.
+
+## License
+
+Code and configuration: Apache License 2.0 (monai-unet). The weights are trained on the data below and carry its
+terms:
 
 {terms}
 """
