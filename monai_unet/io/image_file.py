@@ -39,7 +39,7 @@ from numpy.typing import DTypeLike
 
 from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 from monai_unet.io.errors import ImageInputError, last_line
-from monai_unet.io.integrity import InflatedNrrd, check_declared_size, check_nifti_complete
+from monai_unet.io.integrity import InflatedVoxels, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume
 
 __all__ = ["FILE_SUFFIXES", "read_image_file"]
@@ -168,8 +168,8 @@ def read_image_file(
         if inflated is not None:
             return inflated
     else:
-        inflated_nrrd = check_declared_size(path)
-        volume = None if inflated_nrrd is None else _volume_from_nrrd(inflated_nrrd, dtype, contiguous)
+        verified = check_declared_size(path)
+        volume = None if verified is None else _volume_from_verified(verified, dtype, contiguous)
         if volume is not None:
             return volume
     try:
@@ -246,24 +246,25 @@ _ITK_STORED_TYPES = {
 }
 
 
-def _volume_from_nrrd(nrrd: InflatedNrrd, dtype: DTypeLike, contiguous: bool) -> Volume | None:
-    """A 2D or 3D scalar NRRD from the voxel bytes :func:`check_declared_size` inflated and verified, with
-    SimpleITK's reading of its header; None (read it with ``sitk.ReadImage``) where ITK would do more than take the
-    bytes as they are: several components, byte or line skips, another number of dimensions."""
-    info, fields = nrrd.info, nrrd.fields
+def _volume_from_verified(voxels: InflatedVoxels, dtype: DTypeLike, contiguous: bool) -> Volume | None:
+    """A 2D or 3D scalar NRRD or MetaImage from the voxel bytes :func:`check_declared_size` inflated and verified,
+    with SimpleITK's reading of its header; None (read it with ``sitk.ReadImage``) where ITK would do more than take
+    the bytes as they are: several components, byte, line or header skips, another number of dimensions."""
+    info = voxels.info
     stored = _ITK_STORED_TYPES.get(info.GetPixelID())
     ndim = info.GetDimension()
-    skips = {"byte skip", "byteskip", "line skip", "lineskip"} & set(fields)
-    if stored is None or ndim not in (2, 3) or info.GetNumberOfComponents() != 1 or skips:
+    if stored is None or ndim not in (2, 3) or info.GetNumberOfComponents() != 1 or not voxels.plain:
         return None
     shape = tuple(int(n) for n in reversed(info.GetSize()))
-    order = ">" if fields.get("endian") == "big" else "<"
-    buffer = np.frombuffer(nrrd.raw, dtype=stored.newbyteorder(order), count=int(np.prod(shape))).reshape(shape)
+    order = ">" if voxels.big_endian else "<"
+    buffer = np.frombuffer(voxels.raw, dtype=stored.newbyteorder(order), count=int(np.prod(shape))).reshape(shape)
     if buffer.dtype != stored:  # big-endian voxels: to this machine's order once
         buffer = buffer.astype(stored)
     origin, spacing, direction = _geometry(info)
     array = _arrange(buffer, ndim, dtype or stored, contiguous)
-    return Volume(array, origin, spacing, direction, {"source_format": "nrrd", "source_dtype": stored.name})
+    return Volume(
+        array, origin, spacing, direction, {"source_format": voxels.source_format, "source_dtype": stored.name}
+    )
 
 
 def _drop_or_keep_fourth_axis(path: Path, array: np.ndarray, volume: Volume, allow_4d: bool) -> Volume:

@@ -27,7 +27,7 @@ try:  # libdeflate inflates gzip faster than zlib
 except ImportError:  # pragma: no cover - depends on the environment
     _gzip_decompress, _DeflateError = None, OSError
 
-__all__ = ["InflatedNrrd", "check_declared_size", "check_nifti_complete"]
+__all__ = ["InflatedVoxels", "check_declared_size", "check_nifti_complete"]
 
 #: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
 _MAX_DEFLATE_RATIO = 1032
@@ -181,10 +181,11 @@ def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
     return None
 
 
-def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool] | None:
+def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool, bool] | None:
     """For a MetaImage (``.mha``/``.mhd``) with one data file (``LOCAL`` or a detached ``.raw``): the data file, the
-    offset of the voxels in it, whether they are zlib-compressed, and whether the header names a ``HeaderSize`` to
-    skip (``head``: the file's first bytes); None for other files (lists or patterns of data files)."""
+    offset of the voxels in it, whether they are zlib-compressed, whether the header names a ``HeaderSize`` to skip,
+    and whether the voxels are big-endian (``head``: the file's first bytes); None for other files (lists or
+    patterns of data files)."""
     if path.suffix.lower() not in (".mha", ".mhd"):
         return None
     lines = head.decode("latin-1").splitlines()[:64]
@@ -194,10 +195,11 @@ def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool] | N
         return None
     compressed = fields.get("CompressedData") == "True"
     skips = fields.get("HeaderSize", "0") != "0"
+    big = "True" in (fields.get("ElementByteOrderMSB"), fields.get("BinaryDataByteOrderMSB"))
     if name == "LOCAL":
         start = head.find(b"ElementDataFile")
-        return path, head.index(b"\n", start) + 1, compressed, skips
-    return path.parent / name, 0, compressed, skips
+        return path, head.index(b"\n", start) + 1, compressed, skips, big
+    return path.parent / name, 0, compressed, skips, big
 
 
 def _check_metaimage_data_file(path: Path, head: bytes) -> None:
@@ -211,34 +213,38 @@ def _check_metaimage_data_file(path: Path, head: bytes) -> None:
         )
 
 
-def _check_metaimage_data(path: Path, head: bytes, declared: int) -> None:
+def _check_metaimage_data(path: Path, head: bytes, declared: int, info: sitk.ImageFileReader) -> InflatedVoxels | None:
     """Refuse a MetaImage whose data file holds another number of voxel bytes than its header declares
     (uncompressed, without a ``HeaderSize``), or whose zlib stream fails its Adler-32 or length check (ITK prints
-    "Uncompress failed" and returns the voxels anyway, also for data that was never compressed)."""
+    "Uncompress failed" and returns the voxels anyway, also for data that was never compressed); returns the
+    verified voxels of a compressed one."""
     found = _metaimage_data(path, head)
     if found is None:
-        return
-    data_file, start, compressed, skips = found
+        return None
+    data_file, start, compressed, skips, big = found
     where = "" if data_file == path else f" (in {data_file.name})"
     if compressed:
         with open(data_file, "rb") as f:
             f.seek(start)
-            _check_zlib_stream(path, declared, f.read(), where)
-    elif data_file != path and not skips and data_file.stat().st_size != declared:
+            raw = _check_zlib_stream(path, declared, f.read(), where)
+        return InflatedVoxels(info, raw, big, not skips, path.suffix.lower().lstrip("."))
+    if data_file != path and not skips and data_file.stat().st_size != declared:
         raise ImageInputError(
             path,
             f"is truncated or corrupt: its data file {data_file.name} holds {data_file.stat().st_size} bytes, "
             f"its header declares {declared}",
             "copy or download both files again",
         )
+    return None
 
 
-def _check_zlib_stream(path: Path, expected: int, data: bytes, where: str = "") -> None:
-    """Inflate a MetaImage's zlib stream and check its Adler-32 and its length (``where``: the data file, for the
-    message)."""
+def _check_zlib_stream(path: Path, expected: int, data: bytes, where: str = "") -> bytes:
+    """Inflate a MetaImage's zlib stream, check its Adler-32 and its length (``where``: the data file, for the
+    message) and return the voxel bytes."""
     inflater = zlib.decompressobj()
     try:
-        raw_length = len(inflater.decompress(data, expected + 1))
+        raw = inflater.decompress(data, expected + 1)
+        raw_length = len(raw)
     except zlib.error as error:
         raise ImageInputError(
             path,
@@ -252,6 +258,7 @@ def _check_zlib_stream(path: Path, expected: int, data: bytes, where: str = "") 
             + ("ends early" if not inflater.eof else f"holds {raw_length}"),
             "copy or download the file again",
         )
+    return raw
 
 
 def _available_memory() -> int | None:
@@ -266,21 +273,26 @@ def _available_memory() -> int | None:
 
 
 @dataclass(frozen=True)
-class InflatedNrrd:
-    """The verified voxels of a gzip NRRD, so that they are inflated once (:func:`check_declared_size`).
+class InflatedVoxels:
+    """The verified voxels of a compressed NRRD or MetaImage, so that they are inflated once
+    (:func:`check_declared_size`).
 
     Args:
         info: SimpleITK's reading of the header (size, pixel type, components, geometry).
-        raw: the uncompressed voxel bytes, CRC-32 and length checked.
-        fields: the header's fields, keys and values lower-case (``endian``, ``byte skip``, ...).
+        raw: the uncompressed voxel bytes, checksum and length checked.
+        big_endian: the header says the voxels are stored most significant byte first.
+        plain: the bytes are the voxels as they are (no byte, line or header skips to apply).
+        source_format: ``"nrrd"``, ``"mha"`` or ``"mhd"``.
     """
 
     info: sitk.ImageFileReader
     raw: bytes
-    fields: dict[str, str]
+    big_endian: bool
+    plain: bool
+    source_format: str
 
 
-def check_declared_size(path: Path) -> InflatedNrrd | None:
+def check_declared_size(path: Path) -> InflatedVoxels | None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
     declare 2000³ voxels); an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
@@ -289,8 +301,8 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
     the voxels).
 
     Returns:
-        For an NRRD with attached gzip voxels, the verified bytes and the header as read (see :class:`InflatedNrrd`);
-        else None.
+        For an NRRD with attached gzip voxels or a compressed MetaImage, the verified bytes and the header as read
+        (see :class:`InflatedVoxels`); else None.
     """
     if path.suffix.lower() not in (".mhd", ".nhdr", ".mha", ".nrrd"):
         return None
@@ -331,10 +343,15 @@ def check_declared_size(path: Path) -> InflatedNrrd | None:
             f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
             "read it on a machine with more memory, or crop it first",
         )
-    _check_metaimage_data(path, head, declared)
+    metaimage = _check_metaimage_data(path, head, declared, reader)
+    if metaimage is not None:
+        return metaimage
     nrrd = _attached_nrrd(path, head)
     if nrrd is None or nrrd[0].get("encoding") not in ("gzip", "gz"):
         return None
+    fields = nrrd[0]
+    plain = not {"byte skip", "byteskip", "line skip", "lineskip"} & set(fields)
     with open(path, "rb") as f:
         f.seek(nrrd[1])
-        return InflatedNrrd(reader, _inflate_verified(path, declared, f.read()), nrrd[0])
+        raw = _inflate_verified(path, declared, f.read())
+    return InflatedVoxels(reader, raw, fields.get("endian") == "big", plain, "nrrd")
