@@ -119,13 +119,17 @@ def test_gzip_nrrd_voxels_inflated_once_read_as_simpleitk_reads_them(tmp_path):
     sitk.WriteImage(floats, str(tmp_path / "float.nrrd"), useCompression=True)
     sitk.WriteImage(sitk.GetImageFromArray(np.eye(9, 11, dtype=np.uint8)), str(tmp_path / "plane.nrrd"), True)
     for name in ("big.nrrd", "float.nrrd", "plane.nrrd"):
-        ours, theirs = read_image_file(tmp_path / name), sitk.ReadImage(str(tmp_path / name))
-        expected = sitk.GetArrayFromImage(theirs)
-        np.testing.assert_array_equal(ours.array, expected.transpose(*reversed(range(expected.ndim))))
-        assert ours.array.dtype == expected.dtype.newbyteorder("=")
-        np.testing.assert_allclose(ours.origin, theirs.GetOrigin())
-        np.testing.assert_allclose(ours.spacing, theirs.GetSpacing())
-        np.testing.assert_allclose(ours.direction.ravel(), theirs.GetDirection())
+        _assert_read_as_simpleitk(read_image_file(tmp_path / name), sitk.ReadImage(str(tmp_path / name)))
+
+
+def _assert_read_as_simpleitk(ours, theirs: sitk.Image) -> None:
+    """Our ``Volume`` holds SimpleITK's voxels (in MONAI's axis order, native byte order) and geometry."""
+    expected = sitk.GetArrayFromImage(theirs)
+    np.testing.assert_array_equal(ours.array, expected.transpose(*reversed(range(expected.ndim))))
+    assert ours.array.dtype == expected.dtype.newbyteorder("=")
+    np.testing.assert_allclose(ours.origin, theirs.GetOrigin())
+    np.testing.assert_allclose(ours.spacing, theirs.GetSpacing())
+    np.testing.assert_allclose(ours.direction.ravel(), theirs.GetDirection())
 
 
 def test_compressed_metaimage_voxels_inflated_once_read_as_simpleitk_reads_them(tmp_path, monkeypatch):
@@ -150,13 +154,7 @@ def test_compressed_metaimage_voxels_inflated_once_read_as_simpleitk_reads_them(
     expected = {name: sitk.ReadImage(str(tmp_path / name)) for name in names}
     monkeypatch.setattr(image_file.sitk, "ReadImage", lambda *a, **k: pytest.fail("ITK inflated the file again"))
     for name in names:
-        ours, theirs = read_image_file(tmp_path / name), expected[name]
-        voxels = sitk.GetArrayFromImage(theirs)
-        np.testing.assert_array_equal(ours.array, voxels.transpose(*reversed(range(voxels.ndim))))
-        assert ours.array.dtype == voxels.dtype.newbyteorder("=")
-        np.testing.assert_allclose(ours.origin, theirs.GetOrigin())
-        np.testing.assert_allclose(ours.spacing, theirs.GetSpacing())
-        np.testing.assert_allclose(ours.direction.ravel(), theirs.GetDirection())
+        _assert_read_as_simpleitk(read_image_file(tmp_path / name), expected[name])
 
 
 def test_a_forged_gzip_length_field_is_never_used_to_size_the_output(tmp_path, monkeypatch):
