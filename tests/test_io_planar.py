@@ -72,3 +72,33 @@ def test_a_short_write_keeps_the_previous_picture(tmp_path, monkeypatch):
         SavePredictiond("pred", output_dir=tmp_path, output_ext=".png")({"pred": _prediction()})
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slice07_seg.png"]
+
+
+def test_bundles_planned_before_0_6_still_write_their_pictures(tmp_path):
+    """``monai_unet.io.planar.SavePlanard`` as a 0.5 planned inference config names it: PNG labels, TIFF floats."""
+    from monai.bundle import ConfigParser
+
+    config = {
+        "labels": {
+            "_target_": "monai_unet.io.planar.SavePlanard",
+            "keys": "pred",
+            "output_dir": str(tmp_path),
+            "scale": 255,  # the 0.5 paper config's black/white membranes
+        },
+        "floats": {
+            "_target_": "monai_unet.io.planar.SavePlanard",
+            "keys": "prob",
+            "output_dir": str(tmp_path),
+            "output_postfix": "prob",
+            "output_ext": ".tif",
+            "name_key": "case",
+        },
+    }
+    parser = ConfigParser(config)
+    data = {"pred": _prediction(), "prob": _prediction(scale=0.75), "case": "slice07"}
+    out = parser.get_parsed_content("floats")(parser.get_parsed_content("labels")(data))
+    assert out["pred"].max() == 1, "the prediction itself is not scaled"
+    written = np.asarray(Image.open(tmp_path / "slice07_seg.png"))
+    np.testing.assert_array_equal(written, _prediction()[0].numpy().T * 255)
+    back = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "slice07_prob.tif")))
+    np.testing.assert_array_equal(back, _prediction(scale=0.75)[0].numpy().T)

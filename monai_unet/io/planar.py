@@ -7,16 +7,21 @@ geometry: the grid only fixes their size.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
+from monai.config import KeysCollection
 
 from monai_unet.io.atomic import atomic_path
 from monai_unet.io.errors import ImageInputError, OutputWriteError, last_line
 from monai_unet.io.grid import VoxelGrid
+from monai_unet.io.save import SavePredictiond
 
-__all__ = ["write_planar"]
+__all__ = ["SavePlanard", "write_planar"]
 
 
 def write_planar(values: np.ndarray, grid: VoxelGrid, path: Path) -> None:
@@ -55,3 +60,39 @@ def _reads_back(pixels: np.ndarray):
             raise ImageInputError(path, "its pixels differ from those written")
 
     return verify
+
+
+class SavePlanard(SavePredictiond):
+    """The 0.5 name of the 2D writer, kept so that bundles planned before 0.6 still run unchanged: ``.png`` writes a
+    label map, ``.tif``/``.tiff`` float maps, as :class:`~monai_unet.io.SavePredictiond` does (new bundles use it)."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike = ".",
+        output_postfix: str = "seg",
+        output_ext: str = ".png",
+        scale: float = 1.0,
+        name_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        self.scale = scale  # 0.5's multiplier before writing (255: a 0/1 label map as black/white)
+        floats = output_ext in (".tif", ".tiff")
+        super().__init__(
+            keys,
+            output_dir,
+            output_postfix,
+            ".tif" if floats else output_ext,
+            probabilities=floats,
+            name_key=name_key,
+            allow_missing_keys=allow_missing_keys,
+        )
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        if self.scale == 1:
+            return super().__call__(data)
+        scaled = dict(data)
+        for key in self.key_iterator(scaled):
+            scaled[key] = scaled[key] * self.scale
+        super().__call__(scaled)
+        return dict(data)  # the prediction itself stays unscaled for the steps after
