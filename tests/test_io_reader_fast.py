@@ -126,6 +126,21 @@ def test_reordering_helpers(shape, spatial_dims, source, target):
     np.testing.assert_array_equal(view, expected)
 
 
+@pytest.mark.parametrize("shape", [(40, 1), (1, 1, 12)])
+def test_an_image_one_voxel_wide_is_copied_out_of_the_itk_buffer(tmp_path, shape):
+    """Reversing the axes of a buffer with all but one axis of length 1 needs no reordering; the reader must still
+    copy (SimpleITK's array view dies with its image), while writers may take the view (``copy=False``)."""
+    data = np.arange(1, np.prod(shape) + 1, dtype=np.int16).reshape(shape)
+    sitk.WriteImage(sitk.GetImageFromArray(data), str(tmp_path / "thin.nrrd"))
+    volume = read_image_file(tmp_path / "thin.nrrd")
+    _ = [np.ones(10_000) for _ in range(100)]  # reuse whatever memory was freed
+    np.testing.assert_array_equal(volume.array, data.T)
+    assert volume.array.flags.writeable and volume.array.flags.owndata
+    reversed_order = tuple(reversed(range(len(shape))))
+    assert np.shares_memory(reversed_axes_contiguous(data.T, len(shape), copy=False), data)
+    assert not np.shares_memory(reversed_axes_contiguous(data.transpose(reversed_order), len(shape)), data)
+
+
 def test_without_libdeflate_zlib_inflates_the_same_voxels(tmp_path, monkeypatch):
     data = np.random.default_rng(3).integers(0, 500, (9, 8, 7)).astype(np.int16)
     nib.save(nib.Nifti1Image(data, oblique_affine()), tmp_path / "img.nii.gz")

@@ -11,10 +11,14 @@ __all__ = ["reversed_axes_contiguous", "reversed_axes_view"]
 _BLOCK = 32  # voxels per block side in the blocked transpose
 
 
-def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int, dtype: DTypeLike = None) -> np.ndarray:
+def reversed_axes_contiguous(
+    array: np.ndarray, spatial_dims: int, dtype: DTypeLike = None, copy: bool = True
+) -> np.ndarray:
     """``array`` with its spatial axes reversed and C-contiguous (ITK's (z, y, x) buffer → (x, y, z), and back:
     MONAI's (i, j, k) → the (k, j, i) buffer SimpleITK and NRRD want), converted to ``dtype`` in the same pass.
-    No copy when ``array`` already has that layout (Fortran order) and type.
+    With ``copy=False`` an ``array`` that already has that layout (Fortran order) and type is returned as a view
+    (writers handing voxels to SimpleITK); the default always copies, as readers need (their source may be a view of
+    an ITK buffer that dies with its image).
 
     MONAI's ``LoadImage`` makes every array C-contiguous and converts it to its ``dtype`` (float32 by default), so
     an array returned in any other form is copied there once more. A plain ``np.ascontiguousarray`` of the reversed
@@ -28,13 +32,14 @@ def reversed_axes_contiguous(array: np.ndarray, spatial_dims: int, dtype: DTypeL
             optional component axis.
         spatial_dims: number of spatial (and time) axes, 2 to 4.
         dtype: type of the result; None keeps ``array.dtype``.
+        copy: always return a new array (False: a view where no reordering or conversion is needed).
     """
     dtype = np.dtype(array.dtype if dtype is None else dtype)
     reversed_view = array.transpose(_reversed_order(spatial_dims, array.ndim))
-    if reversed_view.flags.c_contiguous and dtype == array.dtype:
+    if not copy and reversed_view.flags.c_contiguous and dtype == array.dtype:
         return reversed_view  # already in that layout (a Fortran-ordered array, as the reader returns): no copy
     if spatial_dims != 3 or array.ndim != 3:
-        return np.ascontiguousarray(array.transpose(_reversed_order(spatial_dims, array.ndim)), dtype=dtype)
+        return np.array(reversed_view, dtype=dtype, order="C")
     nz, ny, nx = array.shape
     out = np.empty((nx, ny, nz), dtype=dtype)
     b = _BLOCK

@@ -180,7 +180,9 @@ class VoxelGrid:
         """A SimpleITK image of ``array_ijk`` (spatial shape ``size``, index order ``(i, j[, k])``) on this grid."""
         if tuple(array_ijk.shape) != self.size:
             raise ValueError(f"array shape {array_ijk.shape} differs from the grid size {self.size}")
-        image = sitk.GetImageFromArray(reversed_axes_contiguous(array_ijk, self.ndim))  # SimpleITK wants (k, j, i)
+        image = sitk.GetImageFromArray(
+            reversed_axes_contiguous(array_ijk, self.ndim, copy=False)
+        )  # SimpleITK: (k, j, i)
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(tuple(float(v) for v in self.direction.ravel()))

@@ -114,7 +114,7 @@ def write_seg_nrrd(labels: np.ndarray, grid: VoxelGrid, segments: Sequence[Segme
         if "\n" in segment.name or "\r" in segment.name:
             raise ValueError(f"segment name {segment.name!r} contains a line break, which NRRD headers cannot hold")
     header = seg_nrrd_header(labels, grid, segments).encode("utf-8")
-    data = reversed_axes_contiguous(labels.astype(labels.dtype.newbyteorder("<"), copy=False), labels.ndim)  # i fastest
+    data = reversed_axes_contiguous(labels.astype(labels.dtype.newbyteorder("<"), copy=False), labels.ndim, copy=False)
     with open(path, "wb") as f:
         f.write(header)
         f.write(gzip.compress(memoryview(data).cast("B"), compresslevel=1))
