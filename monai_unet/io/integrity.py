@@ -13,6 +13,7 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -165,27 +166,29 @@ def _attached_nrrd(path: Path, head: bytes) -> tuple[dict[str, str], int] | None
 
 
 def _inline_raw_voxels(path: Path, head: bytes) -> int | None:
-    """Bytes after the header of an NRRD or MetaImage file whose voxels follow it uncompressed (``head``: the file's
-    first bytes); None for other layouts (compressed, detached, or a header not understood), not checked this way."""
+    """Bytes after the header of an NRRD file whose voxels follow it uncompressed (``head``: the file's first bytes);
+    None for other layouts (compressed, detached, or a header not understood), not checked this way."""
     nrrd = _attached_nrrd(path, head)
-    if nrrd is not None:
-        fields, start = nrrd
-        return path.stat().st_size - start if fields.get("encoding") == "raw" else None
-    if path.suffix.lower() == ".mha":
-        text = head.decode("latin-1")
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()[:64])}
-        if fields.get("ElementDataFile") != "LOCAL" or fields.get("CompressedData", "False") != "False":
-            return None
-        start = head.find(b"ElementDataFile")
-        return path.stat().st_size - (head.index(b"\n", start) + 1)
-    return None
+    if nrrd is None:
+        return None
+    fields, start = nrrd
+    return path.stat().st_size - start if fields.get("encoding") == "raw" else None
 
 
-def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool, bool] | None:
-    """For a MetaImage (``.mha``/``.mhd``) with one data file (``LOCAL`` or a detached ``.raw``): the data file, the
-    offset of the voxels in it, whether they are zlib-compressed, whether the header names a ``HeaderSize`` to skip,
-    and whether the voxels are big-endian (``head``: the file's first bytes); None for other files (lists or
-    patterns of data files)."""
+class _MetaImageData(NamedTuple):
+    """Where a MetaImage's voxels are: the data file (the header itself for ``LOCAL``), their offset in it, whether
+    they are zlib-compressed, whether the header names a ``HeaderSize`` to skip, and whether they are big-endian."""
+
+    data_file: Path
+    start: int
+    compressed: bool
+    skips: bool
+    big_endian: bool
+
+
+def _metaimage_data(path: Path, head: bytes) -> _MetaImageData | None:
+    """For a MetaImage (``.mha``/``.mhd``) with one data file (``LOCAL`` or a detached ``.raw``), where its voxels
+    are (``head``: the file's first bytes); None for other files (lists or patterns of data files)."""
     if path.suffix.lower() not in (".mha", ".mhd"):
         return None
     lines = head.decode("latin-1").splitlines()[:64]
@@ -198,42 +201,44 @@ def _metaimage_data(path: Path, head: bytes) -> tuple[Path, int, bool, bool, boo
     big = "True" in (fields.get("ElementByteOrderMSB"), fields.get("BinaryDataByteOrderMSB"))
     if name == "LOCAL":
         start = head.find(b"ElementDataFile")
-        return path, head.index(b"\n", start) + 1, compressed, skips, big
-    return path.parent / name, 0, compressed, skips, big
+        return _MetaImageData(path, head.index(b"\n", start) + 1, compressed, skips, big)
+    return _MetaImageData(path.parent / name, 0, compressed, skips, big)
 
 
-def _check_metaimage_data_file(path: Path, head: bytes) -> None:
+def _check_metaimage_data_file(path: Path, data: _MetaImageData) -> None:
     """Refuse a MetaImage whose data file is missing (SimpleITK would only say "No such file or directory")."""
-    found = _metaimage_data(path, head)
-    if found is not None and not found[0].is_file():
+    if not data.data_file.is_file():
         raise ImageInputError(
             path,
-            f"its data file {found[0].name} " + ("is a folder" if found[0].is_dir() else "does not exist"),
+            f"its data file {data.data_file.name} " + ("is a folder" if data.data_file.is_dir() else "does not exist"),
             "keep the data file beside the header, named as its ElementDataFile line says",
         )
 
 
-def _check_metaimage_data(path: Path, head: bytes, declared: int, info: sitk.ImageFileReader) -> InflatedVoxels | None:
-    """Refuse a MetaImage whose data file holds another number of voxel bytes than its header declares
-    (uncompressed, without a ``HeaderSize``), or whose zlib stream fails its Adler-32 or length check (ITK prints
-    "Uncompress failed" and returns the voxels anyway, also for data that was never compressed); returns the
-    verified voxels of a compressed one."""
-    found = _metaimage_data(path, head)
-    if found is None:
-        return None
-    data_file, start, compressed, skips, big = found
-    where = "" if data_file == path else f" (in {data_file.name})"
-    if compressed:
-        with open(data_file, "rb") as f:
-            f.seek(start)
+def _check_metaimage_voxels(
+    path: Path, data: _MetaImageData, declared: int, info: sitk.ImageFileReader
+) -> InflatedVoxels | None:
+    """Refuse a MetaImage whose uncompressed voxels (without a ``HeaderSize``) are another number of bytes than its
+    header declares, or whose zlib stream fails its Adler-32 or length check (ITK prints "Uncompress failed" and
+    returns the voxels anyway, also for data that was never compressed); returns the verified voxels of a compressed
+    one."""
+    detached = data.data_file != path
+    where = f" (in {data.data_file.name})" if detached else ""
+    if data.compressed:
+        with open(data.data_file, "rb") as f:
+            f.seek(data.start)
             raw = _check_zlib_stream(path, declared, f.read(), where)
-        return InflatedVoxels(info, raw, big, not skips, path.suffix.lower().lstrip("."))
-    if data_file != path and not skips and data_file.stat().st_size != declared:
+        return InflatedVoxels(info, raw, data.big_endian, not data.skips, path.suffix.lower().lstrip("."))
+    held = data.data_file.stat().st_size - data.start
+    if not data.skips and held != declared:
+        sizes = " x ".join(map(str, info.GetSize()))
         raise ImageInputError(
             path,
-            f"is truncated or corrupt: its data file {data_file.name} holds {data_file.stat().st_size} bytes, "
-            f"its header declares {declared}",
-            "copy or download both files again",
+            f"is truncated or corrupt: its data file {data.data_file.name} holds {held} bytes, its header declares "
+            f"{declared}"
+            if detached
+            else f"is corrupt: it holds {held} bytes of uncompressed voxels, its header declares {declared} ({sizes})",
+            "copy or download both files again" if detached else "copy or download the file again",
         )
     return None
 
@@ -308,7 +313,9 @@ def check_declared_size(path: Path) -> InflatedVoxels | None:
         return None
     with open(path, "rb") as f:
         head = f.read(65536)  # the header, read once for the checks below
-    _check_metaimage_data_file(path, head)
+    metaimage = _metaimage_data(path, head)
+    if metaimage is not None:
+        _check_metaimage_data_file(path, metaimage)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -343,9 +350,8 @@ def check_declared_size(path: Path) -> InflatedVoxels | None:
             f"needs {declared / 2**30:.1f} GiB of memory for its voxels, {available / 2**30:.1f} GiB are available",
             "read it on a machine with more memory, or crop it first",
         )
-    metaimage = _check_metaimage_data(path, head, declared, reader)
     if metaimage is not None:
-        return metaimage
+        return _check_metaimage_voxels(path, metaimage, declared, reader)
     nrrd = _attached_nrrd(path, head)
     if nrrd is None or nrrd[0].get("encoding") not in ("gzip", "gz"):
         return None
