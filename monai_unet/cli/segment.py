@@ -137,7 +137,7 @@ def output_ext_for(output: Path) -> str:
         UsageError: a suffix that names no segmentation format (``.nrrd``, ``.mha``, ``.dcm``, ...).
     """
     found = find_format(output)
-    if found is None or not found.labels:
+    if found is None or not found.holds():
         raise UsageError(
             f"{output}: cannot tell the output format from the suffix {output.suffix!r}; use .nii.gz, .seg.nrrd, "
             ".png (2D bundles), or a folder name without suffix for DICOM SEG"
@@ -192,7 +192,7 @@ def _recorded(workflow: Any, out_dir: Path) -> dict[str, Path]:
     MONAI's ``SaveImage`` with ``savepath_in_metadict``) for the case just run; only paths inside ``out_dir``."""
     try:  # the instance that ran (``run: $@evaluator.run()``), not a new one
         output = workflow.parser.get_parsed_content("evaluator").state.output
-    except Exception:  # a bundle without a standard evaluator: the files are found by name instead
+    except (KeyError, AttributeError):  # no evaluator id, or not an ignite engine: the files are found by name
         return {}
     recorded = {}
     for item in output if isinstance(output, list) else [output]:

@@ -48,6 +48,10 @@ class OutputFormat:
     probabilities: bool = False
     planar: bool = False
 
+    def holds(self, probabilities: bool = False) -> bool:
+        """Whether this format can hold a label map (or, with ``probabilities``, float maps)."""
+        return self.probabilities if probabilities else self.labels
+
     def name_for(self, stem: str) -> str:
         """The file (or folder) name for ``stem``: ``case_seg`` → ``case_seg.nii.gz`` (a DICOM SEG: ``case_seg``)."""
         return stem if self.folder else stem + self.key

@@ -76,8 +76,8 @@ class VoxelGrid:
         )
 
     @classmethod
-    def from_sitk(cls, image: sitk.Image) -> VoxelGrid:
-        """The grid of a SimpleITK image (already LPS)."""
+    def from_sitk(cls, image: sitk.Image | sitk.ImageFileReader) -> VoxelGrid:
+        """The grid of a SimpleITK image, or of a file reader after ``ReadImageInformation`` (already LPS)."""
         ndim = image.GetDimension()
         return cls(
             size=tuple(image.GetSize()),
@@ -132,15 +132,10 @@ class VoxelGrid:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
-        dims = reader.GetDimension()
-        n = dims if ndim is None else min(ndim, dims)
-        direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dims, dims)[:n, :n]
-        return cls(
-            size=tuple(int(s) for s in reader.GetSize()[:n]),
-            spacing=tuple(float(v) for v in reader.GetSpacing()[:n]),
-            origin=tuple(float(v) for v in reader.GetOrigin()[:n]),
-            direction=direction,
-        )
+        grid = cls.from_sitk(reader)
+        if ndim is None or ndim >= grid.ndim:
+            return grid
+        return cls(grid.size[:ndim], grid.spacing[:ndim], grid.origin[:ndim], grid.direction[:ndim, :ndim])
 
     def differences(self, other: VoxelGrid, atol_mm: float = 1e-3) -> list[tuple[str, tuple, tuple]]:
         """What differs between this grid and ``other``: ``(quantity, ours, theirs)`` for the size, origin (mm),

@@ -67,8 +67,8 @@ class SavePrediction(Transform):
         probabilities: bool = False,
     ) -> None:
         self.format = find_format(output_ext)
-        what = "probabilities" if probabilities else "labels"
-        if self.format is None or self.format.key != output_ext or not getattr(self.format, what):
+        if self.format is None or self.format.key != output_ext or not self.format.holds(probabilities):
+            what = "probabilities" if probabilities else "labels"
             raise ValueError(f"output_ext {output_ext!r} is not a format key for {what} (monai_unet.io.formats)")
         self.output_dir = Path(output_dir)
         self.output_postfix = output_postfix

@@ -55,7 +55,7 @@ def output_format(path: str | PathLike, probabilities: bool = False) -> OutputFo
     """
     found = find_format(path)
     what = "probabilities" if probabilities else "a label map"
-    usable = [f for f in OUTPUT_FORMATS if (f.probabilities if probabilities else f.labels)]
+    usable = [f for f in OUTPUT_FORMATS if f.holds(probabilities)]
     if found is None or found not in usable:
         named = "a folder (DICOM SEG)" if found is not None and found.folder else f"the suffix {Path(path).suffix!r}"
         raise ImageInputError(
