@@ -84,7 +84,7 @@ def _same_grid(pred, truth, pred_path, truth_path) -> None:
         )
     if pred.spatial_ndim == 3:
         for what in ("spacing", "origin", "direction"):
-            a, b = getattr(pred, what), getattr(truth, what)
+            a, b = getattr(pred.grid, what), getattr(truth.grid, what)
             if not np.allclose(a, b, rtol=1e-4, atol=1e-3):
                 raise ValueError(
                     f"{pred_path}: {what} {np.round(a, 4).tolist()} differs from the ground truth's "
@@ -118,7 +118,7 @@ def _score_one(
     if pred.spatial_ndim == 2:
         unit, voxel = "pixels", None
     elif spacing:
-        unit, voxel = "mm", [float(s) for s in truth.spacing]
+        unit, voxel = "mm", list(truth.grid.spacing)
     else:
         unit, voxel = "voxels", None
     row: dict = {}

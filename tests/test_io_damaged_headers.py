@@ -64,7 +64,7 @@ def test_voxel_size_zero_and_singular_affines_are_refused(tmp_path):
     with pytest.raises(ImageInputError, match=r"zero\.nii\.gz: declares a voxel size of 0 mm along axis 2"):
         read_image_file(_nifti(tmp_path / "zero.nii.gz", zooms=(1.0, 1.0, 0.0)))
     one_slice = read_image_file(_nifti(tmp_path / "slice.nii.gz", zooms=(0.5, 0.5, 0.0), shape=(8, 9, 1)))
-    assert one_slice.spacing[:2].tolist() == [0.5, 0.5]  # an axis of one voxel may have no size
+    assert one_slice.grid.spacing[:2] == (0.5, 0.5)  # an axis of one voxel may have no size
     nan = np.eye(4)
     nan[0, 0] = np.nan
     with pytest.raises(ImageInputError, match=r"nan\.nii\.gz: its voxel-to-world matrix is zero, not finite"):
@@ -127,9 +127,9 @@ def _assert_read_as_simpleitk(ours, theirs: sitk.Image) -> None:
     expected = sitk.GetArrayFromImage(theirs)
     np.testing.assert_array_equal(ours.array, expected.transpose(*reversed(range(expected.ndim))))
     assert ours.array.dtype == expected.dtype.newbyteorder("=")
-    np.testing.assert_allclose(ours.origin, theirs.GetOrigin())
-    np.testing.assert_allclose(ours.spacing, theirs.GetSpacing())
-    np.testing.assert_allclose(ours.direction.ravel(), theirs.GetDirection())
+    np.testing.assert_allclose(ours.grid.origin, theirs.GetOrigin())
+    np.testing.assert_allclose(ours.grid.spacing, theirs.GetSpacing())
+    np.testing.assert_allclose(ours.grid.direction.ravel(), theirs.GetDirection())
 
 
 def test_compressed_metaimage_voxels_inflated_once_read_as_simpleitk_reads_them(tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ def assert_same_volume(a, b) -> None:
     assert a.array.dtype == b.array.dtype and a.array.shape == b.array.shape
     np.testing.assert_array_equal(a.array, b.array)
     for field in ("origin", "spacing", "direction"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+        np.testing.assert_array_equal(getattr(a.grid, field), getattr(b.grid, field), err_msg=field)
     assert a.meta == b.meta
 
 

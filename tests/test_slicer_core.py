@@ -19,7 +19,6 @@ from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E4
 from vtkmodules.vtkCommonDataModel import vtkImageData  # noqa: E402
 from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 
-from monai_unet.io.grid import VoxelGrid  # noqa: E402
 from monai_unet.io.image_file import read_image_file  # noqa: E402
 from monai_unet.io.writers import write_segmentation  # noqa: E402
 
@@ -119,8 +118,7 @@ def test_a_volume_slicer_writes_is_read_onto_the_same_grid(tmp_path: Path, name:
     assert storage.WriteData(volume) == 1
 
     read = read_image_file(tmp_path / name)
-    grid = VoxelGrid(tuple(read.array.shape[:3]), tuple(read.spacing), tuple(read.origin), read.direction)
-    np.testing.assert_allclose(grid.ras_affine(), affine, atol=1e-4)
+    np.testing.assert_allclose(read.grid.ras_affine(), affine, atol=1e-4)
     np.testing.assert_array_equal(read.array, voxels)
 
 

@@ -44,6 +44,14 @@ class VoxelGrid:
     origin: tuple[float, ...]
     direction: np.ndarray
 
+    def __post_init__(self) -> None:
+        # any sequences or arrays in; plain tuples and a float64 (ndim × ndim) matrix kept
+        ndim = len(self.size)
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=np.float64).reshape(ndim, ndim))
+
     @property
     def ndim(self) -> int:
         return len(self.size)
@@ -68,23 +76,12 @@ class VoxelGrid:
         spacing = np.linalg.norm(linear, axis=0)
         if np.any(spacing <= 0) or not np.all(np.isfinite(lps)):
             raise ValueError(f"affine has a zero-length or non-finite axis: {affine.tolist()}")
-        return cls(
-            size=tuple(int(s) for s in size),
-            spacing=tuple(float(s) for s in spacing),
-            origin=tuple(float(o) for o in lps[:ndim, ndim]),
-            direction=linear / spacing,
-        )
+        return cls(size=size, spacing=spacing, origin=lps[:ndim, ndim], direction=linear / spacing)
 
     @classmethod
     def from_sitk(cls, image: sitk.Image | sitk.ImageFileReader) -> VoxelGrid:
         """The grid of a SimpleITK image, or of a file reader after ``ReadImageInformation`` (already LPS)."""
-        ndim = image.GetDimension()
-        return cls(
-            size=tuple(image.GetSize()),
-            spacing=tuple(image.GetSpacing()),
-            origin=tuple(image.GetOrigin()),
-            direction=np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim),
-        )
+        return cls(image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
 
     @classmethod
     def from_reference(cls, reference: MetaTensor | sitk.Image) -> VoxelGrid:
@@ -102,13 +99,8 @@ class VoxelGrid:
     @classmethod
     def from_meta(cls, meta: Mapping) -> VoxelGrid:
         """The grid recorded in a reader's meta (the keys of :meth:`to_meta`; ``SimpleITKReader`` sets them)."""
-        size = tuple(int(s) for s in np.asarray(meta["spatial_shape"]).reshape(-1))
-        return cls(
-            size=size,
-            spacing=tuple(float(v) for v in np.asarray(meta["source_spacing"]).reshape(-1)),
-            origin=tuple(float(v) for v in np.asarray(meta["source_origin_lps"]).reshape(-1)),
-            direction=np.asarray(meta["source_direction_lps"], dtype=np.float64).reshape(len(size), len(size)),
-        )
+        keys = ("spatial_shape", "source_spacing", "source_origin_lps", "source_direction_lps")
+        return cls(*(np.asarray(meta[key]).reshape(-1) for key in keys))
 
     def to_meta(self) -> dict[str, np.ndarray]:
         """The one meta schema of a grid: ``spatial_shape`` (voxels), ``source_spacing`` (mm),

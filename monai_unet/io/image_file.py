@@ -39,6 +39,7 @@ from numpy.typing import DTypeLike
 
 from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 from monai_unet.io.errors import ImageInputError, last_line
+from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.integrity import InflatedVoxels, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume
 
@@ -67,15 +68,6 @@ def _arrange(buffer: np.ndarray, spatial_dims: int, dtype: DTypeLike, contiguous
     return reversed_axes_view(buffer, spatial_dims, dtype)
 
 
-def _geometry(source: sitk.Image | sitk.ImageFileReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Origin, spacing and direction (columns = axes), all LPS, of an image or of a file read by its header."""
-    ndim = source.GetDimension()
-    origin = np.asarray(source.GetOrigin(), dtype=np.float64)
-    spacing = np.asarray(source.GetSpacing(), dtype=np.float64)
-    direction = np.asarray(source.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
-    return origin, spacing, direction
-
-
 def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
     """The orthonormal matrix closest to ``matrix`` in the Frobenius norm (polar decomposition via SVD)."""
     u, _, vt = np.linalg.svd(matrix)
@@ -87,19 +79,21 @@ def _read_nifti_with_nibabel(
 ) -> Volume:
     """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel (from ``raw``, the
     verified uncompressed bytes of a ``.nii.gz``, where given)."""
-    array, volume = _nibabel_voxels_and_geometry(path, orthonormal_tolerance, raw)
-    volume.meta.update(source_format="nifti", source_dtype=array.dtype.name)
-    if array.ndim == 2:
-        array = array[..., None]
+    stored, origin, spacing, direction = _nibabel_voxels_and_geometry(path, orthonormal_tolerance, raw)
+    meta = {"source_format": "nifti", "source_dtype": stored.dtype.name}
+    if stored.ndim == 2:
+        stored = stored[..., None]
     # nibabel's voxels are (x, y, z[, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer.
-    array = _arrange(np.asfortranarray(array).T, array.ndim, dtype, contiguous)
-    return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
+    array = _arrange(np.asfortranarray(stored).T, stored.ndim, dtype, contiguous)
+    volume = Volume(array, VoxelGrid(array.shape[:3], spacing, origin, direction), meta)
+    return _drop_or_keep_fourth_axis(path, volume, allow_4d)
 
 
 def _nibabel_voxels_and_geometry(
     path: Path, orthonormal_tolerance: float, raw: bytes | None = None
-) -> tuple[np.ndarray, Volume]:
-    """Voxels (x, y, z[, t]) and 3D LPS geometry from nibabel; direction orthonormalised (warning if needed)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voxels (x, y, z[, t]) and the 3D LPS origin, spacing (mm) and direction (columns = axes) from nibabel; the
+    direction orthonormalised (warning if needed)."""
     image = nib.load(path, mmap=False)
     if raw is not None:  # the file's bytes, already inflated and checked: no second inflation
         image = type(image).from_bytes(raw)
@@ -123,7 +117,7 @@ def _nibabel_voxels_and_geometry(
             "replaced by the nearest orthonormal directions",
             stacklevel=4,
         )
-    return np.asanyarray(image.dataobj), Volume(np.empty(0), lps[:3, 3].copy(), spacing, orthonormal, {})
+    return np.asanyarray(image.dataobj), lps[:3, 3].copy(), spacing, orthonormal
 
 
 def read_image_file(
@@ -184,16 +178,19 @@ def read_image_file(
     ndim = image.GetDimension()
     buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
     array = _arrange(buffer, ndim, dtype, contiguous)
-    origin, spacing, direction = _geometry(image)
-    fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
-    meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
-    volume = Volume(array, origin[:3], spacing[:3], direction[:3, :3], meta)
-    if ndim == 4:
-        return _drop_or_keep_fourth_axis(path, array, volume, allow_4d)
-    if ndim not in (2, 3):
+    if ndim not in (2, 3, 4):
         raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
-    volume.origin, volume.spacing, volume.direction = origin, spacing, direction
-    return volume
+    fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
+    volume = Volume(array, _spatial_grid(image), {"source_format": fmt, "source_dtype": buffer.dtype.name})
+    return _drop_or_keep_fourth_axis(path, volume, allow_4d) if ndim == 4 else volume
+
+
+def _spatial_grid(source: sitk.Image | sitk.ImageFileReader) -> VoxelGrid:
+    """The grid of an image, or of a file read by its header, without the fourth axis of a 4D one."""
+    grid = VoxelGrid.from_sitk(source)
+    if grid.ndim <= 3:
+        return grid
+    return VoxelGrid(grid.size[:3], grid.spacing[:3], grid.origin[:3], grid.direction[:3, :3])
 
 
 def _volume_from_inflated(
@@ -233,9 +230,8 @@ def _volume_from_inflated(
         return None  # ITK would convert or reshape the stored voxels (e.g. rescale to float): let it
     count = int(np.prod(shape))
     buffer = np.frombuffer(raw, dtype=stored.newbyteorder("="), count=count, offset=offset).reshape(shape[::-1])
-    origin, spacing, direction = _geometry(info)
     array = _arrange(buffer, 3, dtype, contiguous)
-    return Volume(array, origin, spacing, direction, {"source_format": "nifti", "source_dtype": stored.name})
+    return Volume(array, VoxelGrid.from_sitk(info), {"source_format": "nifti", "source_dtype": stored.name})
 
 
 #: ITK pixel types whose NRRD voxels are the stored bytes as they are (scalars only).
@@ -260,14 +256,14 @@ def _volume_from_verified(voxels: InflatedVoxels, dtype: DTypeLike, contiguous: 
     buffer = np.frombuffer(voxels.raw, dtype=stored.newbyteorder(order), count=int(np.prod(shape))).reshape(shape)
     if buffer.dtype != stored:  # big-endian voxels: to this machine's order once
         buffer = buffer.astype(stored)
-    origin, spacing, direction = _geometry(info)
     array = _arrange(buffer, ndim, dtype or stored, contiguous)
     return Volume(
-        array, origin, spacing, direction, {"source_format": voxels.source_format, "source_dtype": stored.name}
+        array, VoxelGrid.from_sitk(info), {"source_format": voxels.source_format, "source_dtype": stored.name}
     )
 
 
-def _drop_or_keep_fourth_axis(path: Path, array: np.ndarray, volume: Volume, allow_4d: bool) -> Volume:
+def _drop_or_keep_fourth_axis(path: Path, volume: Volume, allow_4d: bool) -> Volume:
+    array = volume.array
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     elif array.ndim == 4 and not allow_4d:

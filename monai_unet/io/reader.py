@@ -236,7 +236,7 @@ class SimpleITKReader(ImageReader):
 
     def _meta(self, volume: Volume) -> dict:
         ndim = volume.spatial_ndim
-        grid = volume.grid()
+        grid = volume.grid
         affine = grid.ras_affine()
         meta = dict(volume.meta)
         meta.update(
@@ -244,7 +244,7 @@ class SimpleITKReader(ImageReader):
                 MetaKeys.AFFINE: affine,
                 MetaKeys.ORIGINAL_AFFINE: affine.copy(),
                 MetaKeys.SPACE: SpaceKeys.RAS,
-                "spacing": np.asarray(volume.spacing, dtype=np.float64),
+                "spacing": np.asarray(grid.spacing, dtype=np.float64),
             }
         )
         meta.update(grid.to_meta())

@@ -18,30 +18,25 @@ class Volume:
 
     Args:
         array: voxels indexed (x, y, z) for 3D, (x, y) for 2D, with an optional trailing channel axis for
-            multi-component pixels (RGB). For DICOM, x runs along a row (column index), y down the rows,
-            z along the slice normal.
-        origin: LPS position (mm) of the centre of voxel (0, 0, 0); shape (ndim,).
-        spacing: voxel size (mm) along x, y, z; shape (ndim,).
-        direction: (ndim, ndim) matrix whose columns are the LPS unit vectors of the x, y, z axes.
+            multi-component pixels (RGB) or the volumes of a 4D file. For DICOM, x runs along a row (column index),
+            y down the rows, z along the slice normal.
+        grid: where the voxels lie (:class:`~monai_unet.io.grid.VoxelGrid`: origin, spacing in mm, direction, LPS);
+            its size is the array's spatial shape.
         meta: format-specific metadata (DICOM UIDs, source files, ...), copied into the MetaTensor's meta dict.
+
+    Raises:
+        ValueError: the array's spatial shape is not the grid's size.
     """
 
     array: np.ndarray
-    origin: np.ndarray
-    spacing: np.ndarray
-    direction: np.ndarray
+    grid: VoxelGrid
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if tuple(self.array.shape[: self.grid.ndim]) != self.grid.size:
+            raise ValueError(f"voxels of shape {self.array.shape} do not lie on a grid of size {self.grid.size}")
 
     @property
     def spatial_ndim(self) -> int:
         """Number of spatial axes (2 or 3)."""
-        return len(self.spacing)
-
-    def grid(self) -> VoxelGrid:
-        """The voxel grid of the spatial axes."""
-        return VoxelGrid(
-            size=tuple(int(s) for s in self.array.shape[: self.spatial_ndim]),
-            spacing=tuple(float(s) for s in self.spacing),
-            origin=tuple(float(o) for o in self.origin),
-            direction=np.asarray(self.direction, dtype=np.float64),
-        )
+        return self.grid.ndim

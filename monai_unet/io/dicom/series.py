@@ -23,6 +23,7 @@ from monai_unet.io.dicom.headers import (
     _uid,
 )
 from monai_unet.io.errors import ImageInputError
+from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.volume import Volume
 
 __all__ = ["read_dicom_series"]
@@ -298,7 +299,8 @@ def read_dicom_series(
     if geometry.regular:
         array = reversed_axes_contiguous(stack, 3)  # (slices, rows, columns) → (x, y, z)
         direction = np.stack([geometry.row, geometry.column, geometry.normal], axis=1)
-        return Volume(array, geometry.positions[0].copy(), np.array([dx, dy, geometry.slice_spacing]), direction, meta)
+        grid = VoxelGrid(array.shape, (dx, dy, geometry.slice_spacing), geometry.positions[0], direction)
+        return Volume(array, grid, meta)
     array, origin, direction, dz = _resample_regular(stack, geometry)
     meta["resampled"] = True
-    return Volume(array, origin, np.array([dx, dy, dz]), direction, meta)
+    return Volume(array, VoxelGrid(array.shape, (dx, dy, dz), origin, direction), meta)
