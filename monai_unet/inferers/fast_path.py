@@ -25,6 +25,7 @@ import warnings
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 __all__ = ["PreparedNetwork", "bf16_supported", "fold_batch_norm", "prepare_network"]
 
@@ -48,17 +49,13 @@ def bf16_supported(device: torch.device | str) -> bool:
 
 
 def _fold_into(conv: nn.Module, bn: _BatchNorm) -> None:
-    scale = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_mean)
-    shift = bn.bias.detach() if bn.bias is not None else torch.zeros_like(bn.running_mean)
-    factor = scale / torch.sqrt(bn.running_var + bn.eps)
-    weight = conv.weight.detach()
-    if isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        shape = [1, -1] + [1] * (weight.dim() - 2)  # weight is (in, out, *kernel)
-    else:
-        shape = [-1] + [1] * (weight.dim() - 1)  # weight is (out, in / groups, *kernel)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(weight * factor.reshape(shape), requires_grad=False)
-    conv.bias = nn.Parameter((bias - bn.running_mean) * factor + shift, requires_grad=False)
+    transposed = isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+    with torch.no_grad():
+        weight, bias = fuse_conv_bn_weights(
+            conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias, transpose=transposed
+        )
+    conv.weight = nn.Parameter(weight.detach(), requires_grad=False)
+    conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
 
 
 def _foldable(conv: nn.Module, bn: _BatchNorm) -> bool:

@@ -93,6 +93,11 @@ class ForegroundZScore(Transform):
     are taken per channel. The background is set to 0 (the foreground mean), as nnU-Net does for masked
     normalisation, so the network never sees the arbitrary background value.
 
+    Without a mask this is MONAI's ``NormalizeIntensity(nonzero=True, channel_wise=True)``, which the planner and
+    the bundles use; this transform exists for a foreground given by another image (a brain mask, ``mask_key`` of
+    the dictionary form), which MONAI's cannot take, and it refuses a channel without foreground, which MONAI's
+    passes through unnormalised.
+
     Args:
         eps: added to the standard deviation, so a constant foreground gives 0 instead of dividing by zero.
 
