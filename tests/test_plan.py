@@ -365,6 +365,18 @@ def test_budget_shrinks_the_configuration(tmp_path):
     assert small.budget["iterations_estimate"] > 0
 
 
+def test_short_budgets_still_plan_enough_iterations(tmp_path):
+    """Below 20 minutes the plan keeps at least MIN_ITERATIONS optimiser steps (smaller patches) rather than 40 a
+    minute: a 3D ACDC plan for 10 minutes with 387 large-patch steps lost by far (``benchmarks/RESULTS.md``)."""
+    from monai_unet.plan.recipe import MIN_ITERATIONS
+
+    source = write_png_dataset(tmp_path, size=(256, 256))
+    for minutes in (5.0, 10.0):
+        plan = _plan(source, budget=minutes)[2]
+        assert plan.budget["iterations_estimate"] >= MIN_ITERATIONS, minutes
+        assert f"at least {MIN_ITERATIONS} iterations" in plan.reasons["calibration"]
+
+
 def test_the_calibration_times_the_augmentation_with_the_step():
     """The per-iteration time the plan is sized by includes the planned augmentation of the batch's patches (it runs
     on the same threads as the step); the chain timed is the training pipeline's own tail."""

@@ -21,8 +21,11 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 - **Patch, batch, width**: start from the median case (at the target spacing) as the patch, capped at 128³
   voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D); base width 32. The training step of that
   configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`); when the budget would then hold fewer
-  than ``40 × minutes`` iterations (at least 250), the plan steps down a ladder (2D batch 8 → 4, then base width
-  32 → 16, then the patch by 15 % per step) until it does, or reaches the smallest configuration.
+  than ``40 × minutes`` iterations, and never fewer than 800, the plan steps down a ladder (base width 32 → 16,
+  then the patch by 15 % per step; the batch stays) until it does, or reaches the smallest configuration. The
+  floor matters for short budgets: a network that has taken a few hundred steps is far from trained whatever its
+  patch (ACDC, 10 minutes: 387 steps of 112 × 128 × 10 patches gave mean Dice 0.62, 1,000 steps of smaller ones
+  more; ``benchmarks/RESULTS.md``).
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
   Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
   skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
@@ -86,6 +89,7 @@ VALIDATION_SHARE = 0.10
 MAX_VALIDATIONS = 10
 LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
+MIN_ITERATIONS = 800
 #: Validation metrics that can pick the best model (``make_plan(selection=...)``, ``monai-unet plan --select-by``).
 SELECTION_METRICS = ("dice", "rand_error")
 
@@ -227,7 +231,7 @@ def make_plan(
     grid_spacing = spacing if spacing is not None else [1.0] * dims
     batch = 2 if dims == 3 else 8
     budget_s = 60.0 * budget_minutes
-    min_iterations = max(250, int(ITERATIONS_PER_MINUTE * budget_minutes))
+    min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
     val_shapes = [case_shape_at(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
 
@@ -305,7 +309,7 @@ def make_plan(
     reasons["calibration"] = (
         f"{len(measured)} configuration(s) timed on {device}; the first whose training step lets the "
         f"{budget_minutes:g}-minute budget hold at least {min_iterations} iterations "
-        f"({ITERATIONS_PER_MINUTE} per minute, at least 250) "
+        f"({ITERATIONS_PER_MINUTE} per minute, at least {MIN_ITERATIONS}) "
         f"is kept: {timing.train_step_s:.3f} s per step ({timing.augmentation_s:.3f} s of it augmentation), about "
         f"{outcome['iterations']:.0f} iterations."
         + ("" if outcome["iterations"] >= min_iterations else " No configuration reached that; the smallest is used.")
