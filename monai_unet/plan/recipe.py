@@ -24,8 +24,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   than ``40 × minutes`` iterations, and never fewer than 800, the plan steps down a ladder (base width 32 → 16,
   then the patch by 15 % per step; the batch stays) until it does, or reaches the smallest configuration. The
   floor matters for short budgets: a network that has taken a few hundred steps is far from trained whatever its
-  patch (ACDC, 10 minutes: 387 steps of 112 × 128 × 10 patches gave mean Dice 0.62, 1,000 steps of smaller ones
-  more; ``benchmarks/RESULTS.md``).
+  patch (ACDC, 10 minutes: 387 steps of 112 × 128 × 10 patches gave mean Dice 0.62, 1,309 steps of 64 × 80 × 10
+  ones 0.75; on ISBI the floor was level; ``benchmarks/RESULTS.md``).
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
   Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
   skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
