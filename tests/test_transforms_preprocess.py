@@ -142,6 +142,28 @@ def test_invertd_returns_prediction_to_the_source_grid_exactly(
     assert set(torch.unique(inverted).tolist()) <= {0.0, 1.0, 2.0, 5.0}  # nearest: no new label values
 
 
+def test_cache_dataset_caches_through_orient_spacingd(tmp_path: Path) -> None:
+    """The resampling is deterministic, so ``CacheDataset`` keeps its result and a training step starts from the
+    resampled scan (as a ``Compose`` it counted as random: every step resampled the whole scan again)."""
+    from monai.data import CacheDataset
+    from monai.transforms import RandFlipd
+
+    path = _nifti(tmp_path, "scan.nii.gz", _affines()["lps"])
+    pre = Compose(
+        [
+            LoadImaged("image", reader=SimpleITKReader(), image_only=True),
+            EnsureChannelFirstd("image"),
+            OrientSpacingd("image", pixdim=(2.0, 2.0, 2.0), mode="bilinear"),
+            RandFlipd("image", prob=0.5, spatial_axis=0),
+        ]
+    )
+    dataset = CacheDataset([{"image": str(path)}], transform=pre, progress=False)
+    cached = dataset._cache[0]["image"]
+    np.testing.assert_allclose(np.linalg.norm(cached.affine[:3, :3].numpy(), axis=0), (2.0, 2.0, 2.0), rtol=1e-6)
+    assert [op["class"] for op in cached.applied_operations] == ["Orientation", "SpatialResample"]
+    assert dataset[0]["image"].shape == cached.shape
+
+
 def test_orient_spacingd_without_pixdim_only_reorients_and_skips_a_missing_label() -> None:
     transform = OrientSpacingd(("image", "label"), pixdim=None, allow_missing_keys=True)
     assert [type(t).__name__ for t in transform.transforms] == ["Orientationd"]

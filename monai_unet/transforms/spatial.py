@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import Compose, MapTransform, Orientationd, Spacingd
+from monai.transforms import InvertibleTransform, MapTransform, Orientationd, Spacingd
 
 from monai_unet.io.errors import ImageInputError
 
@@ -30,10 +30,12 @@ __all__ = ["CheckGeometryd", "OrientSpacingd"]
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
-class OrientSpacingd(Compose):
+class OrientSpacingd(MapTransform, InvertibleTransform):
     """Reorient to ``axcodes`` (RAS) and resample to ``pixdim`` mm: ``Orientationd`` then ``Spacingd``.
 
-    A ``Compose``, so it drops into a preprocessing ``Compose`` (it is flattened) and ``Invertd`` undoes both steps.
+    One deterministic, invertible step: ``CacheDataset`` caches through it (a ``Compose`` counts as random there,
+    so an earlier version of this class, a ``Compose``, made every training step resample the whole scan again:
+    half of a BRATS step), and ``Invertd`` undoes both steps through :meth:`inverse`.
 
     Args:
         keys: images and labels to transform together (channel-first ``MetaTensor``, e.g. ``(1, H, W, D)``).
@@ -55,17 +57,28 @@ class OrientSpacingd(Compose):
         axcodes: str = "RAS",
         allow_missing_keys: bool = False,
     ) -> None:
+        super().__init__(keys, allow_missing_keys)
         if mode is None:
-            n_keys = 1 if isinstance(keys, (str, int)) else len(keys)
-            mode = ("bilinear",) + ("nearest",) * (n_keys - 1)
-        transforms: list = [
+            mode = ("bilinear",) + ("nearest",) * (len(self.keys) - 1)
+        self.transforms: list[InvertibleTransform] = [
             Orientationd(keys, axcodes=axcodes, labels=_RAS_LABELS, allow_missing_keys=allow_missing_keys)
         ]
         if pixdim is not None:
-            transforms.append(
+            self.transforms.append(
                 Spacingd(keys, pixdim, mode=mode, padding_mode=padding_mode, allow_missing_keys=allow_missing_keys)
             )
-        super().__init__(transforms)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        out = dict(data)
+        for step in self.transforms:
+            out = step(out)
+        return out
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        out = dict(data)
+        for step in reversed(self.transforms):
+            out = step.inverse(out)
+        return out
 
 
 def _source_name(data: Mapping[Hashable, object], key: Hashable) -> str:
