@@ -50,10 +50,9 @@ def bf16_supported(device: torch.device | str) -> bool:
 
 def _fold_into(conv: nn.Module, bn: _BatchNorm) -> None:
     transposed = isinstance(conv, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
-    with torch.no_grad():
-        weight, bias = fuse_conv_bn_weights(
-            conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias, transpose=transposed
-        )
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias, transpose=transposed
+    )
     conv.weight = nn.Parameter(weight.detach(), requires_grad=False)
     conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
 

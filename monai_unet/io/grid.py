@@ -125,9 +125,15 @@ class VoxelGrid:
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
         grid = cls.from_sitk(reader)
-        if ndim is None or ndim >= grid.ndim:
-            return grid
-        return cls(grid.size[:ndim], grid.spacing[:ndim], grid.origin[:ndim], grid.direction[:ndim, :ndim])
+        return grid if ndim is None else grid.first_axes(ndim)
+
+    def first_axes(self, ndim: int) -> VoxelGrid:
+        """The grid of the first ``ndim`` axes (the spatial ones of a 4D image or of a file with channel axes);
+        this grid itself when it has no more."""
+        if ndim >= self.ndim:
+            return self
+        n = ndim
+        return VoxelGrid(self.size[:n], self.spacing[:n], self.origin[:n], self.direction[:n, :n])
 
     def differences(self, other: VoxelGrid, atol_mm: float = 1e-3) -> list[tuple[str, tuple, tuple]]:
         """What differs between this grid and ``other``: ``(quantity, ours, theirs)`` for the size, origin (mm),

@@ -176,21 +176,14 @@ def read_image_file(
             path, f"cannot be read ({last_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
     ndim = image.GetDimension()
-    buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
-    array = _arrange(buffer, ndim, dtype, contiguous)
     if ndim not in (2, 3, 4):
         raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
+    buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
+    array = _arrange(buffer, ndim, dtype, contiguous)
     fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
-    volume = Volume(array, _spatial_grid(image), {"source_format": fmt, "source_dtype": buffer.dtype.name})
+    meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
+    volume = Volume(array, VoxelGrid.from_sitk(image).first_axes(3), meta)  # a 4D image's fourth axis is not spatial
     return _drop_or_keep_fourth_axis(path, volume, allow_4d) if ndim == 4 else volume
-
-
-def _spatial_grid(source: sitk.Image | sitk.ImageFileReader) -> VoxelGrid:
-    """The grid of an image, or of a file read by its header, without the fourth axis of a 4D one."""
-    grid = VoxelGrid.from_sitk(source)
-    if grid.ndim <= 3:
-        return grid
-    return VoxelGrid(grid.size[:3], grid.spacing[:3], grid.origin[:3], grid.direction[:3, :3])
 
 
 def _volume_from_inflated(
