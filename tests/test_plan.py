@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_caching import assert_caches_every_deterministic_step
 from cli_in_process import run_in_process
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.losses import DiceCELoss
@@ -487,22 +488,8 @@ def test_train_and_inference_share_network_and_preprocessing(tmp_path):
 def test_datasets_cache_every_deterministic_step(tmp_path, writer):
     """``CacheDataset`` caches up to its first random step: in training that is the first augmentation (loading,
     resampling, normalisation and the class locations are done once), in validation nothing is left to each run."""
-    from monai.transforms import Transform
-    from monai.transforms.traits import RandomizableTrait
-
     bundle, _ = _write(writer(tmp_path / "data"), tmp_path)
-    parser = ConfigParser()
-    parser.read_config(bundle / "configs" / "train.json")
-    parser["bundle_root"] = str(bundle)
-
-    def not_cached(compose):
-        return compose.get_index_of_first(lambda t: isinstance(t, RandomizableTrait) or not isinstance(t, Transform))
-
-    train = parser.get_parsed_content("train#preprocessing")
-    first = not_cached(train)
-    assert first is not None and type(train.transforms[first]).__name__.startswith("Rand")
-    assert not any(type(t).__name__.startswith("Rand") for t in train.transforms[:first])
-    assert not_cached(parser.get_parsed_content("validate#preprocessing")) is None
+    assert_caches_every_deterministic_step(bundle)
 
 
 def test_bundle_is_not_overwritten_without_force(tmp_path):
