@@ -338,12 +338,16 @@ def test_metadata_passes_the_model_zoo_schema(bundle, shared_data, tmp_path):
 
 
 @pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])
-def test_multi_gpu_inference_is_the_planners(bundle):
-    """The shipped bundles carry the planner's torchrun inference overrides (run in test_cli_batch.py)."""
-    from monai_unet.plan.override_configs import multi_gpu_inference_config
+def test_multi_gpu_overrides_are_the_planners(bundle):
+    """The shipped bundles carry the planner's torchrun overrides, training's (run above) and inference's (run in
+    test_cli_batch.py)."""
+    from monai_unet.plan.override_configs import multi_gpu_config, multi_gpu_inference_config
 
-    shipped = json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())
-    assert shipped == multi_gpu_inference_config()
+    for name, planned in (
+        ("multi_gpu_train.json", multi_gpu_config()),
+        ("multi_gpu_inference.json", multi_gpu_inference_config()),
+    ):
+        assert json.loads((bundle / "configs" / name).read_text()) == planned, name
 
 
 @pytest.mark.parametrize("bundle", [EM, MRI], ids=["em", "mri"])

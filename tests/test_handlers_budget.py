@@ -62,3 +62,36 @@ def test_negative_reserve_is_refused():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match="reserve_validations"):
         TimeBudget(10.0, optimizer, reserve_validations=-1)
+
+
+def _train_on_rank(rank: int, init_file: str, results: dict) -> None:
+    """One of two gloo processes: rank 1's own budget is 100x rank 0's, so only rank 0's clock can stop it."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        trainer = Engine(lambda engine, batch: time.sleep(0.01 * (rank + 1)))  # the processes run at different speeds
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        budget = TimeBudget(0.5 if rank == 0 else 50.0, optimizer)
+        budget.attach(trainer)
+        lrs: list[float] = []
+        trainer.add_event_handler(Events.ITERATION_STARTED, lambda engine: lrs.append(optimizer.param_groups[0]["lr"]))
+        trainer.run(range(10), max_epochs=10_000)
+        results[rank] = (trainer.state.iteration, lrs)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_processes_training_together_follow_rank_zeros_clock(tmp_path):
+    """Under DDP every process sets rank 0's learning rate (equal replicas) and stops at the same iteration (one
+    stopping alone leaves the others in a gradient all-reduce until the connection drops)."""
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(
+            _train_on_rank, args=(str(tmp_path / "rendezvous"), results), nprocs=2, join=True, start_method="spawn"
+        )
+        (iterations0, lrs0), (iterations1, lrs1) = results[0], results[1]
+    assert iterations0 == iterations1 and iterations0 > 5
+    assert lrs0 == pytest.approx(lrs1, abs=1e-12) and lrs1[-1] < 0.3, "rank 1 follows rank 0's decay, not its own"

@@ -35,7 +35,12 @@ def _data() -> list[dict[str, torch.Tensor]]:
 
 
 def _run(
-    run_dir: Path, max_epochs: int, resume: bool, promote_path: Path | None = None, promote: bool | str = "if-missing"
+    run_dir: Path,
+    max_epochs: int,
+    resume: bool,
+    promote_path: Path | None = None,
+    promote: bool | str = "if-missing",
+    is_saver: bool = True,
 ) -> tuple[UNet, TrainingCheckpoint, ValidationHistory]:
     set_determinism(seed=0)
     net = UNet(2, 1, 2, features=(4, 8), padding="same", dropout=0.0)
@@ -54,7 +59,13 @@ def _run(
         },
     )
     history = ValidationHistory(
-        net, "val_dice", run_dir / "model.pt", run_dir / "history.csv", promote_path=promote_path, promote=promote
+        net,
+        "val_dice",
+        run_dir / "model.pt",
+        run_dir / "history.csv",
+        promote_path=promote_path,
+        promote=promote,
+        is_saver=is_saver,
     )
     history.attach(evaluator)
     trainer = SupervisedTrainer(
@@ -80,6 +91,7 @@ def _run(
             "random": RandomStates(flips),
         },
         resume=resume,
+        is_saver=is_saver,
     )
     checkpoint.attach(trainer)
     trainer.run()
@@ -199,6 +211,15 @@ def test_a_run_promotes_its_model_only_where_asked(tmp_path):
     assert shipped.read_bytes() == (tmp_path / "second" / "model.pt").read_bytes()
     with pytest.raises(ValueError, match="promote must be"):
         ValidationHistory(UNet(2, 1, 2, features=(4, 8)), "val_dice", tmp_path / "m.pt", promote="yes")
+
+
+def test_a_process_that_is_not_the_saver_keeps_the_history_and_writes_nothing(tmp_path):
+    """Under DDP every process validates; ranks other than 0 keep the history but write no model, CSV or
+    promoted weights beside rank 0's."""
+    shipped = tmp_path / "models" / "model.pt"
+    _, _, history = _run(tmp_path / "rank1", max_epochs=2, resume=False, promote_path=shipped, is_saver=False)
+    assert [row["epoch"] for row in history.history] == [1, 2] and history.best_epoch in (1, 2)
+    assert not shipped.exists() and not any((tmp_path / "rank1").glob("*"))
 
 
 def test_run_folders_are_new_and_the_latest_checkpointed_one_is_found(tmp_path):

@@ -8,6 +8,11 @@ measured duration, or the plan's estimate before any has run), times ``reserve_v
 one validation follows training (the test-time mirroring check, :class:`monai_unet.handlers.MirroringCheck`).
 When ``t`` reaches ``T`` the trainer is stopped, one last validation runs (unless the last iteration was just
 validated), and the run ends within the budget.
+
+Several processes training one network (``torchrun``, DDP) follow rank 0's clock: each iteration they take its
+elapsed seconds and training horizon, so every process sets the same learning rate (DDP averages gradients, so
+different rates would make the replicas drift apart) and stops at the same iteration (a process that stopped alone
+would leave the others waiting in a gradient all-reduce until the connection drops).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from monai_unet.io.atomic import atomic_path
@@ -90,8 +96,19 @@ class TimeBudget:
         return max(self.budget_s - reserve, 1e-3)
 
     def fraction(self) -> float:
-        """Fraction of the training horizon spent, in [0, 1]."""
-        return min(self.elapsed() / self.horizon_s, 1.0)
+        """Fraction of the training horizon spent, in [0, 1] (rank 0's, when processes train together)."""
+        elapsed, horizon = self._shared_clock()
+        return min(elapsed / horizon, 1.0)
+
+    def _shared_clock(self) -> tuple[float, float]:
+        """(elapsed seconds, training horizon in seconds): this process's own, or rank 0's under DDP."""
+        clock = (self.elapsed(), self.horizon_s)
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return clock
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        shared = torch.tensor(clock, dtype=torch.float64, device=device)
+        dist.broadcast(shared, src=0)
+        return float(shared[0]), float(shared[1])
 
     # ----------------------------------------------------------------------------------------------- events
     def attach(self, trainer: Engine) -> None:
@@ -120,8 +137,9 @@ class TimeBudget:
             group["lr"] = lr * factor
 
     def _stop_when_spent(self, engine: Engine) -> None:
-        if self.elapsed() >= self.horizon_s:
-            logger.info("time budget: %.0f of %.0f s spent, stopping training", self.elapsed(), self.budget_s)
+        elapsed, horizon = self._shared_clock()
+        if elapsed >= horizon:
+            logger.info("time budget: %.0f of %.0f s spent, stopping training", elapsed, self.budget_s)
             engine.terminate()
 
     def _validation_begins(self, engine: Engine) -> None:

@@ -44,6 +44,8 @@ class ValidationHistory:
         higher_is_better: ``False`` for errors and distances.
         promote_path: where promoted weights go; None: nowhere.
         promote: ``True``, ``False`` or ``"if-missing"``.
+        is_saver: whether this process writes the files; in multi-process (DDP) training every process keeps the
+            history (the same metrics, since the replicas are equal) and rank 0 alone writes.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class ValidationHistory:
         higher_is_better: bool = True,
         promote_path: str | Path | None = None,
         promote: bool | str = "if-missing",
+        is_saver: bool = True,
     ) -> None:
         # the stock runner passes ``--promote true`` as the string "true"
         promote = {"true": True, "false": False}.get(promote.lower(), promote) if isinstance(promote, str) else promote
@@ -69,6 +72,7 @@ class ValidationHistory:
         self.best_path = Path(best_path)
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self.higher_is_better = higher_is_better
+        self.is_saver = is_saver
         self.history: list[dict[str, float]] = []
         self.best_metric = -math.inf if higher_is_better else math.inf
         self.best_epoch = -1
@@ -99,6 +103,9 @@ class ValidationHistory:
 
     def flush(self) -> None:
         """Write the files: the best weights not yet written (and their promotion), then the CSV."""
+        if not self.is_saver:
+            self._pending = None
+            return
         if self._pending is not None:
             targets = [self.best_path] + ([self.promote_path] if self.promoting else [])
             for target in targets:
@@ -139,6 +146,6 @@ class ValidationHistory:
         self.promoting = self.promoting or (bool(state.get("promoting")) and self.promote_path is not None)
         # the files as this checkpoint knows them: best weights it carried unwritten, the CSV of its history
         self._pending = state.get("unwritten_best")
-        if self._pending is None and self.promoting and self.best_path.is_file():
+        if self.is_saver and self._pending is None and self.promoting and self.best_path.is_file():
             self._save(self.promote_path, torch.load(self.best_path, map_location="cpu", weights_only=True))
         self.flush()

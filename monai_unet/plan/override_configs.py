@@ -138,6 +138,7 @@ def multi_gpu_config() -> dict[str, Any]:
         "train#trainer#epoch_length": "@epoch_length",
         "train#trainer#train_handlers": "$@train#handlers if dist.get_rank() == 0 else @train#handlers[:1]",
         "train#checkpoint#is_saver": "$dist.get_rank() == 0",
+        "validate#history#is_saver": "$dist.get_rank() == 0",
         "budget#reserve_validations": 1,
         "initialize": [
             *_JOIN_PROCESS_GROUP,
