@@ -184,6 +184,13 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="train the bundle already in DIR/bundle (e.g. edited) instead of planning",
     )
+    parser.add_argument(
+        "--train-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for our training, e.g. precision=fp32 (repeatable)",
+    )
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]
     if args.task == "brats":
@@ -216,7 +223,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if not args.skip_ours:
         seconds["train"] = _run(
-            [*cli, "train", "--bundle", str(bundle), "--output-dir", str(out / "ours" / "run")], log
+            [*cli, "train", "--bundle", str(bundle), "--output-dir", str(out / "ours" / "run"), *args.train_override],
+            log,
         )
     split = _absolute_split(bundle)
     (out / "split.json").write_text(json.dumps(split, indent=1))

@@ -33,7 +33,7 @@ from monai_unet.plan.sampling import choose_sampling
 MODEL_ZOO_SECTIONS = ("Overview", "Data", "Training", "Performance", "System configuration", "Limitations", "License")
 
 
-def fixed_timer(network_kwargs, patch, batch, device="cpu"):
+def fixed_timer(network_kwargs, patch, batch, device="cpu", precision="auto"):
     """A machine-independent stand-in for the calibration: cost ∝ voxels × batch × width²."""
     work = math.prod(patch) * batch * network_kwargs["features"][0] ** 2
     return StepTiming(train_step_s=work * 2e-8, forward_s=work * 5e-9 / batch)
@@ -398,7 +398,7 @@ def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
     calls = []
 
-    def busy_at_first(network_kwargs, patch, batch, device="cpu"):
+    def busy_at_first(network_kwargs, patch, batch, device="cpu", precision="auto"):
         timing = fixed_timer(network_kwargs, patch, batch, device)
         calls.append(list(patch))
         return StepTiming(timing.train_step_s * 20, timing.forward_s * 20) if len(calls) == 1 else timing
@@ -616,6 +616,11 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext, capsys):
         assert summary["best_metric"] == pytest.approx(min(errors)), "the lowest Rand error picks the model"
     assert summary["seconds"] <= 0.2 * 60 + 20, "the run overshot its budget by more than the slack"
     assert plans["postprocessing"]["decided"] is True
+    # the step was timed at the precision training used: bfloat16 where this CPU runs it natively
+    from monai_unet.inferers import bf16_supported
+
+    assert json.loads((bundle / "configs" / "train.json").read_text())["precision"] == "auto"
+    assert plans["plan"]["budget"]["calibrated_precision"] == ("bf16" if bf16_supported("cpu") else "fp32")
     _check_mirroring_decision(bundle, plans)
     assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
     assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
@@ -629,7 +634,7 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext, capsys):
         assert "Delete it to start afresh" in last and "internal error" not in last
         checkpoint.write_bytes(intact)
     if ext == ".png":  # a later run replaces the first's weights and plans with --promote (without: test_bundles)
-        _cli("train", "--bundle", str(bundle), "--promote", "budget_minutes=0.05")
+        _cli("train", "--bundle", str(bundle), "--promote", "budget_minutes=0.05", "precision=fp32")
         assert len(list((bundle / "runs").iterdir())) == 2
         latest = max((bundle / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
         assert (bundle / "models" / "model.pt").read_bytes() == (latest / "model.pt").read_bytes()

@@ -60,6 +60,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the validation metric that picks the best model: mean foreground Dice (default), or the ISBI 2012 "
         "Rand error for 2D membrane (boundary) maps",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),  # monai_unet.inferers.PRECISIONS (imported lazily)
+        default="auto",
+        help="training precision: auto (default) runs the forward pass in bfloat16 where the hardware does it natively "
+        "(CPUs with AVX512-BF16 or AMX, GPUs with bf16), fp32 never; the step is timed at it. Training can still "
+        "override it: monai-unet train --bundle B precision=fp32",
+    )
     parser.add_argument("--name", help="the bundle's name (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--force", action="store_true", help="replace BUNDLE_DIR when it exists")
@@ -114,13 +122,14 @@ def run(args: argparse.Namespace) -> Path:
         seed=args.seed,
         read_seconds=read_seconds,
         selection=args.select_by,
+        precision=args.precision,
     )
     name = args.name or dataset.name
     bundle = write_bundle(args.output, plan, dataset, fingerprint, name, force=args.force)
     _say(
         f"{plan.spatial_dims}D, patch {plan.patch_size}, batch {plan.batch_size}, "
         f"widths {plan.network['features']}, about {plan.budget['iterations_estimate']} iterations in "
-        f"{args.budget_min:g} min"
+        f"{args.budget_min:g} min ({plan.budget['calibrated_precision']})"
     )
     print(bundle)
     return bundle

@@ -2,10 +2,11 @@
 
 One training step is what the bundle's trainer runs per iteration: the random augmentation of a batch of patches
 (it runs on the same CPU threads, ``num_workers`` 0 on a 2-core machine), then a forward and backward pass of the
-planned network with the planned loss, and an optimiser step. Both are timed: the augmentation is the planned
-per-patch chain (:func:`~monai_unet.plan.augmentation.patch_augmentation_steps`) on random patches, the crop before
-it is left out (its class locations are cached, so it costs little). Each measurement is the fastest of a few repeats
-after one warm-up; a candidate is a few seconds of work.
+planned network with the planned loss (under bfloat16 autocast where training will use it:
+:class:`~monai_unet.inferers.MixedPrecisionInferer`), and an optimiser step. Both are timed: the augmentation is the
+planned per-patch chain (:func:`~monai_unet.plan.augmentation.patch_augmentation_steps`) on random patches, the crop
+before it is left out (its class locations are cached, so it costs little). Each measurement is the fastest of a few
+repeats after one warm-up; a candidate is a few seconds of work.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def time_training_step(
     patch_size: Sequence[int],
     batch_size: int,
     device: str = "cpu",
+    precision: str = "auto",
     repeats: int = 3,
 ) -> StepTiming:
     """Time one optimiser step of ``UNet(**network_kwargs)`` on ``batch_size`` random patches, and one forward pass.
@@ -54,24 +56,28 @@ def time_training_step(
         patch_size: spatial patch shape in voxels.
         batch_size: patches per step.
         device: ``"cpu"`` or ``"cuda"``.
+        precision: the training precision (:data:`monai_unet.inferers.PRECISIONS`); the forward pass of one patch
+            is timed at it too (validation's fast path uses bfloat16 where training does).
         repeats: timed repeats after the warm-up; the fastest is returned (the step's cost on this machine when
             nothing else runs, which is how training runs: other work only ever adds to a timing).
     """
     from monai.losses import DiceCELoss
 
+    from monai_unet.inferers import MixedPrecisionInferer
     from monai_unet.networks import UNet
 
     torch.manual_seed(0)
     net = UNet(**network_kwargs).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
+    inferer = MixedPrecisionInferer(precision)
     shape = (batch_size, network_kwargs["in_channels"], *patch_size)
     image = torch.randn(shape, device=device)
     label = torch.randint(0, network_kwargs["out_channels"], (batch_size, 1, *patch_size), device=device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_function(net(image), label)
+        loss = loss_function(inferer(image, net), label)
         loss.backward()
         optimizer.step()
         if device == "cuda":
@@ -84,7 +90,7 @@ def time_training_step(
 
     def forward() -> None:
         with torch.no_grad():
-            net(one)
+            inferer(one, net)
         if device == "cuda":
             torch.cuda.synchronize()
 

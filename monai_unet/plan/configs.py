@@ -130,6 +130,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "learning_rate": plan.optimiser["lr"],
             "cache_rate": plan.budget.get("cache_rate", 1.0),
             "num_workers": 0 if plan.device == "cpu" else 4,
+            "precision": plan.precision,
             "loss": _loss(plan),
             "optimizer": {
                 "_target_": "torch.optim.Adam",
@@ -176,7 +177,11 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "num_workers": "@num_workers",
                     "_desc_": "cases per step; each gives samples_per_case patches, so a step holds batch_size",
                 },
-                "inferer": {"_target_": "SimpleInferer"},
+                "inferer": {
+                    "_target_": "monai_unet.inferers.MixedPrecisionInferer",
+                    "precision": "@precision",
+                    "_desc_": "auto: the forward pass in bfloat16 where the hardware runs it natively; fp32: never",
+                },
                 "checkpoint": {
                     "_target_": "monai_unet.handlers.TrainingCheckpoint",
                     "save_dir": "@output_dir",
