@@ -7,7 +7,7 @@ Reads the ``comparison.json`` files that :mod:`benchmarks.planned_vs_stock` writ
 both runs (ours: mean foreground Dice of each validation in the run folder's ``validation_history.csv``, on the cases'
 own grids; stock: its script's per-epoch validation Dice). Writes ``time_to_accuracy.md`` (per run: each side's
 first and best validation, the seconds each needed to reach the stock recipe's best, and their ratio) and
-``time_to_accuracy_<run>.png`` (both curves, drawn with PIL: no plotting library is needed).
+``time_to_accuracy_<run>.png`` (both curves, :func:`benchmarks.plots.line_plot`).
 
 The curves are each run's own validation during training, so they are comparable only as far as the two validations
 are: same cases, same metric, but the stock scripts validate on their own preprocessing grid and without
@@ -20,12 +20,9 @@ import argparse
 import json
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from benchmarks.plots import line_plot
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE = (720, 420)
-MARGIN = (60, 20, 20, 40)  # left, top, right, bottom, pixels
-COLOURS = {"ours": (200, 40, 40), "stock": (40, 90, 200)}
 
 
 def seconds_to_reach(curve: list[dict], target: float) -> float | None:
@@ -53,36 +50,17 @@ def summarise(comparison: dict) -> dict:
 def plot(comparison: dict, path: Path) -> None:
     """Both validation curves (Dice against minutes) as a PNG."""
     curves = {side: comparison.get(f"{side}_curve") or [] for side in ("ours", "stock")}
-    image = Image.new("RGB", SIZE, "white")
-    draw = ImageDraw.Draw(image)
-    left, top, right, bottom = MARGIN
-    width, height = SIZE[0] - left - right, SIZE[1] - top - bottom
     t_max = max([r["seconds"] for c in curves.values() for r in c] + [comparison["minutes"] * 60.0])
-
-    def xy(seconds: float, dice: float) -> tuple[float, float]:
-        return left + width * seconds / t_max, top + height * (1.0 - dice)
-
-    draw.rectangle([left, top, left + width, top + height], outline="black")
-    for tick in range(0, 11, 2):
-        y = top + height * (1 - tick / 10)
-        draw.line([left - 4, y, left, y], fill="black")
-        draw.text((8, y - 6), f"{tick / 10:.1f}", fill="black")
-    minutes = int(t_max // 60)
-    for tick in range(0, minutes + 1, max(1, minutes // 10)):
-        x = left + width * tick * 60 / t_max
-        draw.line([x, top + height, x, top + height + 4], fill="black")
-        draw.text((x - 6, top + height + 8), str(tick), fill="black")
-    draw.text((left + width // 2 - 60, SIZE[1] - 16), "minutes (wall clock)", fill="black")
-    for index, (side, curve) in enumerate(curves.items()):
-        points = [xy(r["seconds"], r["val_mean_dice"]) for r in curve]
-        if len(points) > 1:
-            draw.line(points, fill=COLOURS[side], width=2)
-        for x, y in points:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS[side])
-        draw.text((left + 10, top + 8 + 14 * index), f"{side}: validation mean Dice", fill=COLOURS[side])
-    title = f"{comparison['task']} fold {comparison['fold']}, {comparison['minutes']:g} min"
-    draw.text((left + width - 8 * len(title), top + 8), title, fill="black")
-    image.save(path)
+    line_plot(
+        {
+            f"{side}: validation mean Dice": [(r["seconds"] / 60, r["val_mean_dice"]) for r in c]
+            for side, c in curves.items()
+        },
+        t_max / 60,
+        "minutes (wall clock)",
+        f"{comparison['task']} fold {comparison['fold']}, {comparison['minutes']:g} min",
+        path,
+    )
 
 
 def _cell(value, digits: int = 3) -> str:
