@@ -78,7 +78,7 @@ def run(quick: bool = False) -> list[Comparison]:
     for setting in SETTINGS[:1] if quick else SETTINGS:
         for name, channels_last in (("bf16 autocast", False), ("bf16 autocast + channels-last", True)):
             comparison = compare(
-                setting["label"],
+                f"{setting['label']}, {name}",
                 (name, _step(setting, "bf16", channels_last)),
                 ("fp32", _step(setting, "fp32")),
                 warmup=1,
