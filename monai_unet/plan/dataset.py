@@ -108,6 +108,16 @@ class PlanDataset:
         class ``c``. This is the form ``plans.json`` stores."""
         return [values[0] if len(values) == 1 else list(values) for values in self.labels.values()]
 
+    def channel_names(self, channels: int) -> list[str]:
+        """One name per input channel of the ``channels`` the files hold: the stated modalities, an RGB picture's
+        colours, or ``channel i`` where the dataset names fewer."""
+        if len(self.modality) == channels:
+            return list(self.modality)
+        if channels == 3 and len(self.modality) <= 1:
+            base = self.modality[0] if self.modality else "image"
+            return [f"{base} {c}" for c in ("red", "green", "blue")]
+        return [self.modality[i] if i < len(self.modality) else f"channel {i}" for i in range(channels)]
+
     def all_cases(self) -> tuple[Case, ...]:
         """Training then validation cases (every case the planner measures)."""
         return self.training + self.validation

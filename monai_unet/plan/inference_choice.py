@@ -9,15 +9,32 @@ axes to check, by what the check costs against the budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["INFERENCE_OVERLAP", "MIRROR_CHECK_SHARE", "VALIDATION_OVERLAP", "choose_inference", "mirror_check_axes"]
+__all__ = [
+    "INFERENCE_OVERLAP",
+    "MIRROR_CHECK_SHARE",
+    "VALIDATION_OVERLAP",
+    "choose_inference",
+    "mirror_check_axes",
+    "tile_count",
+]
 
 INFERENCE_OVERLAP = 0.5
 VALIDATION_OVERLAP = 0.25
 #: The mirroring check (``2 ** axes`` validations) must fit in this share of the training budget.
 MIRROR_CHECK_SHARE = 0.10
+
+
+def tile_count(shape: Sequence[float], patch: Sequence[int], overlap: float) -> int:
+    """Tiles a sliding window of ``patch`` voxels with fractional ``overlap`` places over a case of ``shape`` voxels."""
+    count = 1
+    for size, tile in zip(shape, patch, strict=True):
+        step = max(1, int(tile * (1 - overlap)))
+        count *= 1 if size <= tile else math.ceil((size - tile) / step) + 1
+    return count
 
 
 def mirror_check_axes(dims: int, anisotropic_axis: int | None, validation_s: float, budget_s: float) -> list[int]:

@@ -54,7 +54,7 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ from monai_unet.plan.geometry import (
     median_shape,
     target_spacing,
 )
-from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference
+from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference, tile_count
 from monai_unet.plan.loss import choose_loss
 from monai_unet.plan.normalisation import choose_normalisation
 from monai_unet.plan.sampling import choose_sampling
@@ -168,14 +168,6 @@ def _network(dims: int, channels: int, classes: int, base: int, pools: list, ker
     }
 
 
-def _windows(shape: Sequence[float], patch: Sequence[int], overlap: float) -> int:
-    count = 1
-    for size, tile in zip(shape, patch, strict=True):
-        step = max(1, int(tile * (1 - overlap)))
-        count *= 1 if size <= tile else math.ceil((size - tile) / step) + 1
-    return count
-
-
 def make_plan(
     dataset: PlanDataset,
     fp: Fingerprint,
@@ -245,7 +237,7 @@ def make_plan(
 
     def evaluate(candidate: _Candidate, timing: StepTiming) -> dict[str, float]:
         patch, _pools, _ = fit_patch(candidate.patch, grid_spacing, dims)
-        windows = sum(_windows(s, patch, VALIDATION_OVERLAP) for s in val_shapes)
+        windows = sum(tile_count(s, patch, VALIDATION_OVERLAP) for s in val_shapes)
         validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
         usable = budget_s - startup_s
         n_val = int(np.clip(VALIDATION_SHARE * usable / max(validation_s, 1e-6), 1, MAX_VALIDATIONS))
@@ -381,7 +373,7 @@ def make_plan(
         num_classes=fp.num_classes,
         label_values=dataset.label_values,
         label_names=dataset.label_names,
-        channel_names=_channel_names(dataset, fp),
+        channel_names=dataset.channel_names(fp.channels),
         target_spacing=spacing,
         normalisation=normalisation,
         network=net,
@@ -401,12 +393,3 @@ def make_plan(
         precision=precision,
         reasons=reasons,
     )
-
-
-def _channel_names(dataset: PlanDataset, fp: Fingerprint) -> list[str]:
-    if len(dataset.modality) == fp.channels:
-        return list(dataset.modality)
-    if fp.channels == 3 and len(dataset.modality) <= 1:
-        base = dataset.modality[0] if dataset.modality else "image"
-        return [f"{base} {c}" for c in ("red", "green", "blue")]
-    return [dataset.modality[i] if i < len(dataset.modality) else f"channel {i}" for i in range(fp.channels)]
