@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.plots import line_plot
@@ -22,22 +23,27 @@ from benchmarks.plots import line_plot
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def curve(folder: Path) -> tuple[str, list[tuple[int, float]], dict]:
-    """(selection metric, [(iterations done, validation value)], training record) of one run folder."""
-    config = json.loads((folder / "bundle" / "configs" / "train.json").read_text())
-    epoch_length = int(config["epoch_length"])
-    training = json.loads((folder / "comparison.json").read_text())["ours_training"]
+@dataclass
+class Run:
+    """One run folder: the selection metric, its validation curve ``[(iterations done, value)]``, the training
+    record, and the held-out scores of the best model (mean Dice; the ISBI measures where present)."""
+
+    metric: str
+    points: list[tuple[int, float]]
+    training: dict
+    scores: dict[str, float]
+
+
+def read_run(folder: Path) -> Run:
+    comparison = json.loads((folder / "comparison.json").read_text())
+    epoch_length = int(json.loads((folder / "bundle" / "configs" / "train.json").read_text())["epoch_length"])
+    training, ours = comparison["ours_training"], comparison["ours"]
     with open(folder / "ours" / "run" / "validation_history.csv") as f:
         rows = list(csv.DictReader(f))
     metric = "val_rand_error" if "val_rand_error" in rows[0] else "val_mean_dice"
     points = [(min(int(r["epoch"]) * epoch_length, training["iterations"]), float(r[metric])) for r in rows]
-    return metric, points, training
-
-
-def held_out(folder: Path) -> dict[str, float]:
-    """The held-out scores of the run's best model (mean Dice; the ISBI measures where present)."""
-    ours = json.loads((folder / "comparison.json").read_text())["ours"]
-    return {"mean Dice": ours["mean_dice"], **{k: v for k, v in ours.get("isbi", {}).items() if "threshold" not in k}}
+    isbi = {k: v for k, v in ours.get("isbi", {}).items() if "threshold" not in k}
+    return Run(metric, points, training, {"mean Dice": ours["mean_dice"], **isbi})
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -47,27 +53,26 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     task = json.loads((args.bf16 / "comparison.json").read_text())["task"]
-    runs = {name: (folder, *curve(folder)) for name, folder in (("bf16", args.bf16), ("fp32", args.fp32))}
-    metric = runs["bf16"][1]
-    scores = {name: held_out(folder) for name, (folder, *_rest) in runs.items()}
-    measures = list(scores["bf16"])
+    runs = {"bf16": read_run(args.bf16), "fp32": read_run(args.fp32)}
+    metric, measures = runs["bf16"].metric, list(runs["bf16"].scores)
     lines = [
         f"| {task}: precision | iterations | s / iteration | validation {metric} (iterations: value) | "
         + " | ".join(f"held-out {m}" for m in measures)
         + " |",
         "|---|---|---|---|" + "---|" * len(measures),
     ]
-    for name, (_folder, _metric, points, training) in runs.items():
-        history = ", ".join(f"{i}: {v:.3f}" for i, v in points)
+    for name, run in runs.items():
+        history = ", ".join(f"{i}: {v:.3f}" for i, v in run.points)
+        seconds_per_step = run.training["seconds"] / run.training["iterations"]
         lines.append(
-            f"| {name} | {training['iterations']} | {training['seconds'] / training['iterations']:.2f} | {history} | "
-            + " | ".join(f"{scores[name][m]:.4f}" for m in measures)
+            f"| {name} | {run.training['iterations']} | {seconds_per_step:.2f} | {history} | "
+            + " | ".join(f"{run.scores[m]:.4f}" for m in measures)
             + " |"
         )
-    x_max = max(i for _f, _m, points, _t in runs.values() for i, _v in points)
+    x_max = max(i for run in runs.values() for i, _v in run.points)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     line_plot(
-        {f"{name}: validation {metric}": points for name, (_f, _m, points, _t) in runs.items()},
+        {f"{name}: validation {metric}": run.points for name, run in runs.items()},
         x_max * 1.05,
         "training iterations",
         f"{task}, same plan and seed",

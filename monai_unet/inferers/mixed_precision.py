@@ -1,13 +1,13 @@
 """The training forward pass in bfloat16 where the hardware runs it natively: :class:`MixedPrecisionInferer`.
 
 MONAI's trainers offer ``amp`` only on CUDA (``torch.autocast("cuda")`` with fp16 and a gradient scaler). On CPUs
-with AVX512-BF16 or AMX, oneDNN's bfloat16 convolutions make a planned U-Net's training step about 1.5-1.9x faster
-(``benchmarks/bench_train_step.py``); bfloat16 keeps float32's exponent range, so no gradient scaling is needed.
+with AVX512-BF16 or AMX, oneDNN's bfloat16 convolutions make a planned U-Net's training step about 1.5-2x faster
+(``benchmarks/bench_train_precision.py``); bfloat16 keeps float32's exponent range, so no gradient scaling is needed.
 This inferer is the trainer's ``inferer``: it runs the network under ``torch.autocast`` (convolutions in bfloat16,
 normalisations and reductions as autocast decides) and returns float32 logits, so the loss and everything after it
 stay in float32. Parameters, gradients and the optimiser's state stay float32 throughout.
 
-Channels-last layout is not used in training: on these CPUs it made the bf16 step 10-35 % slower (measured beside
+Channels-last layout is not used in training: on these CPUs it made the bf16 step 20-35 % slower (measured beside
 this choice in ``benchmarks/RESULTS.md``), unlike at inference (:mod:`monai_unet.inferers.fast_path`).
 """
 
@@ -28,11 +28,15 @@ __all__ = ["PRECISIONS", "MixedPrecisionInferer", "uses_bf16"]
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def uses_bf16(precision: str, device: torch.device | str) -> bool:
-    """Whether training at ``precision`` on ``device`` runs the network under bfloat16 autocast."""
+def _check(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    return precision
+
+
+def uses_bf16(precision: str, device: torch.device | str) -> bool:
+    """Whether training at ``precision`` on ``device`` runs the network under bfloat16 autocast."""
+    return _check(precision) == "bf16" or (precision == "auto" and bf16_supported(device))
 
 
 class MixedPrecisionInferer(Inferer):
@@ -41,27 +45,15 @@ class MixedPrecisionInferer(Inferer):
     Args:
         precision: one of :data:`PRECISIONS`.
 
-    ``inputs``: ``(N, C, *spatial)`` float32; returns the network's output (a tensor or a list/tuple of tensors,
-    e.g. deep supervision) in float32, on the inputs' device.
+    ``inputs``: ``(N, C, *spatial)`` float32; returns the network's output ``(N, classes, *spatial)`` in float32, on
+    the inputs' device.
     """
 
     def __init__(self, precision: str = "auto") -> None:
-        uses_bf16(precision, "cpu")  # validates the name early
-        self.precision = precision
-        self._decided: dict[str, bool] = {}
+        self.precision = _check(precision)
 
-    def bf16(self, device: torch.device) -> bool:
-        """Whether this inferer uses bfloat16 on ``device`` (decided once per device type)."""
-        if device.type not in self._decided:
-            self._decided[device.type] = uses_bf16(self.precision, device)
-        return self._decided[device.type]
-
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        enabled = self.bf16(inputs.device)
+    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+        enabled = uses_bf16(self.precision, inputs.device)
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=enabled):
             outputs = network(inputs, *args, **kwargs)
-        if not enabled:
-            return outputs
-        if isinstance(outputs, list | tuple):
-            return type(outputs)(o.float() for o in outputs)
-        return outputs.float()
+        return outputs.float() if enabled else outputs

@@ -56,8 +56,9 @@ def time_training_step(
         patch_size: spatial patch shape in voxels.
         batch_size: patches per step.
         device: ``"cpu"`` or ``"cuda"``.
-        precision: the training precision (:data:`monai_unet.inferers.PRECISIONS`); the forward pass of one patch
-            is timed at it too (validation's fast path uses bfloat16 where training does).
+        precision: the training precision (:data:`monai_unet.inferers.PRECISIONS`). The forward pass of one patch
+            is timed as validation runs it: the inference fast path uses bfloat16 wherever the hardware does it
+            natively, whatever the training precision.
         repeats: timed repeats after the warm-up; the fastest is returned (the step's cost on this machine when
             nothing else runs, which is how training runs: other work only ever adds to a timing).
     """
@@ -70,7 +71,7 @@ def time_training_step(
     net = UNet(**network_kwargs).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
-    inferer = MixedPrecisionInferer(precision)
+    inferer, inference = MixedPrecisionInferer(precision), MixedPrecisionInferer("auto")
     shape = (batch_size, network_kwargs["in_channels"], *patch_size)
     image = torch.randn(shape, device=device)
     label = torch.randint(0, network_kwargs["out_channels"], (batch_size, 1, *patch_size), device=device)
@@ -90,7 +91,7 @@ def time_training_step(
 
     def forward() -> None:
         with torch.no_grad():
-            inferer(one, net)
+            inference(one, net)
         if device == "cuda":
             torch.cuda.synchronize()
 

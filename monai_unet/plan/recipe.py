@@ -21,7 +21,7 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
 - **Patch, batch, width**: start from the median case (at the target spacing) as the patch, capped at 128³
   voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D); base width 32. The training step of that
   configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`), at the precision training will use
-  (bfloat16 autocast where the hardware runs it natively, ``precision`` ``auto``; about 1.5-1.9x faster steps on
+  (bfloat16 autocast where the hardware runs it natively, ``precision`` ``auto``; about 1.5-2x faster steps on
   AVX512-BF16 CPUs, :class:`~monai_unet.inferers.MixedPrecisionInferer`); when the budget would then hold fewer
   than ``40 × minutes`` iterations, and never fewer than 800, the plan steps down a ladder (base width 32 → 16,
   then the patch by 15 % per step; the batch stays) until it does, or reaches the smallest configuration. The
