@@ -33,7 +33,7 @@ from monai_unet.plan.sampling import choose_sampling
 MODEL_ZOO_SECTIONS = ("Overview", "Data", "Training", "Performance", "System configuration", "Limitations", "License")
 
 
-def fixed_timer(network_kwargs, patch, batch, device="cpu", precision="auto"):
+def fixed_timer(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
     """A machine-independent stand-in for the calibration: cost ∝ voxels × batch × width²."""
     work = math.prod(patch) * batch * network_kwargs["features"][0] ** 2
     return StepTiming(train_step_s=work * 2e-8, forward_s=work * 5e-9 / batch)
@@ -389,6 +389,61 @@ def test_the_calibration_times_the_augmentation_with_the_step():
     assert 0 < timing.augmentation_s < timing.train_step_s
 
 
+def test_the_calibration_times_the_planned_loss_on_region_labels():
+    """The step is timed with the planned loss (a skeleton-recall loss skeletonises each label patch) on labels of
+    smooth regions: per-voxel noise would make the skeleton far costlier than a real label's."""
+    from monai_unet.plan.calibrate import region_labels, time_training_step
+    from monai_unet.plan.loss import loss_config
+    from monai_unet.plan.recipe import _network
+
+    labels = region_labels(2, 3, (48, 64))
+    assert labels.shape == (2, 1, 48, 64) and set(labels.unique().tolist()) == {0.0, 1.0, 2.0}
+    same_as_right = (labels[..., 1:] == labels[..., :-1]).float().mean()
+    assert same_as_right > 0.85, "regions, not noise (noise of 3 classes: about 1/3 of neighbours agree)"
+    net = _network(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
+    config = loss_config(
+        {
+            "name": "DiceCESkeletonRecallLoss",
+            "skeleton_classes": [1],
+            "skeleton_weight": 1.0,
+            "include_background": False,
+            "batch": True,
+        }
+    )
+    assert time_training_step(net, [32, 32], batch_size=2, repeats=1, loss=config).train_step_s > 0
+    with pytest.raises(Exception, match="NoSuchLoss"):
+        time_training_step(net, [32, 32], batch_size=2, repeats=1, loss={"_target_": "NoSuchLoss"})
+
+
+def test_the_plan_times_its_own_loss_and_leaves_the_end_reserve(tmp_path):
+    """The timer gets the plan's own loss config, and the iterations planned fill the budget less the validations
+    during training and TimeBudget's reserve at the end (final validation + mirroring check, 1.2x their estimate)."""
+    from monai_unet.handlers.budget import RESERVE_FACTOR
+    from monai_unet.plan.loss import loss_config
+
+    source = write_png_dataset(tmp_path, size=(256, 256))
+    dataset = read_dataset(source)
+    fingerprint = measure(dataset, progress=False)
+    losses = []
+
+    def recording(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
+        losses.append(loss)
+        return fixed_timer(network_kwargs, patch, batch, device)
+
+    plan = make_plan(dataset, fingerprint, 20.0, timer=recording)
+    assert losses and all(loss == loss_config(plan.loss) for loss in losses)
+    budget = plan.budget
+    axes = plan.inference["mirror_check_axes"]
+    validation = budget["validation_estimate_s"]
+    reserve = RESERVE_FACTOR * (1 + (2 ** len(axes) if axes else 0)) * validation
+    spent = (
+        budget["iterations_estimate"] * budget["train_step_s"]
+        + (budget["validations_planned"] - 1) * validation
+        + reserve
+    )
+    assert spent == pytest.approx(budget["seconds"], rel=0.01)
+
+
 def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     """The first timing (the smallest rung) taken while the machine is busy, 20x slow: every other rung then looks too
     slow, the smallest is timed again, and the search climbs back to the plan a quiet machine gets."""
@@ -398,7 +453,7 @@ def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
     calls = []
 
-    def busy_at_first(network_kwargs, patch, batch, device="cpu", precision="auto"):
+    def busy_at_first(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
         timing = fixed_timer(network_kwargs, patch, batch, device)
         calls.append(list(patch))
         return StepTiming(timing.train_step_s * 20, timing.forward_s * 20) if len(calls) == 1 else timing

@@ -29,11 +29,12 @@ from ignite.engine import Engine, Events
 
 from monai_unet.io.atomic import atomic_path
 
-__all__ = ["TimeBudget"]
+__all__ = ["RESERVE_FACTOR", "TimeBudget"]
 
 logger = logging.getLogger(__name__)
 
-_RESERVE_FACTOR = 1.2  # the final validation may take a little longer than the last one did
+#: The final validation may take a little longer than the last one did: the reserve is this many times its time.
+RESERVE_FACTOR = 1.2
 
 
 class TimeBudget:
@@ -92,7 +93,7 @@ class TimeBudget:
     @property
     def horizon_s(self) -> float:
         """Seconds at which training stops: the budget less the reserve for the validations after it."""
-        reserve = _RESERVE_FACTOR * self.reserve_validations * self.validation_s if self.validator is not None else 0.0
+        reserve = RESERVE_FACTOR * self.reserve_validations * self.validation_s if self.validator is not None else 0.0
         return max(self.budget_s - reserve, 1e-3)
 
     def fraction(self) -> float:

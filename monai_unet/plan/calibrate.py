@@ -2,11 +2,19 @@
 
 One training step is what the bundle's trainer runs per iteration: the random augmentation of a batch of patches
 (it runs on the same CPU threads, ``num_workers`` 0 on a 2-core machine), then a forward and backward pass of the
-planned network with the planned loss (under bfloat16 autocast where training will use it:
-:class:`~monai_unet.inferers.MixedPrecisionInferer`), and an optimiser step. Both are timed: the augmentation is the
-planned per-patch chain (:func:`~monai_unet.plan.augmentation.patch_augmentation_steps`) on random patches, the crop
-before it is left out (its class locations are cached, so it costs little). Each measurement is the fastest of a few
-repeats after one warm-up; a candidate is a few seconds of work.
+planned network with the planned loss (its config, :func:`~monai_unet.plan.loss.loss_config`: the skeleton recall of
+thin classes skeletonises every label patch on the CPU) under bfloat16 autocast where training will use it
+(:class:`~monai_unet.inferers.MixedPrecisionInferer`), and an optimiser step. The batch is what the data loader gives
+the trainer: ``MetaTensor`` image and label, the label a map of smooth random regions (not per-voxel noise, whose
+skeleton would cost far more than a real label's). The augmentation is timed on its own: the planned per-patch chain
+(:func:`~monai_unet.plan.augmentation.patch_augmentation_steps`) on random patches; the crop before it is left out
+(its class locations are cached, so it costs little).
+
+The step's time is the median of a few repeats after one warm-up, times :data:`RUN_OVERHEAD`: a training run's
+mean iteration also pays the crop and collation of the batch, the engine's handlers and the machine's jitter over
+minutes, and it came out 6-21 % above the timed step (``benchmarks/RESULTS.md``). The forward
+pass of one patch (validation) is the fastest of a few: one hiccup of the machine distorted a median of two (a CVC
+plan once estimated 36 s per validation from it, and each took 8-14 s).
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["StepTiming", "time_training_step"]
+__all__ = ["RUN_OVERHEAD", "StepTiming", "region_labels", "time_training_step"]
+
+#: A training run's mean iteration against the calibrated step (augmentation included): 1.06-1.21 measured on the
+#: planned ACDC, ISBI, CVC-ClinicDB and BRATS bundles (``benchmarks/RESULTS.md``).
+RUN_OVERHEAD = 1.15
 
 
 @dataclass(frozen=True)
 class StepTiming:
-    """Seconds per training iteration (augmentation included), per forward pass of one patch (inference), and the
-    augmentation's part of the iteration."""
+    """Seconds per training iteration as a run will average it (augmentation and :data:`RUN_OVERHEAD` included), per
+    forward pass of one patch (inference), and the augmentation's part of the iteration."""
 
     train_step_s: float
     forward_s: float
@@ -48,6 +60,7 @@ def time_training_step(
     device: str = "cpu",
     precision: str = "auto",
     repeats: int = 3,
+    loss: dict | None = None,
 ) -> StepTiming:
     """Time one optimiser step of ``UNet(**network_kwargs)`` on ``batch_size`` random patches, and one forward pass.
 
@@ -59,10 +72,13 @@ def time_training_step(
         precision: the training precision (:data:`monai_unet.inferers.PRECISIONS`). The forward pass of one patch
             is timed as validation runs it: the inference fast path uses bfloat16 wherever the hardware does it
             natively, whatever the training precision.
-        repeats: timed repeats after the warm-up; the fastest is returned (the step's cost on this machine when
-            nothing else runs, which is how training runs: other work only ever adds to a timing).
+        repeats: timed repeats after the warm-up: the median step and the fastest of ``2 * repeats - 1`` forward
+            passes are returned.
+        loss: the planned loss's bundle config (:func:`~monai_unet.plan.loss.loss_config`); Dice + cross-entropy
+            when not given.
     """
-    from monai.losses import DiceCELoss
+    from monai.bundle import ConfigParser
+    from monai.data import MetaTensor
 
     from monai_unet.inferers import MixedPrecisionInferer
     from monai_unet.networks import UNet
@@ -70,11 +86,12 @@ def time_training_step(
     torch.manual_seed(0)
     net = UNet(**network_kwargs).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
+    config = loss or {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True}
+    loss_function = ConfigParser({"loss": config}).get_parsed_content("loss")
     inferer, inference = MixedPrecisionInferer(precision), MixedPrecisionInferer("auto")
     shape = (batch_size, network_kwargs["in_channels"], *patch_size)
-    image = torch.randn(shape, device=device)
-    label = torch.randint(0, network_kwargs["out_channels"], (batch_size, 1, *patch_size), device=device)
+    image = MetaTensor(torch.randn(shape)).to(device)
+    label = MetaTensor(region_labels(batch_size, network_kwargs["out_channels"], patch_size)).to(device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -85,7 +102,8 @@ def time_training_step(
             torch.cuda.synchronize()
 
     net.train()
-    train_s = _timings(step, repeats)[0]
+    times = _timings(step, repeats)
+    train_s = times[len(times) // 2]
     net.eval()
     one = image[:1]
 
@@ -95,11 +113,22 @@ def time_training_step(
         if device == "cuda":
             torch.cuda.synchronize()
 
-    # the fastest of a few: one hiccup of the machine distorted a median of two (a CVC plan once estimated 36 s per
-    # validation from it, planned 3 validations, and each took 8-14 s; a BRATS plan timed its smallest rung 1.6x slow)
     forward_s = _timings(forward, 2 * repeats - 1)[0]
     augmentation_s = batch_size * _augmentation_seconds(network_kwargs, patch_size, repeats)
-    return StepTiming(train_step_s=train_s + augmentation_s, forward_s=forward_s, augmentation_s=augmentation_s)
+    return StepTiming(
+        train_step_s=RUN_OVERHEAD * (train_s + augmentation_s), forward_s=forward_s, augmentation_s=augmentation_s
+    )
+
+
+def region_labels(batch_size: int, num_classes: int, patch_size: Sequence[int]) -> torch.Tensor:
+    """A label batch ``(batch_size, 1, *patch_size)`` of smooth random regions of ``num_classes`` classes: the
+    arg-max of random scores on a grid 8x coarser, interpolated to the patch (regions some 8 voxels across)."""
+    generator = torch.Generator().manual_seed(0)
+    coarse = [max(2, round(p / 8)) for p in patch_size]
+    scores = torch.randn(batch_size, num_classes, *coarse, generator=generator)
+    mode = "bilinear" if len(patch_size) == 2 else "trilinear"
+    smooth = torch.nn.functional.interpolate(scores, size=list(patch_size), mode=mode, align_corners=False)
+    return smooth.argmax(dim=1, keepdim=True).float()
 
 
 def _augmentation_seconds(network_kwargs: dict, patch_size: Sequence[int], repeats: int) -> float:

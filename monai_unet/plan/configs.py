@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from monai_unet.plan.dataset import PlanDataset
+from monai_unet.plan.loss import loss_config
 from monai_unet.plan.pipeline import (
     augmentation_steps,
     network_def,
@@ -62,20 +63,6 @@ def _mean_dice() -> dict[str, Any]:
             "include_background": False,
             "output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
         }
-    }
-
-
-def _loss(plan: Plan) -> dict[str, Any]:
-    """MONAI's ``DiceCELoss``, or ours with the skeleton recall of the thin classes (plans.json: loss)."""
-    loss = {"include_background": plan.loss["include_background"], "batch": plan.loss["batch"]}
-    if plan.loss["name"] == "DiceCELoss":
-        return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **loss}
-    return {
-        "_target_": "monai_unet.losses.DiceCESkeletonRecallLoss",
-        "skeleton_classes": plan.loss["skeleton_classes"],
-        "skeleton_weight": plan.loss["skeleton_weight"],
-        **loss,
-        "_desc_": "Dice + cross-entropy + recall of the thin classes' skeletons (plans.json: reasons.loss)",
     }
 
 
@@ -131,7 +118,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "cache_rate": plan.budget.get("cache_rate", 1.0),
             "num_workers": 0 if plan.device == "cpu" else 4,
             "precision": plan.precision,
-            "loss": _loss(plan),
+            "loss": loss_config(plan.loss),
             "optimizer": {
                 "_target_": "torch.optim.Adam",
                 "params": "$@network.parameters()",

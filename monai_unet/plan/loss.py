@@ -13,7 +13,7 @@ from typing import Any
 from monai_unet.plan.fingerprint import Fingerprint
 from monai_unet.plan.geometry import MIN_THICKNESS_VOXELS, thin_classes
 
-__all__ = ["SKELETON_WEIGHT", "choose_loss"]
+__all__ = ["SKELETON_WEIGHT", "choose_loss", "loss_config"]
 
 SKELETON_WEIGHT = 1.0
 
@@ -43,3 +43,18 @@ def choose_loss(
         f"Dice + cross-entropy plus the recall of the skeleton of the thin classes, {listed} thick (10th percentile, "
         f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart."
     )
+
+
+def loss_config(loss: dict[str, Any]) -> dict[str, Any]:
+    """The bundle config of a planned ``loss`` (plans.json: loss): MONAI's ``DiceCELoss``, or ours with the skeleton
+    recall of the thin classes. The calibration times the step with the same config."""
+    common = {"include_background": loss["include_background"], "batch": loss["batch"]}
+    if loss["name"] == "DiceCELoss":
+        return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **common}
+    return {
+        "_target_": "monai_unet.losses.DiceCESkeletonRecallLoss",
+        "skeleton_classes": loss["skeleton_classes"],
+        "skeleton_weight": loss["skeleton_weight"],
+        **common,
+        "_desc_": "Dice + cross-entropy + recall of the thin classes' skeletons (plans.json: reasons.loss)",
+    }

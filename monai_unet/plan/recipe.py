@@ -22,9 +22,11 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D); base width 32. The training step of that
   configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`), at the precision training will use
   (bfloat16 autocast where the hardware runs it natively, ``precision`` ``auto``; about 1.5-2x faster steps on
-  AVX512-BF16 CPUs, :class:`~monai_unet.inferers.MixedPrecisionInferer`); when the budget would then hold fewer
-  than ``40 × minutes`` iterations, and never fewer than 800, the plan steps down a ladder (base width 32 → 16,
-  then the patch by 15 % per step; the batch stays) until it does, or reaches the smallest configuration. The
+  AVX512-BF16 CPUs, :class:`~monai_unet.inferers.MixedPrecisionInferer`) with the planned loss; training gets the
+  budget less the validations and the final reserve of :class:`~monai_unet.handlers.TimeBudget` (the last
+  validation and the mirroring check); when the budget would then hold fewer than ``40 × minutes`` iterations,
+  and never fewer than 800, the plan steps down a ladder (base width 32 → 16, then the patch by 15 % per step; the
+  batch stays) until it does, or reaches the smallest configuration. The
   floor matters for short budgets: a network that has taken a few hundred steps is far from trained whatever its
   patch (ACDC, 10 minutes: 387 steps of 112 × 128 × 10 patches gave mean Dice 0.62, 1,309 steps of 64 × 80 × 10
   ones 0.75; on ISBI the floor was level; ``benchmarks/RESULTS.md``).
@@ -60,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_unet.handlers.budget import RESERVE_FACTOR
 from monai_unet.inferers import uses_bf16
 from monai_unet.plan.augmentation import choose_augmentation
 from monai_unet.plan.calibrate import StepTiming, time_training_step
@@ -77,8 +80,8 @@ from monai_unet.plan.geometry import (
     median_shape,
     target_spacing,
 )
-from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference, tile_count
-from monai_unet.plan.loss import choose_loss
+from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference, mirror_check_axes, tile_count
+from monai_unet.plan.loss import choose_loss, loss_config
 from monai_unet.plan.normalisation import choose_normalisation
 from monai_unet.plan.sampling import choose_sampling
 from monai_unet.plan.split import choose_split
@@ -234,6 +237,10 @@ def make_plan(
     min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
     val_shapes = [case_shape_at(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
+    anisotropic_axis = None
+    if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
+        anisotropic_axis = int(np.argmax(spacing))
+    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
 
     def evaluate(candidate: _Candidate, timing: StepTiming) -> dict[str, float]:
         patch, _pools, _ = fit_patch(candidate.patch, grid_spacing, dims)
@@ -241,7 +248,9 @@ def make_plan(
         validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
         usable = budget_s - startup_s
         n_val = int(np.clip(VALIDATION_SHARE * usable / max(validation_s, 1e-6), 1, MAX_VALIDATIONS))
-        train_s = max(usable - n_val * validation_s, 0.1 * usable)
+        mirrored = len(mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s))
+        reserve_s = RESERVE_FACTOR * (1 + (2**mirrored if mirrored else 0)) * validation_s
+        train_s = max(usable - (n_val - 1) * validation_s - reserve_s, 0.1 * usable)
         return {
             "validation_s": validation_s,
             "validations": n_val,
@@ -278,7 +287,7 @@ def make_plan(
 
     def measure_rung(index: int) -> StepTiming:
         candidate, patch, net = rungs[index]
-        timings[index] = timer(net, patch, candidate.batch, device, precision)
+        timings[index] = timer(net, patch, candidate.batch, device, precision, loss=loss_config(loss))
         return timings[index]
 
     def first_fitting(start: int) -> int:
@@ -354,12 +363,8 @@ def make_plan(
         f"({outcome['validation_s']:.1f} s each) take about {VALIDATION_SHARE:.0%} of the budget; the learning "
         "rate follows the elapsed time and reaches zero when the budget ends."
     )
-    anisotropic_axis = None
-    if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
-        anisotropic_axis = int(np.argmax(spacing))
     augmentation, reasons["augmentation"] = choose_augmentation(dims, patch, anisotropic_axis)
     sampling, reasons["sampling"] = choose_sampling(fp.class_fractions(), dataset.label_names)
-    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
     reasons["selection"] = (
         "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
         "task's own metric, at threshold 0.5 on the validation cases"
