@@ -12,7 +12,7 @@ skeleton would cost far more than a real label's). The augmentation is timed on 
 
 The step's time is the median of a few repeats after one warm-up, times :data:`RUN_OVERHEAD`: a training run's
 mean iteration also pays the crop and collation of the batch, the engine's handlers and the machine's jitter over
-minutes, and it came out 6-21 % above the timed step (``benchmarks/RESULTS.md``). The forward
+minutes, and it came out 7-21 % above the fastest timed step (``benchmarks/RESULTS.md``). The forward
 pass of one patch (validation) is the fastest of a few: one hiccup of the machine distorted a median of two (a CVC
 plan once estimated 36 s per validation from it, and each took 8-14 s).
 """
@@ -27,7 +27,7 @@ import torch
 
 __all__ = ["RUN_OVERHEAD", "StepTiming", "region_labels", "time_training_step"]
 
-#: A training run's mean iteration against the calibrated step (augmentation included): 1.06-1.21 measured on the
+#: A training run's mean iteration against the calibrated step (augmentation included): 1.07-1.21 measured on the
 #: planned ACDC, ISBI, CVC-ClinicDB and BRATS bundles (``benchmarks/RESULTS.md``).
 RUN_OVERHEAD = 1.15
 
