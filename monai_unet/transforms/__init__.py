@@ -13,6 +13,8 @@ from monai_unet.transforms.intensity import (
     CTWindowd,
     ForegroundZScore,
     ForegroundZScored,
+    MinimumToZero,
+    MinimumToZerod,
 )
 from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
 from monai_unet.transforms.weight_map import BorderWeightMap, BorderWeightMapd
@@ -30,6 +32,8 @@ __all__: list[str] = [
     "ClipZScored",
     "ForegroundZScore",
     "ForegroundZScored",
+    "MinimumToZero",
+    "MinimumToZerod",
     "OrientSpacingd",
     "RandElasticGrid",
     "RandElasticGridd",
