@@ -79,15 +79,9 @@ def _affine(spacing: tuple[float, float, float]) -> np.ndarray:
 
 
 def write_nifti_dataset(
-    root: Path,
-    cases: int = 5,
-    shape: tuple[int, int, int] = (24, 20, 16),
-    classes: int = 3,
-    seed: int = 0,
-    background: float | None = None,
+    root: Path, cases: int = 5, shape: tuple[int, int, int] = (24, 20, 16), classes: int = 3, seed: int = 0
 ) -> Path:
-    """3D single-channel NIfTI, multi-class labels, in a dataset.json with a 'test' list. With ``background``, the
-    image outside a central box of half the shape per axis (the "head") is that constant, as in skull-stripped MR."""
+    """3D single-channel NIfTI, multi-class labels, in a dataset.json with a 'test' list."""
     rng = np.random.default_rng(seed)
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()
@@ -96,12 +90,6 @@ def write_nifti_dataset(
     for i in range(cases):
         label = _blob_label(shape, rng, classes)
         image = _image_from(label, rng).astype(np.float32)
-        if background is not None:
-            head = tuple(slice(s // 4, s // 4 + s // 2) for s in shape)
-            outside = np.ones(shape, dtype=bool)
-            outside[head] = False
-            image[outside] = background
-            label[outside] = 0
         nib.save(nib.Nifti1Image(image, _affine((1.0, 1.0, 1.5))), root / "imagesTr" / f"case{i}.nii.gz")
         nib.save(nib.Nifti1Image(label, _affine((1.0, 1.0, 1.5))), root / "labelsTr" / f"case{i}.nii.gz")
         training.append({"image": f"imagesTr/case{i}.nii.gz", "label": f"labelsTr/case{i}.nii.gz"})

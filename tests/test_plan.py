@@ -139,36 +139,6 @@ def test_nnunet_style_labels_merge_values_into_one_class(tmp_path):
     assert "| 1 | 1, 2 | tumour |" in (bundle / "docs" / "README.md").read_text()
 
 
-@pytest.mark.parametrize("background,expected", [(None, None), (0.0, "zero"), (-4.5, "minimum")])
-def test_the_z_score_is_taken_off_a_constant_background(tmp_path, background, expected):
-    """Skull-stripped MR: a zero background (nnU-Net's nonzero rule) or, as in MR z-scored after stripping (the
-    BRATS copy), a negative constant at each channel's minimum. Either way the planned preprocessing crops to the
-    region off it and z-scores there, the background 0; an image without such a background is z-scored whole."""
-    source = write_nifti_dataset(tmp_path, shape=(32, 28, 16), classes=2, background=background)
-    dataset, fingerprint, plan = _plan(source)
-    assert plan.normalisation.get("background") == expected and plan.normalisation["nonzero"] == bool(expected)
-    head = 16 * 14 * 8 / (32 * 28 * 16)
-    fractions = [c.crop_fraction("minimum") for c in fingerprint.cases]
-    assert fractions == pytest.approx([1.0 if background is None else head] * len(fractions), abs=0.02)
-    bundle = write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "head")
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "train.json"))
-    parser["bundle_root"] = str(bundle)
-    targets = [step["_target_"] for step in parser["preprocessing_steps"]]
-    assert ("monai_unet.transforms.MinimumToZerod" in targets) == (expected == "minimum")
-    assert ("CropForegroundd" in targets) == bool(expected)
-    if expected == "minimum":
-        shift, resample = (targets.index(f"monai_unet.transforms.{t}") for t in ("MinimumToZerod", "OrientSpacingd"))
-        assert shift < resample, "the background is moved to 0 before resampling pads with 0"
-    case = dataset.training[0]
-    image = Compose(parser.get_parsed_content("preprocessing_steps"))({"image": str(case.images[0])})["image"]
-    raw = np.asarray(nib.load(case.images[0]).dataobj)
-    if expected is not None:
-        assert image.shape[1] <= raw.shape[0] // 2 + 1, "cropped to the head"
-        head_values = image[image != 0]
-        assert abs(float(head_values.mean())) < 0.05 and abs(float(head_values.std()) - 1.0) < 0.05
-
-
 def test_msd_labels_sharing_a_name_merge_and_overlaps_are_refused(tmp_path):
     path = _dataset_json(tmp_path, labels={"0": "background", "1": "organ", "2": "organ"})
     assert read_dataset(path).labels == {"background": (0,), "organ": (1, 2)}

@@ -191,26 +191,3 @@ def test_check_geometry_accepts_a_matching_pair_and_names_both_files_otherwise()
     cropped = MetaTensor(torch.zeros(1, 6, 5, 3), affine=affine, meta=dict(label_meta))
     with pytest.raises(ImageInputError, match=r"spatial shapes differ: \(6, 5, 4\) vs \(6, 5, 3\)"):
         CheckGeometryd()({"image": image, "label": cropped})
-
-
-def test_minimum_to_zero_moves_each_channels_constant_background_to_zero() -> None:
-    """A background at a negative constant, different per channel, becomes 0; the rest keeps its differences (so
-    its z-score is unchanged) and a MetaTensor keeps its affine."""
-    from monai_unet.transforms import MinimumToZero, MinimumToZerod
-
-    rng = np.random.default_rng(0)
-    head = rng.normal(0.0, 1.0, (2, 6, 5, 4)).astype(np.float32)
-    image = np.stack([np.full((10, 9, 8), -5.3, np.float32), np.full((10, 9, 8), -6.1, np.float32)])
-    image[:, 2:8, 2:7, 2:6] = head
-    affine = torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0]))
-    out = MinimumToZerod("image")({"image": MetaTensor(torch.from_numpy(image), affine=affine)})["image"]
-    assert isinstance(out, MetaTensor) and torch.equal(out.affine, affine.double())
-    values = out.numpy()
-    outside = np.ones((10, 9, 8), bool)
-    outside[2:8, 2:7, 2:6] = False
-    assert np.all(values[:, outside] == 0.0)
-    for c, low in enumerate((-5.3, -6.1)):
-        np.testing.assert_allclose(values[c, 2:8, 2:7, 2:6], head[c] - np.float32(low), rtol=1e-5, atol=1e-5)
-    assert np.all(values[:, ~outside] > 0)
-    plain = MinimumToZero()(torch.from_numpy(image))
-    assert not isinstance(plain, MetaTensor) and torch.equal(plain, out.as_tensor())

@@ -1,13 +1,12 @@
 """The dataset fingerprint: what the planner measures on every training and validation case.
 
 Per case: spatial shape (voxels), spacing (mm; 1 for pictures), channels, the fraction of nonzero image voxels and
-how much a crop to them would shrink the case (and the same crop to the voxels above each channel's minimum: a
-constant background that is not zero, as in MR z-scored after skull stripping), class voxel counts, each class's
-thickness (twice its volume over its boundary voxels across the fine axes, in mm: a plate t voxels thick gives t, a
-ball of radius r about 2r/3, so it says how far a class can be coarsened before it vanishes), and per channel the 0.5
-and 99.5 percentiles, mean and standard deviation over the image and inside the labelled foreground. Over the
-dataset: the same intensity statistics pooled over a seeded sample of foreground voxels (at most 10,000 per case and
-channel, as nnU-Net samples), which is what CT normalisation uses.
+how much a crop to them would shrink the case, class voxel counts, each class's thickness (twice its volume over its
+boundary voxels across the fine axes, in mm: a plate t voxels thick gives t, a ball of radius r about 2r/3, so it
+says how far a class can be coarsened before it vanishes), and per channel the 0.5 and 99.5 percentiles,
+mean and standard deviation over the image and inside the labelled foreground. Over the dataset: the same
+intensity statistics pooled over a seeded sample of foreground voxels (at most 10,000 per case and channel, as
+nnU-Net samples), which is what CT normalisation uses.
 
 Reading goes through :class:`monai_unet.io.LoadScan` (our fast reader) with a progress bar on stderr. Every
 voxel-level problem is raised here, naming the case: image and label on different grids, a label value not in
@@ -62,8 +61,6 @@ class CaseFingerprint:
         nonzero_fraction: fraction of voxels where any channel is nonzero.
         nonzero_crop_fraction: volume of the bounding box of those voxels over the whole volume.
         intensities: statistics per channel.
-        minimum_crop_fraction: volume of the bounding box of the voxels where any channel is above its own minimum,
-            over the whole volume.
     """
 
     name: str
@@ -75,11 +72,6 @@ class CaseFingerprint:
     nonzero_fraction: float
     nonzero_crop_fraction: float
     intensities: list[ChannelStats]
-    minimum_crop_fraction: float = 1.0
-
-    def crop_fraction(self, background: str) -> float:
-        """The bounding-box fraction of the voxels off the ``background`` (``"zero"`` or ``"minimum"``)."""
-        return self.nonzero_crop_fraction if background == "zero" else self.minimum_crop_fraction
 
 
 @dataclass
@@ -227,7 +219,6 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
         class_voxels = np.bincount(classes.ravel(), minlength=dataset.num_classes).tolist()
         foreground_mask = classes != 0
         nonzero = np.any(image != 0, axis=0)
-        above_minimum = np.any(image > image.min(axis=tuple(range(1, image.ndim)), keepdims=True), axis=0)
         intensities, case_samples = [], []
         for channel in image:
             foreground = channel[foreground_mask]
@@ -247,7 +238,6 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 nonzero_fraction=float(nonzero.mean()),
                 nonzero_crop_fraction=_bounding_box_fraction(nonzero),
                 intensities=intensities,
-                minimum_crop_fraction=_bounding_box_fraction(above_minimum),
             )
         )
     assert first is not None  # read_dataset refuses an empty training list

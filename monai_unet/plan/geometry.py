@@ -101,13 +101,11 @@ def thin_classes(fp: Fingerprint, spacing: Sequence[float] | None, scale: float 
     }
 
 
-def median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, background: str | None) -> np.ndarray:
-    """Median case shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``background``
-    is ``"zero"`` or ``"minimum"``, cropping to the voxels off it (their bounding box, shrunk evenly over the axes as
-    an estimate)."""
+def median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
+    """Median case shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``cropped``,
+    cropping to the nonzero region (its bounding box, shrunk evenly over the axes as an estimate)."""
     shapes = np.array([c.shape for c in fp.cases], dtype=float)
-    fractions = [c.crop_fraction(background) if background else 1.0 for c in fp.cases]
-    crop = np.array(fractions) ** (1.0 / fp.spatial_dims)
+    crop = np.array([c.nonzero_crop_fraction if cropped else 1.0 for c in fp.cases]) ** (1.0 / fp.spatial_dims)
     if spacing is None:
         return np.median(shapes * crop[:, None], axis=0) * scale
     spacings = np.array([c.spacing for c in fp.cases], dtype=float)

@@ -1,7 +1,6 @@
 """The planner's intensity normalisation by modality: CT clipped to the foreground percentiles and z-scored with the
-dataset's foreground statistics, 8-bit RGB scaled to 0-1, anything else z-scored per case (inside the region off the
-background when that region is much smaller than the image: the nonzero voxels of skull-stripped MR, or the voxels
-above each channel's minimum where the background is a constant nonzero value)."""
+dataset's foreground statistics, 8-bit RGB scaled to 0-1, anything else z-scored per case (inside the nonzero region
+when that region is much smaller than the image, as for skull-stripped MR)."""
 
 from __future__ import annotations
 
@@ -12,10 +11,7 @@ import numpy as np
 
 from monai_unet.plan.fingerprint import Fingerprint
 
-__all__ = ["CROP_FRACTION", "choose_normalisation"]
-
-#: Crop to the region off the background (and z-score inside it) when that keeps at most this share of the median case.
-CROP_FRACTION = 0.75
+__all__ = ["choose_normalisation"]
 
 
 def choose_normalisation(modality: Sequence[str], fp: Fingerprint) -> tuple[dict[str, Any], str]:
@@ -36,18 +32,14 @@ def choose_normalisation(modality: Sequence[str], fp: Fingerprint) -> tuple[dict
         )
     if fp.channels == 3 and fp.source_dtype == "uint8":
         return {"scheme": "rgb", "nonzero": False}, "8-bit RGB pictures: each channel is scaled from 0-255 to 0-1."
-    # nnU-Net's rule: z-score inside the region off the background when cropping to it shrinks the median case by
-    # a quarter; the background is zero (skull-stripped MR) or, failing that, each channel's constant minimum (MR
-    # z-scored after skull stripping, whose background sits at a negative value)
-    for background, what in (("zero", "nonzero region"), ("minimum", "region above each channel's minimum")):
-        crop = float(np.median([c.crop_fraction(background) for c in fp.cases]))
-        if crop <= CROP_FRACTION:
-            return {"scheme": "zscore", "nonzero": True, "background": background}, (
-                f"{', '.join(modality) or 'non-CT'} intensities have no fixed unit, so each case is cropped to its "
-                f"{what} (it keeps {crop:.0%} of the median case) and z-scored per channel there; the background "
-                "becomes 0."
-            )
-    return {"scheme": "zscore", "nonzero": False}, (
+    crop = float(np.median([c.nonzero_crop_fraction for c in fp.cases]))
+    nonzero = crop <= 0.75
+    where = (
+        f"inside the nonzero region (cropping to it keeps {crop:.0%} of the median case)"
+        if nonzero
+        else "over the whole image"
+    )
+    return {"scheme": "zscore", "nonzero": nonzero}, (
         f"{', '.join(modality) or 'non-CT'} intensities have no fixed unit, so each case is z-scored per "
-        "channel over the whole image."
+        f"channel {where}."
     )

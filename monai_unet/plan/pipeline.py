@@ -87,15 +87,6 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
         allow_missing_keys=True,
         _desc_="label values of the files to consecutive classes, background first (merged values to one class)",
     )
-    if plan.normalisation.get("background") == "minimum":
-        steps.append(
-            {
-                "_target_": "monai_unet.transforms.MinimumToZerod",
-                "keys": "image",
-                "allow_missing_keys": True,
-                "_desc_": "each channel's constant background (its minimum) moved to 0 before resampling pads with 0",
-            }
-        )
     if plan.target_spacing is not None:
         steps.append(
             {

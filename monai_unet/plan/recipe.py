@@ -12,9 +12,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   patch see more context; thin structures (membranes, myocardium, tumour sub-regions) keep their grid.
 - **Normalisation**: CT (a modality named CT): clip to the 0.5/99.5 percentiles of the foreground over the dataset,
   then z-score with the foreground mean and standard deviation. 3-channel 8-bit pictures (RGB): each channel
-  0-255 → 0-1. Everything else (MR, microscopy, grey pictures): per-case z-score per channel, inside the region off
-  a zero background, or else off each channel's constant minimum, when cropping to it shrinks the median case by at
-  least a quarter (skull-stripped MR, and MR z-scored after stripping; :mod:`~monai_unet.plan.normalisation`).
+  0-255 → 0-1. Everything else (MR, microscopy, grey pictures): per-case z-score per channel, inside the nonzero
+  region when cropping to it shrinks the median case by at least a quarter (skull-stripped MR).
 - **Network**: same-padding U-Net with instance norm; every axis is pooled (×2) until its feature map would drop
   below 4 voxels, at most 5 times; an axis whose spacing is more than twice the finest current spacing is not
   pooled and gets 1-voxel kernels until the others catch up (anisotropic data). Widths double per level from the
@@ -44,8 +43,9 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   by elapsed time so that it reaches zero when the budget ends (:class:`monai_unet.handlers.TimeBudget`).
 - **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
   groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
-  ``--fold all``: every case on both sides; neighbouring names are usually one patient, series or video).
-  Validations fill about 10 % of the budget; the best network by mean foreground Dice is kept.
+  ``--fold all``: every case on both sides)
+  (neighbouring names are usually one patient, series or video). Validations fill about 10 % of the budget; the
+  best network by mean foreground Dice is kept.
 - **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (nnU-Net mirrors every
   axis; on a CPU it multiplies the cost by 2^axes) is decided by training: the best model is validated once more
   with its tiles mirrored along every axis, and mirroring is turned on when that gained
@@ -227,7 +227,7 @@ def make_plan(
             reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
     normalisation, reasons["normalisation"] = choose_normalisation(dataset.modality, fp)
     normalisation["scale"] = scale
-    typical = median_shape(fp, spacing, scale, normalisation.get("background"))
+    typical = median_shape(fp, spacing, scale, normalisation["nonzero"])
     # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
     minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(typical, 1.0))
     grid_spacing = spacing if spacing is not None else [1.0] * dims

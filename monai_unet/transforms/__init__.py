@@ -13,8 +13,6 @@ from monai_unet.transforms.intensity import (
     CTWindowd,
     ForegroundZScore,
     ForegroundZScored,
-    MinimumToZero,
-    MinimumToZerod,
 )
 from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
 from monai_unet.transforms.weight_map import BorderWeightMap, BorderWeightMapd
@@ -32,8 +30,6 @@ __all__: list[str] = [
     "ClipZScored",
     "ForegroundZScore",
     "ForegroundZScored",
-    "MinimumToZero",
-    "MinimumToZerod",
     "OrientSpacingd",
     "RandElasticGrid",
     "RandElasticGridd",

@@ -1,5 +1,5 @@
-"""Intensity preprocessing: CT window presets (HU → [0, 1]), CT clip + z-score with dataset statistics, MR z-score
-within the foreground, and a constant background moved to zero.
+"""Intensity preprocessing: CT window presets (HU → [0, 1]), CT clip + z-score with dataset statistics, and MR
+z-score within the foreground.
 
 Intensity transforms change values, never geometry, so ``Invertd`` passes over them (they are not
 ``InvertibleTransform``); a prediction is returned to the source grid by inverting the spatial steps alone.
@@ -14,17 +14,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, ScaleIntensityRange, Transform
 
-__all__ = [
-    "CT_WINDOWS",
-    "CTWindow",
-    "CTWindowd",
-    "ClipZScore",
-    "ClipZScored",
-    "ForegroundZScore",
-    "ForegroundZScored",
-    "MinimumToZero",
-    "MinimumToZerod",
-]
+__all__ = ["CT_WINDOWS", "CTWindow", "CTWindowd", "ClipZScore", "ClipZScored", "ForegroundZScore", "ForegroundZScored"]
 
 #: CT display windows as ``name: (level, width)`` in Hounsfield units (HU), the usual values listed by Radiopaedia,
 #: "Windowing (CT)". The window shows HU in ``[level - width / 2, level + width / 2]``.
@@ -205,39 +195,6 @@ class ClipZScored(MapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = ClipZScore(clip, mean, std)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.transform(d[key])
-        return d
-
-
-class MinimumToZero(Transform):
-    """Subtract each channel's minimum, so a constant background at the minimum becomes exactly 0.
-
-    MR that was z-scored after skull stripping keeps its background at a negative constant (the BRATS 2013 copy in
-    ``../shared/data``: -3.5 to -6.2 over 83-88 % of the voxels); moved to 0, the nonzero crop and nonzero z-score
-    (MONAI's ``CropForegroundd``, ``NormalizeIntensityd(nonzero=True)``) treat it as the background, as they treat
-    the zero background of skull-stripped MR. A z-score of the rest is unchanged by the shift.
-
-    Input: ``(C, *spatial)``; output: same shape, float32 (metadata kept).
-    """
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        x = (img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)).float()
-        out = x - x.amin(dim=tuple(range(1, x.ndim)), keepdim=True)
-        if isinstance(img, MetaTensor):
-            out = MetaTensor(out, meta=img.meta, applied_operations=img.applied_operations)
-        return out
-
-
-class MinimumToZerod(MapTransform):
-    """Dictionary wrapper of :class:`MinimumToZero` (images only, never labels)."""
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = MinimumToZero()
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
