@@ -382,9 +382,9 @@ def test_the_calibration_times_the_augmentation_with_the_step():
     """The per-iteration time the plan is sized by includes the planned augmentation of the batch's patches (it runs
     on the same threads as the step); the chain timed is the training pipeline's own tail."""
     from monai_unet.plan.calibrate import time_training_step
-    from monai_unet.plan.recipe import _network
+    from monai_unet.plan.ladder import network_kwargs
 
-    net = _network(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
+    net = network_kwargs(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
     timing = time_training_step(net, [32, 32], batch_size=2, repeats=1)
     assert 0 < timing.augmentation_s < timing.train_step_s
 
@@ -393,14 +393,14 @@ def test_the_calibration_times_the_planned_loss_on_region_labels():
     """The step is timed with the planned loss (a skeleton-recall loss skeletonises each label patch) on labels of
     smooth regions: per-voxel noise would make the skeleton far costlier than a real label's."""
     from monai_unet.plan.calibrate import region_labels, time_training_step
+    from monai_unet.plan.ladder import network_kwargs
     from monai_unet.plan.loss import loss_config
-    from monai_unet.plan.recipe import _network
 
     labels = region_labels(2, 3, (48, 64))
     assert labels.shape == (2, 1, 48, 64) and set(labels.unique().tolist()) == {0.0, 1.0, 2.0}
     same_as_right = (labels[..., 1:] == labels[..., :-1]).float().mean()
     assert same_as_right > 0.85, "regions, not noise (noise of 3 classes: about 1/3 of neighbours agree)"
-    net = _network(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
+    net = network_kwargs(2, 1, 2, 4, [[2, 2]], [[3, 3], [3, 3]])
     config = loss_config(
         {
             "name": "DiceCESkeletonRecallLoss",
@@ -464,6 +464,29 @@ def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
     assert quiet.patch_size != calls[0], "the quiet plan is not the smallest rung (else the test proves nothing)"
 
 
+def test_a_rung_timed_far_slower_than_predicted_is_timed_again(tmp_path):
+    """The second timing (the first rung predicted to fit) taken while the machine is busy, 3x slow: it is timed again
+    at once and the plan is the quiet one; without the second timing the plan would step down to a smaller rung."""
+    from monai_unet.plan.recipe import SLOW_TIMING
+
+    source = write_png_dataset(tmp_path, size=(256, 256))
+    dataset = read_dataset(source)
+    fingerprint = measure(dataset, progress=False)
+    quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
+    calls = []
+
+    def busy_second(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
+        timing = fixed_timer(network_kwargs, patch, batch, device)
+        calls.append(list(patch))
+        slow = 2 * SLOW_TIMING if len(calls) == 2 else 1.0
+        return StepTiming(timing.train_step_s * slow, timing.forward_s * slow)
+
+    busy = make_plan(dataset, fingerprint, 20.0, timer=busy_second)
+    assert calls[1] == calls[2], "the slow rung is timed again at once"
+    assert busy.patch_size == quiet.patch_size and busy.network == quiet.network
+    assert len(calls) > 2 and calls[0] != calls[1]
+
+
 @pytest.mark.parametrize(
     "dims,anisotropic_axis,validation_s,expected",
     [
@@ -480,9 +503,9 @@ def test_mirroring_is_checked_where_the_budget_affords_it(dims, anisotropic_axis
 
 def test_ladder_narrows_then_shrinks_and_keeps_the_batch():
     """The calibration ladder: width 32, width 16, then smaller patches down to the minimum; never a smaller batch."""
-    from monai_unet.plan.recipe import _ladder
+    from monai_unet.plan.ladder import ladder
 
-    rungs = list(_ladder(np.array([256.0, 256.0]), 8, np.array([64.0, 64.0])))
+    rungs = list(ladder(np.array([256.0, 256.0]), 8, np.array([64.0, 64.0])))
     assert [r.base for r in rungs[:2]] == [32, 16] and all(r.base == 16 for r in rungs[1:])
     assert {r.batch for r in rungs} == {8}
     sizes = [r.patch[0] for r in rungs[1:]]
