@@ -444,44 +444,39 @@ def test_the_plan_times_its_own_loss_and_leaves_the_end_reserve(tmp_path):
     assert spent == pytest.approx(budget["seconds"], rel=0.01)
 
 
-def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
-    """The first timing (the smallest rung) taken while the machine is busy, 20x slow: every other rung then looks too
-    slow, the smallest is timed again, and the search climbs back to the plan a quiet machine gets."""
+def _plan_with_one_busy_timing(tmp_path, busy_call: int, slowdown: float):
+    """A 2D plan whose ``busy_call``-th step timing (1-based) is ``slowdown`` times slow, the plan a quiet machine
+    gets, and the patches timed in order."""
     source = write_png_dataset(tmp_path, size=(256, 256))
     dataset = read_dataset(source)
     fingerprint = measure(dataset, progress=False)
     quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
     calls = []
 
-    def busy_at_first(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
+    def busy_once(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
         timing = fixed_timer(network_kwargs, patch, batch, device)
         calls.append(list(patch))
-        return StepTiming(timing.train_step_s * 20, timing.forward_s * 20) if len(calls) == 1 else timing
+        slow = slowdown if len(calls) == busy_call else 1.0
+        return StepTiming(timing.train_step_s * slow, timing.forward_s * slow)
 
-    busy = make_plan(dataset, fingerprint, 20.0, timer=busy_at_first)
+    return make_plan(dataset, fingerprint, 20.0, timer=busy_once), quiet, calls
+
+
+def test_a_busy_first_timing_does_not_shrink_the_plan(tmp_path):
+    """The first timing (the smallest rung) taken while the machine is busy, 20x slow: every other rung then looks too
+    slow, the smallest is timed again, and the search climbs back to the plan a quiet machine gets."""
+    busy, quiet, calls = _plan_with_one_busy_timing(tmp_path, 1, 20.0)
     assert busy.patch_size == quiet.patch_size and busy.network == quiet.network
     assert calls[0] == calls[1], "the smallest rung is timed again"
     assert quiet.patch_size != calls[0], "the quiet plan is not the smallest rung (else the test proves nothing)"
 
 
 def test_a_rung_timed_far_slower_than_predicted_is_timed_again(tmp_path):
-    """The second timing (the first rung predicted to fit) taken while the machine is busy, 3x slow: it is timed again
-    at once and the plan is the quiet one; without the second timing the plan would step down to a smaller rung."""
+    """The second timing (the first rung predicted to fit) taken while the machine is busy: it is timed again at once
+    and the plan is the quiet one; without the second timing the plan would step down to a smaller rung."""
     from monai_unet.plan.recipe import SLOW_TIMING
 
-    source = write_png_dataset(tmp_path, size=(256, 256))
-    dataset = read_dataset(source)
-    fingerprint = measure(dataset, progress=False)
-    quiet = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
-    calls = []
-
-    def busy_second(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
-        timing = fixed_timer(network_kwargs, patch, batch, device)
-        calls.append(list(patch))
-        slow = 2 * SLOW_TIMING if len(calls) == 2 else 1.0
-        return StepTiming(timing.train_step_s * slow, timing.forward_s * slow)
-
-    busy = make_plan(dataset, fingerprint, 20.0, timer=busy_second)
+    busy, quiet, calls = _plan_with_one_busy_timing(tmp_path, 2, 2 * SLOW_TIMING)
     assert calls[1] == calls[2], "the slow rung is timed again at once"
     assert busy.patch_size == quiet.patch_size and busy.network == quiet.network
     assert len(calls) > 2 and calls[0] != calls[1]
