@@ -64,7 +64,7 @@ import numpy as np
 from monai_unet.handlers.budget import RESERVE_FACTOR
 from monai_unet.inferers import uses_bf16
 from monai_unet.plan.augmentation import choose_augmentation
-from monai_unet.plan.calibrate import StepTiming, time_training_step
+from monai_unet.plan.calibrate import RUN_OVERHEAD, StepTiming, time_training_step
 from monai_unet.plan.dataset import DatasetError, PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
 from monai_unet.plan.geometry import (
@@ -291,8 +291,9 @@ def make_plan(
         "whose training step lets the "
         f"{budget_minutes:g}-minute budget hold at least {min_iterations} iterations "
         f"({ITERATIONS_PER_MINUTE} per minute, at least {MIN_ITERATIONS}) "
-        f"is kept: {timing.train_step_s:.3f} s per step ({timing.augmentation_s:.3f} s of it augmentation), about "
-        f"{outcome['iterations']:.0f} iterations."
+        f"is kept: {timing.train_step_s:.3f} s per step as a run averages it (the median timed step with the planned "
+        f"loss, {timing.augmentation_s:.3f} s of augmentation, times {RUN_OVERHEAD:g} for the loader, handlers and "
+        f"jitter), about {outcome['iterations']:.0f} iterations after the validations and the final reserve."
         + ("" if outcome["iterations"] >= min_iterations else " No configuration reached that; the smallest is used.")
     )
     reasons["network"] = (
