@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from monai_unet.plan.dataset import PlanDataset
+from monai_unet.plan.inference_choice import validations_after_training
 from monai_unet.plan.loss import loss_config
 from monai_unet.plan.pipeline import (
     augmentation_steps,
@@ -132,7 +133,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "validator": "@validate#evaluator",
                 "power": plan.optimiser["poly_power"],
                 "validation_estimate_s": budget["validation_estimate_s"],
-                "reserve_validations": 1 + (2 ** len(mirror_axes) if mirror_axes else 0),
+                "reserve_validations": validations_after_training(mirror_axes),
                 "summary_path": "$os.path.join(@output_dir, 'training_summary.json')",
                 "_desc_": "the learning rate decays with elapsed time and reaches 0 when the budget ends",
             },

@@ -20,6 +20,7 @@ __all__ = [
     "choose_inference",
     "mirror_check_axes",
     "tile_count",
+    "validations_after_training",
 ]
 
 INFERENCE_OVERLAP = 0.5
@@ -46,6 +47,12 @@ def mirror_check_axes(dims: int, anisotropic_axis: int | None, validation_s: flo
     if anisotropic_axis is not None:
         candidates.append([a for a in range(dims) if a != anisotropic_axis])
     return next((axes for axes in candidates if 2 ** len(axes) * validation_s <= allowed), [])
+
+
+def validations_after_training(mirror_axes: Sequence[int]) -> int:
+    """Validations run once training stops (``TimeBudget``'s ``reserve_validations``): the final one, plus the
+    mirroring check's ``2 ** axes`` when it checks any axis."""
+    return 1 + (2 ** len(mirror_axes) if mirror_axes else 0)
 
 
 def choose_inference(

@@ -79,7 +79,13 @@ from monai_unet.plan.geometry import (
     median_shape,
     target_spacing,
 )
-from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, choose_inference, mirror_check_axes, tile_count
+from monai_unet.plan.inference_choice import (
+    VALIDATION_OVERLAP,
+    choose_inference,
+    mirror_check_axes,
+    tile_count,
+    validations_after_training,
+)
 from monai_unet.plan.ladder import FEATURE_CAP, Candidate, ladder, network_kwargs
 from monai_unet.plan.loss import choose_loss, loss_config
 from monai_unet.plan.normalisation import choose_normalisation
@@ -205,6 +211,7 @@ def make_plan(
     if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
     loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
+    step_loss = loss_config(loss)  # the calibration times the step with the bundle's own loss
 
     def evaluate(candidate: Candidate, timing: StepTiming) -> dict[str, float]:
         patch, _pools, _ = fit_patch(candidate.patch, grid_spacing, dims)
@@ -212,8 +219,8 @@ def make_plan(
         validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
         usable = budget_s - startup_s
         n_val = int(np.clip(VALIDATION_SHARE * usable / max(validation_s, 1e-6), 1, MAX_VALIDATIONS))
-        mirrored = len(mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s))
-        reserve_s = RESERVE_FACTOR * (1 + (2**mirrored if mirrored else 0)) * validation_s
+        after = validations_after_training(mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s))
+        reserve_s = RESERVE_FACTOR * after * validation_s
         train_s = max(usable - (n_val - 1) * validation_s - reserve_s, 0.1 * usable)
         return {
             "validation_s": validation_s,
@@ -254,9 +261,9 @@ def make_plan(
     def measure_rung(index: int) -> StepTiming:
         candidate, patch, net = rungs[index]
         predicted = timing_of(index).train_step_s if timings else math.inf
-        timings[index] = timer(net, patch, candidate.batch, device, precision, loss=loss_config(loss))
+        timings[index] = timer(net, patch, candidate.batch, device, precision, loss=step_loss)
         if timings[index].train_step_s > SLOW_TIMING * predicted:  # a busy machine? the faster of two timings
-            again = timer(net, patch, candidate.batch, device, precision, loss=loss_config(loss))
+            again = timer(net, patch, candidate.batch, device, precision, loss=step_loss)
             timings[index] = min(timings[index], again, key=lambda t: t.train_step_s)
         return timings[index]
 
