@@ -1,6 +1,7 @@
 """A planned bundle against a stock-MONAI recipe: same split, same wall-clock budget, same scoring code.
 
-``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--seed S] [--output-dir DIR] [--skip-stock]``
+``python -m benchmarks.planned_vs_stock TASK [--minutes 20] [--fold K] [--seed S] [--output-dir DIR] [--skip-stock]
+[--stock-from STORED.json]``
 
 TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
 ``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour
@@ -19,6 +20,11 @@ command:
    side-by-side ``DIR/comparison.json`` with each run's time-to-accuracy curve (validation Dice against seconds)
    and the seconds each needed to reach the other's final validation Dice.
 
+``--stock-from STORED.json`` pairs this run with the stock side of a stored ``comparison.json`` (same task and fold,
+e.g. ``benchmarks/results/planned_vs_stock_brats_fold0.json``) instead of training the stock recipe again: how a
+half-budget run of ours meets the stock's full budget. With ``--skip-ours`` and an existing ``--output-dir`` it only
+re-assembles ``comparison.json``. Our minutes are then read from the plan, the stock's from the stored file.
+
 Run one task at a time on a quiet machine (the budgets are wall clock).
 """
 
@@ -35,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.scoring import finite_json, load_split, score_split
+from benchmarks.time_to_accuracy import seconds_to_reach
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -163,11 +170,22 @@ def _curve_stock(stock: Path) -> list[dict]:
     return rows
 
 
-def _seconds_to_reach(curve: list[dict], target: float) -> float | None:
-    for row in curve:
-        if row["val_mean_dice"] >= target:
-            return row["seconds"]
-    return None
+def _stored_stock(path: Path, task: str, fold: int) -> dict:
+    """The stock side of a stored ``comparison.json``: its scores, validation curve and minutes."""
+    stored = json.loads(path.read_text())
+    if (stored.get("task"), stored.get("fold")) != (task, fold):
+        raise SystemExit(
+            f"{path}: its stock run is task {stored.get('task')!r} fold {stored.get('fold')!r}, "
+            f"not {task!r} fold {fold}: a pairing needs the same split"
+        )
+    if "stock" not in stored:
+        raise SystemExit(f"{path}: holds no stock side (was it written with --skip-stock?)")
+    return {
+        "stock": stored["stock"],
+        "stock_curve": stored.get("stock_curve") or [],
+        "stock_minutes": stored.get("stock_minutes", stored["minutes"]),
+        "stock_from": path.name,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -179,6 +197,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--skip-stock", action="store_true", help="only the planned bundle")
     parser.add_argument("--skip-ours", action="store_true", help="only the stock recipe (on an existing plan)")
+    parser.add_argument(
+        "--stock-from",
+        type=Path,
+        default=None,
+        help="a stored comparison.json (same task and fold) whose stock side is paired with ours; no stock run",
+    )
     parser.add_argument(
         "--reuse-plan",
         action="store_true",
@@ -256,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
         (out / "ours" / "metrics.json").write_text(
             json.dumps(finite_json({"scores": ours, "seconds": seconds}), indent=2)
         )
-    if not args.skip_stock:
+    stored_stock = _stored_stock(args.stock_from, args.task, fold) if args.stock_from else None
+    if not args.skip_stock and stored_stock is None:
         seconds["stock"] = _run(
             [
                 sys.executable,
@@ -277,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
         "task": args.task,
         "fold": fold,
         "seed": args.seed,
-        "minutes": args.minutes,
+        "minutes": plans["budget"]["minutes"] if stored_stock else args.minutes,
         "classes": classes,
         "seconds": seconds,
     }
@@ -297,16 +322,19 @@ def main(argv: list[str] | None = None) -> dict:
     if (_run_folder(out) / "validation_history.csv").is_file():
         comparison["ours_curve"] = _curve_ours(_run_folder(out))
         comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
-    if (out / "stock" / "history.json").is_file():
+    if stored_stock is not None:
+        comparison.pop("stock", None)
+        comparison.update(stored_stock)
+    elif (out / "stock" / "history.json").is_file():
         comparison["stock_curve"] = _curve_stock(out / "stock")
     if "ours_curve" in comparison and "stock_curve" in comparison:
         final_stock = comparison["stock_curve"][-1]["val_mean_dice"] if comparison["stock_curve"] else None
         best_stock = max((r["val_mean_dice"] for r in comparison["stock_curve"]), default=None)
         comparison["ours_seconds_to_stock_best_val"] = (
-            _seconds_to_reach(comparison["ours_curve"], best_stock) if best_stock is not None else None
+            seconds_to_reach(comparison["ours_curve"], best_stock) if best_stock is not None else None
         )
         comparison["stock_seconds_to_stock_best_val"] = (
-            _seconds_to_reach(comparison["stock_curve"], best_stock) if best_stock is not None else None
+            seconds_to_reach(comparison["stock_curve"], best_stock) if best_stock is not None else None
         )
         comparison["stock_final_val"] = final_stock
     (out / "comparison.json").write_text(json.dumps(finite_json(comparison), indent=2))

@@ -37,7 +37,7 @@ def summarise(comparison: dict) -> dict:
     """Per side: best validation and its time; the seconds each side needed to reach the stock recipe's best."""
     curves = {side: comparison.get(f"{side}_curve") or [] for side in ("ours", "stock")}
     target = max((r["val_mean_dice"] for r in curves["stock"]), default=None)
-    row: dict = {"task": comparison["task"], "fold": comparison["fold"], "minutes": comparison["minutes"]}
+    row: dict = {"task": comparison["task"], "fold": comparison["fold"], "minutes": budgets(comparison)}
     for side, curve in curves.items():
         best = max(curve, key=lambda r: r["val_mean_dice"], default=None)
         row[f"{side}_best"] = None if best is None else (best["val_mean_dice"], best["seconds"])
@@ -47,10 +47,20 @@ def summarise(comparison: dict) -> dict:
     return row
 
 
+def budgets(comparison: dict) -> dict[str, float]:
+    """Each side's training budget (minutes): ``stock_minutes`` where a run was paired with a stored stock run
+    (``planned_vs_stock --stock-from``), ``ours_minutes`` in the comparisons assembled by hand before that option."""
+    return {
+        "ours": comparison.get("ours_minutes", comparison["minutes"]),
+        "stock": comparison.get("stock_minutes", comparison["minutes"]),
+    }
+
+
 def plot(comparison: dict, path: Path) -> None:
     """Both validation curves (Dice against minutes) as a PNG."""
     curves = {side: comparison.get(f"{side}_curve") or [] for side in ("ours", "stock")}
-    t_max = max([r["seconds"] for c in curves.values() for r in c] + [comparison["minutes"] * 60.0])
+    minutes = budgets(comparison)
+    t_max = max([r["seconds"] for c in curves.values() for r in c] + [60.0 * m for m in minutes.values()])
     line_plot(
         {
             f"{side}: validation mean Dice": [(r["seconds"] / 60, r["val_mean_dice"]) for r in c]
@@ -58,7 +68,12 @@ def plot(comparison: dict, path: Path) -> None:
         },
         t_max / 60,
         "minutes (wall clock)",
-        f"{comparison['task']} fold {comparison['fold']}, {comparison['minutes']:g} min",
+        f"{comparison['task']} fold {comparison['fold']}, "
+        + (
+            f"{minutes['ours']:g} min"
+            if minutes["ours"] == minutes["stock"]
+            else f"ours {minutes['ours']:g} min, stock {minutes['stock']:g} min"
+        ),
         path,
     )
 
