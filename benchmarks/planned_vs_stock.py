@@ -309,7 +309,10 @@ def main(argv: list[str] | None = None) -> dict:
     for side in ("ours", "stock"):
         path = out / side / "metrics.json"
         if path.is_file():
-            scores = json.loads(path.read_text())["scores"]
+            recorded = json.loads(path.read_text())
+            scores = recorded["scores"]
+            if side == "ours":  # a re-assembly (--skip-ours) keeps the plan, training and inference seconds
+                comparison["seconds"] = {**recorded.get("seconds", {}), **comparison["seconds"]}
             comparison[side] = {"mean_dice": scores["mean_dice"], "mean": scores["mean"], "n_cases": scores["n_cases"]}
             if "isbi" in scores:
                 comparison[side]["isbi"] = scores["isbi"]
