@@ -326,8 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
         comparison["ours_curve"] = _curve_ours(_run_folder(out))
         comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
     if stored_stock is not None:
-        comparison.pop("stock", None)
-        comparison.update(stored_stock)
+        comparison.update(stored_stock)  # replaces any stock side found in DIR
     elif (out / "stock" / "history.json").is_file():
         comparison["stock_curve"] = _curve_stock(out / "stock")
     if "ours_curve" in comparison and "stock_curve" in comparison:

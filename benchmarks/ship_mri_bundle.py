@@ -97,22 +97,10 @@ expects inputs prepared the same way.
 """
 
 
-def shipped_docs(bundle: Path, minutes: float) -> None:
-    """The parts of the docs written for the shipped weights rather than by the planner: the data's terms with its
-    citations (``docs/data_license.txt``, kept from the shipped bundle), the machine it was trained on and its
-    limitations."""
-    if bundle.resolve() != SHIPPED.resolve():
-        shutil.copy(SHIPPED / "docs" / "data_license.txt", bundle / "docs" / "data_license.txt")
-    readme = bundle / "docs" / "README.md"
-    text = readme.read_text()
-    start, end = text.index("## System configuration"), text.index("## License")
-    readme.write_text(text[:start] + SYSTEM.format(minutes=minutes) + text[end:])
-
-
 def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     """What the planner cannot infer: all three subjects and the longer budget for the final weights, the demo
-    input, the shared training folder, version and changelog, the shipped path in the README and how the weights
-    were made."""
+    input, the shared training folder, version and changelog, the data's terms, the shipped path in the README, the
+    machine, the limitations and how the weights were made."""
     from monai_unet import __version__
 
     split_path = bundle / "configs" / "split.json"
@@ -131,7 +119,9 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     }
     plans["dataset"] = "outputs/datasets/brats2013/dataset.json (benchmarks.planned_vs_stock.brats_dataset)"
     plans_path.write_text(json.dumps(plans, indent=4) + "\n")
-    shutil.copy(SHIPPED / "LICENSE", bundle / "LICENSE")  # the code's licence and the data's terms for the weights
+    # kept from the shipped bundle: the code's licence and the data's terms (with their citations) for the weights
+    shutil.copy(SHIPPED / "LICENSE", bundle / "LICENSE")
+    shutil.copy(SHIPPED / "docs" / "data_license.txt", bundle / "docs" / "data_license.txt")
 
     shutil.copy(SHIPPED / "configs" / "dataset_sample.json", bundle / "configs" / "dataset_sample.json")
     edit_json(
@@ -159,8 +149,10 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path) -> None:
     text = readme.read_text().replace(str(bundle), "bundles/brain_tumor_mri_segmentation")
     text = text.replace(str(dataset), "outputs/datasets/brats2013/dataset.json")
     text = text.replace("# 20 minutes of wall clock", f"# {minutes:g} minutes of wall clock")
+    # the machine and the limitations are the shipped weights', not the planner's generic text
+    start, end = text.index("## System configuration"), text.index("## License")
+    text = text[:start] + SYSTEM.format(minutes=minutes) + text[end:]
     readme.write_text(text + RESULTS.format(minutes=minutes))
-    shipped_docs(bundle, minutes)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -43,9 +43,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   by elapsed time so that it reaches zero when the budget ends (:class:`monai_unet.handlers.TimeBudget`).
 - **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
   groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
-  ``--fold all``: every case on both sides)
-  (neighbouring names are usually one patient, series or video). Validations fill about 10 % of the budget; the
-  best network by mean foreground Dice is kept.
+  ``--fold all``: every case on both sides); neighbouring names are usually one patient, series or video.
+  Validations fill about 10 % of the budget; the best network by mean foreground Dice is kept.
 - **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (nnU-Net mirrors every
   axis; on a CPU it multiplies the cost by 2^axes) is decided by training: the best model is validated once more
   with its tiles mirrored along every axis, and mirroring is turned on when that gained
