@@ -51,7 +51,12 @@ def bundles(tmp_path_factory) -> dict[int, Path]:
     return {1: write_tiny_bundle(root / "one", channels=1), 2: write_tiny_bundle(root / "two", channels=2)}
 
 
-def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp_path, capsys):
+def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp_path, capsys, monkeypatch):
+    from monai_unet.io import SimpleITKReader
+
+    read = []
+    original = SimpleITKReader.get_data
+    monkeypatch.setattr(SimpleITKReader, "get_data", lambda self, *a, **k: read.append(a) or original(self, *a, **k))
     flair = sample_data / "brats2013" / "brats_2013_pat0004_1" / "Flair_subtrMeanDivStd.nii.gz"
     out, mha = tmp_path / "seg.nii.gz", tmp_path / "seg.mha"
     cases = [
@@ -66,6 +71,7 @@ def test_argument_errors_answer_without_reading_images(bundles, sample_data, tmp
         else:
             result = run_in_process(capsys, *args)
         _assert_refused(result, named, output, problem)
+    assert read == [], "an argument error was answered after reading an image"
 
 
 def test_bad_images_are_refused_with_one_line_and_no_output(bundles, shared_data, sample_data, tmp_path):

@@ -53,6 +53,13 @@ def test_bundle_summary_refuses_a_folder_that_is_not_a_bundle(tmp_path):
         read_bundle_summary(tmp_path)
 
 
+def test_bundle_summary_before_monai_unet_is_installed_asks_for_it(bundle, monkeypatch):
+    """In a Slicer whose Python lacks monai-unet the summary is refused with what to do, not a traceback."""
+    monkeypatch.setitem(sys.modules, "monai_unet.cli.bundle", None)  # import fails as if not installed
+    with pytest.raises(ValueError, match="not installed in Slicer's Python"):
+        read_bundle_summary(bundle)
+
+
 def test_plan_and_command_line(bundle, tmp_path):
     plan = plan_run(2, tmp_path)
     assert plan.work_dir.parent == tmp_path and plan.work_dir.is_dir() and not any(plan.work_dir.iterdir())

@@ -96,7 +96,10 @@ def load_bundle_network(bundle: Bundle, checkpoint: Path | None = None) -> Any:
 
 def example_input_shape(network: Any, bundle: Bundle, requested: Sequence[int] | None) -> tuple[int, ...]:
     """Spatial shape of the example input: ``requested``, else the metadata's ``spatial_shape`` where it is
-    numeric (else 64 per axis), moved up to a size the network accepts when it has ``valid_input_shape``."""
+    numeric (else 64 per axis), moved up to a size the network accepts when it states its sizes
+    (:class:`~monai_unet.networks.SizedNetwork`)."""
+    from monai_unet.networks.size_arithmetic import SizedNetwork
+
     dims = getattr(network, "spatial_dims", None)
     stated = bundle.input_spatial_shape
     if requested:
@@ -107,7 +110,7 @@ def example_input_shape(network: Any, bundle: Bundle, requested: Sequence[int] |
         shape = [64] * (dims or len(stated) or 2)
     if dims is not None and len(shape) != dims:
         raise UsageError(f"--input-shape: the network is {dims}D, got {len(shape)} sizes {tuple(shape)}")
-    if hasattr(network, "valid_input_shape"):
+    if isinstance(network, SizedNetwork):
         return tuple(network.valid_input_shape(shape))
     return tuple(shape)
 

@@ -1,7 +1,10 @@
 """The input's grid as ``monai-unet segment`` reads it, and the check that an output lies on it.
 
-The CLI reads every input once before inference (so a damaged file is refused first) and keeps its grid in LPS
-terms; after inference, each written segmentation must have the same size, origin, spacing and direction, else the
+The CLI reads every input once before inference and keeps its grid in LPS terms. It decodes the voxels rather than
+reading headers alone (:meth:`~monai_unet.io.VoxelGrid.from_header`): a truncated or bit-flipped file is only found by
+decoding it, and so a damaged case is refused, or set aside in a batch, before the bundle's one run starts; the grid
+is the reader's own, the one the bundle inverts its preprocessing to. The voxels are not reordered and are dropped
+at once. After inference, each written segmentation must have the same size, origin, spacing and direction, else the
 bundle's inverse preprocessing is wrong (an internal error, never a silently shifted result).
 """
 
@@ -63,7 +66,8 @@ def read_source_scan(inputs: list[Path], resample: bool = False) -> SourceScan:
     from monai_unet.io.grid import VoxelGrid
 
     reader = SimpleITKReader(resample=resample)
-    _, meta = reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
+    pending = reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0]))
+    _, meta = reader.get_data(pending, contiguous=False)
     return SourceScan(
         grid=VoxelGrid.from_meta(meta),
         is_dicom=meta.get("source_format") == "dicom",

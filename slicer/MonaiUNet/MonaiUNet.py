@@ -86,8 +86,10 @@ class MonaiUNetLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def is_installed() -> bool:
         """Whether ``monai_unet`` can be imported in Slicer's Python."""
+        import importlib
         import importlib.util
 
+        importlib.invalidate_caches()  # a package pip installed during this session is found
         return importlib.util.find_spec("monai_unet") is not None
 
     @staticmethod
@@ -258,6 +260,7 @@ class MonaiUNetWidget(ScriptedLoadableModuleWidget):
         with slicer.util.tryWithErrorDisplay("Installing monai-unet failed", waitCursor=True):
             self.logic.install(self.package_source.currentPath)
             self.package_source.visible = self.install_button.visible = not self.logic.is_installed()
+            self.on_bundle_changed(self.bundle_path.currentPath)  # the bundle is read by monai-unet, now installed
 
     def on_apply(self) -> None:
         if self.bundle is None:

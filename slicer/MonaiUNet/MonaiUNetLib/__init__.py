@@ -13,7 +13,6 @@ from MonaiUNetLib.logic import (
     plan_run,
     read_bundle_summary,
     read_seg_nrrd_segments,
-    segments_from_metadata,
 )
 from MonaiUNetLib.process import stop_process_tree
 from MonaiUNetLib.scene import link_to_reference
@@ -31,6 +30,5 @@ __all__ = [
     "plan_run",
     "read_bundle_summary",
     "read_seg_nrrd_segments",
-    "segments_from_metadata",
     "stop_process_tree",
 ]

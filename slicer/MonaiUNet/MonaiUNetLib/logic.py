@@ -1,19 +1,19 @@
 """What the 3D Slicer module does, in plain Python: no ``slicer``, ``qt`` or ``vtk`` here, so it is tested outside.
 
-- :func:`read_bundle_summary`: a bundle's name, input channels and segments, from ``configs/metadata.json`` (the
-  UI shows one input selector per channel and the segments it will get).
+- :func:`read_bundle_summary`: a bundle's name, input channels and segments, as monai-unet's own bundle reader
+  (:func:`monai_unet.cli.bundle.open_bundle`) states them (the UI shows one input selector per channel and the
+  segments it will get).
 - :func:`plan_run`: the temporary files of one run (one ``.nrrd`` per input channel, written by Slicer, and the
   ``.seg.nrrd`` the command writes) in a fresh folder, and :func:`build_segment_command`: the ``monai-unet
   segment`` command line that Slicer runs in a background process with Slicer's own Python (``PythonSlicer``).
 - :class:`ProgressParser`: turns the process's merged stdout/stderr stream (tqdm redraws a line with ``\\r``)
   into log lines and a completion fraction.
-- :func:`read_seg_nrrd_segments` and :func:`segments_from_metadata`: label value → segment name and colour, from
-  the written ``.seg.nrrd`` header or the bundle's metadata, applied to the loaded segmentation node.
+- :func:`read_seg_nrrd_segments` and :func:`merge_segments`: label value → segment name and colour, from the written
+  ``.seg.nrrd`` header and the bundle, applied to the loaded segmentation node.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -30,7 +30,6 @@ __all__ = [
     "plan_run",
     "read_bundle_summary",
     "read_seg_nrrd_segments",
-    "segments_from_metadata",
 ]
 
 #: Colour given to a segment whose colour neither the file nor the bundle states (Slicer's default green-ish grey).
@@ -68,42 +67,39 @@ class BundleSummary:
     segments: tuple[SegmentInfo, ...]
 
 
-def segments_from_metadata(metadata: dict) -> list[SegmentInfo]:
-    """Segments named in ``network_data_format.outputs.pred.channel_def`` (background 0 left out), coloured by
-    ``label_colors`` (RGB in [0, 1]) or :data:`FALLBACK_COLOR`."""
-    pred = metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {})
-    colors = {int(k): tuple(float(c) for c in v) for k, v in pred.get("label_colors", {}).items()}
-    names = {int(k): str(v) for k, v in pred.get("channel_def", {}).items() if int(k) != 0}
-    return [SegmentInfo(v, names[v], colors.get(v, FALLBACK_COLOR)) for v in sorted(names)]  # type: ignore[arg-type]
-
-
 def read_bundle_summary(bundle_dir: str | Path) -> BundleSummary:
-    """Read ``configs/metadata.json`` of a bundle.
+    """A bundle as ``monai-unet segment`` will see it: opened by monai-unet's own
+    :func:`monai_unet.cli.bundle.open_bundle` (one reading of ``configs/metadata.json`` for the CLI and this module),
+    so monai-unet must be installed in Slicer's Python first.
 
     Raises:
-        ValueError: the folder is not a bundle (no ``configs/metadata.json`` or ``configs/inference.json``), or
-            the metadata is not valid JSON; the message names the file.
+        ValueError: monai-unet is not installed yet, the folder is not a bundle (no readable
+            ``configs/metadata.json``), or it has no ``configs/inference.json``; the message names the file.
     """
-    root = Path(bundle_dir)
-    meta_file = root / "configs" / "metadata.json"
-    if not meta_file.is_file():
-        raise ValueError(f"{root}: not a bundle folder (no configs/metadata.json)")
-    if not (root / "configs" / "inference.json").is_file():
-        raise ValueError(f"{root}: the bundle has no configs/inference.json, so it cannot segment")
     try:
-        metadata = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{meta_file}: cannot be read as JSON ({error})") from None
-    image = metadata.get("network_data_format", {}).get("inputs", {}).get("image", {})
-    channels = int(image.get("num_channels", 1))
-    channel_def = image.get("channel_def", {})
-    names = tuple(str(channel_def.get(str(i), f"channel{i}")) for i in range(channels))
+        from monai_unet.cli.bundle import open_bundle
+        from monai_unet.errors import UsageError
+    except ImportError:
+        raise ValueError(
+            "monai-unet is not installed in Slicer's Python yet: install it (Package, then Install) to open a bundle"
+        ) from None
+    try:
+        bundle = open_bundle(bundle_dir)
+        bundle.config("inference")
+    except UsageError as error:
+        raise ValueError(str(error)) from None
+    channels = bundle.input_channels or 1
+    stated = bundle.channel_names
+    colors = bundle.label_colors
     return BundleSummary(
-        root=root,
-        name=str(metadata.get("name") or root.name),
+        root=bundle.root,
+        name=str(bundle.metadata.get("name") or bundle.root.name),
         channels=channels,
-        channel_names=names,
-        segments=tuple(segments_from_metadata(metadata)),
+        channel_names=tuple(stated[i] if i < len(stated) else f"channel{i}" for i in range(channels)),
+        segments=tuple(
+            SegmentInfo(value, name, colors.get(value, FALLBACK_COLOR))
+            for value, name in sorted(bundle.label_names.items())
+        ),
     )
 
 
