@@ -8,7 +8,9 @@ the user's to fix.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "UsageError"]
+from collections.abc import Sequence
+
+__all__ = ["InputError", "UsageError", "listed"]
 
 
 class InputError(ValueError):
@@ -21,3 +23,9 @@ class InputError(ValueError):
 
 class UsageError(InputError):
     """Command-line arguments that cannot work together or name something unusable."""
+
+
+def listed(names: Sequence[str], shown: int = 5) -> str:
+    """``names`` joined for a one-line message: the first ``shown`` and how many more (``"a, b and 3 more"``)."""
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")

@@ -378,6 +378,27 @@ def test_short_budgets_still_plan_enough_iterations(tmp_path):
         assert f"at least {MIN_ITERATIONS} iterations" in plan.reasons["calibration"]
 
 
+def test_the_calibration_says_whether_the_kept_rung_reached_the_iterations(tmp_path):
+    """Every rung equally slow: at 95 % of the iterations the kept rung is within the estimate's 10 % and the reason
+    says so (not that no rung fitted); at 50 % no rung fits, and the reason says the smallest is used."""
+    from monai_unet.plan.recipe import MIN_ITERATIONS
+
+    dataset = read_dataset(write_png_dataset(tmp_path, size=(256, 256)))
+    fingerprint = measure(dataset, progress=False)
+
+    def plan_at(step_s: float):
+        def timer(network_kwargs, patch, batch, device="cpu", precision="auto", loss=None):
+            return StepTiming(train_step_s=step_s, forward_s=1e-4)
+
+        return make_plan(dataset, fingerprint, 20.0, timer=timer)
+
+    train_s = plan_at(1.0).budget["iterations_estimate"]  # seconds of training at 1 s a step
+    near, short = plan_at(train_s / (0.95 * MIN_ITERATIONS)), plan_at(train_s / (0.5 * MIN_ITERATIONS))
+    assert 0.9 * MIN_ITERATIONS <= near.budget["iterations_estimate"] < MIN_ITERATIONS
+    assert "within the 10 %" in near.reasons["calibration"] and "smallest" not in near.reasons["calibration"]
+    assert "the smallest is used" in short.reasons["calibration"]
+
+
 def test_the_calibration_times_the_augmentation_with_the_step():
     """The per-iteration time the plan is sized by includes the planned augmentation of the batch's patches (it runs
     on the same threads as the step); the chain timed is the training pipeline's own tail."""
@@ -831,6 +852,9 @@ def test_one_patch_in_three_is_forced_onto_foreground(tmp_path):
     assert common == pytest.approx([0.52, 0.48], abs=1e-3)
     with pytest.raises(ValueError, match="at least two classes"):
         choose_sampling([1.0], ["background"])
+    subset, why = choose_sampling([0.9, 0.1, 0.0, 0.0], ["background", "liver", "spleen", "kidney"])
+    assert subset["class_ratios"] == pytest.approx([0.6, 0.4, 0.0, 0.0], abs=1e-3), "classes in no case: no centres"
+    assert "2 class(es), spleen, kidney" in why
 
     source = write_png_dataset(tmp_path / "data")
     bundle, plan = _write(source, tmp_path)

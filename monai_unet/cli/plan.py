@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from monai_unet.errors import UsageError
+from monai_unet.errors import UsageError, listed
 
 __all__ = ["register", "run"]
 
@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> Path:
     uncoded = [name for index, name in enumerate(dataset.label_names) if index and index not in dataset.terminology]
     if uncoded:
         _say(
-            f"warning: no SNOMED CT codes for {', '.join(uncoded)} (dataset.json 'terminology'); their segments are "
-            "written as the generic 'Tissue' in .seg.nrrd and DICOM SEG"
+            f"warning: no SNOMED CT codes for {len(uncoded)} class(es), {listed(uncoded)} (dataset.json "
+            "'terminology'); their segments are written as the generic 'Tissue' in .seg.nrrd and DICOM SEG"
         )
     start = time.monotonic()
     fingerprint = measure(dataset, seed=args.seed, progress=args.progress)

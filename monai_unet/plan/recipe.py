@@ -300,7 +300,13 @@ def make_plan(
         f"is kept: {timing.train_step_s:.3f} s per step as a run averages it (the median timed step with the planned "
         f"loss, {timing.augmentation_s:.3f} s of augmentation, times {RUN_OVERHEAD:g} for the loader, handlers and "
         f"jitter), about {outcome['iterations']:.0f} iterations after the validations and the final reserve."
-        + ("" if outcome["iterations"] >= min_iterations else " No configuration reached that; the smallest is used.")
+        + (
+            ""
+            if outcome["iterations"] >= min_iterations
+            else " That is within the 10 % the estimate errs by, so it is kept."
+            if fits(index)
+            else " No configuration reached that; the smallest is used."
+        )
     )
     reasons["network"] = (
         f"same-padding U-Net, instance norm, {len(net['pools'])} poolings for a {patch} patch "

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_unet.errors import listed
 from monai_unet.io.errors import ImageInputError
 
 __all__ = ["DicomSeriesInfo", "is_dicom_file", "list_dicom_series"]
@@ -136,8 +137,9 @@ def _scan(
             folder, f"holds no DICOM image files ({len(files)} other files)", "point to the folder of the series"
         )
     if ignored:
-        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
-        warnings.warn(f"{folder}: ignored {len(ignored)} file(s) that are not DICOM images: {shown}", stacklevel=3)
+        warnings.warn(
+            f"{folder}: ignored {len(ignored)} file(s) that are not DICOM images: {listed(ignored)}", stacklevel=3
+        )
     return folder, headers
 
 
