@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
 import nrrd
 import numpy as np
 import pydicom
@@ -164,6 +165,32 @@ def test_segment_brats_two_channels_to_nifti(sample_data, tmp_path):
     result = monai_unet("segment", *by_name, "-o", named, "--bundle", bundle, "--tta", "--precise")
     assert result.returncode == 0, result.stderr[-2000:]
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(named))), sitk.GetArrayFromImage(written))
+
+
+def test_one_4d_file_holds_every_channel(sample_data, tmp_path):
+    """The Decathlon stores a case's modalities as one 4D file: it segments like the separate files, and a 4D file
+    with another number of volumes is refused naming it, before the bundle runs."""
+    bundle = write_tiny_bundle(tmp_path / "mr_bundle", channels=2)
+    subject = sample_data / "brats2013" / "brats_2013_pat0004_1"
+    flair, t1c = subject / "Flair_subtrMeanDivStd.nii.gz", subject / "T1c_subtrMeanDivStd.nii.gz"
+    volumes = [nib.load(p) for p in (flair, t1c)]
+    packed = tmp_path / "case_4d.nii.gz"
+    stacked = np.stack([np.asarray(v.dataobj, dtype=np.float32) for v in volumes], axis=-1)
+    nib.save(nib.Nifti1Image(stacked, volumes[0].affine, volumes[0].header), packed)
+    separate, together = tmp_path / "separate.nii.gz", tmp_path / "together.nii.gz"
+    assert monai_unet("segment", flair, t1c, "-o", separate, "--bundle", bundle, "--precise").returncode == 0
+    result = monai_unet("segment", packed, "-o", together, "--bundle", bundle, "--precise")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_grid(sitk.ReadImage(str(together)), sitk.ReadImage(str(flair)))
+    assert np.array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(together))), sitk.GetArrayFromImage(sitk.ReadImage(str(separate)))
+    )
+
+    three = tmp_path / "three_4d.nii.gz"
+    nib.save(nib.Nifti1Image(np.concatenate([stacked, stacked[..., :1]], axis=-1), volumes[0].affine), three)
+    refused = monai_unet("segment", three, "-o", tmp_path / "no.nii.gz", "--bundle", bundle)
+    assert refused.returncode == 2 and "three_4d.nii.gz" in refused.stderr and "takes 2 channel(s)" in refused.stderr
+    assert not (tmp_path / "no.nii.gz").exists()
 
 
 @pytest.mark.slow

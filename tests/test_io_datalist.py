@@ -53,3 +53,28 @@ def test_evaluation_scores_a_labelled_test_list_but_training_never_does(tmp_path
     assert Path(scored["label"]).resolve() == tmp_path / "data" / "labelsTr" / "a.nii.gz"
     training = split_datalist(split, "training", held_out)  # the split, relative to the JSON's folder: no test case
     assert [c["image"] for c in training] == [str(held_out.parent / "imagesTr" / f"{n}.nii.gz") for n in "ab"]
+
+
+def test_a_folder_of_files_holding_every_channel_is_one_case_per_file(tmp_path):
+    """RGB pictures for a 3-channel bundle and 4D files for a 2-channel one are a case each; 3D files for a
+    2-channel bundle must be named case_0000, case_0001, ..."""
+    from PIL import Image
+
+    pictures, volumes, plain = tmp_path / "rgb", tmp_path / "4d", tmp_path / "3d"
+    for folder in (pictures, volumes, plain):
+        folder.mkdir()
+    for name in ("b", "a"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(pictures / f"{name}.png")
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), volumes / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), plain / f"{name}.nii.gz")
+    from monai_unet.io.image_file import channels_in_file
+
+    held = [channels_in_file(f / n) for f, n in ((pictures, "a.png"), (volumes, "a.nii.gz"), (plain, "a.nii.gz"))]
+    assert held == [3, 2, 1] and channels_in_file(tmp_path / "missing.nii.gz") == 1
+    assert [c["case"] for c in list_inputs(pictures, channels=3)] == ["a", "b"]
+    assert [c["image"] for c in list_inputs(volumes, channels=2)] == [
+        str(volumes / "a.nii.gz"),
+        str(volumes / "b.nii.gz"),
+    ]
+    with pytest.raises(ImageInputError, match="case_0000"):
+        list_inputs(plain, channels=2)

@@ -258,6 +258,41 @@ def test_anisotropic_two_channel_plan(tmp_path):
     assert plan.normalisation["scheme"] == "zscore"
 
 
+def test_the_decathlons_4d_multimodal_files_plan_like_one_file_per_channel(tmp_path):
+    """Task01/Task05 of the Medical Segmentation Decathlon store a case's modalities as one 4D file: the same cases
+    as 4D files and as channel files give the same fingerprint, and the bundle reads 4D files; a 4D file whose
+    volumes do not match 'modality' is refused naming the case; nnU-Net v2's 'channel_names' names the channels."""
+    folder = write_msd_folder(tmp_path / "channels")
+    packed = tmp_path / "packed"
+    (packed / "imagesTr").mkdir(parents=True)
+    training = []
+    for label in sorted((folder / "labelsTr").iterdir()):
+        case = label.name.removesuffix(".nii.gz")
+        volumes = [nib.load(folder / "imagesTr" / f"{case}_{c:04d}.nii.gz") for c in range(2)]
+        stacked = np.stack([np.asarray(v.dataobj) for v in volumes], axis=-1)
+        nib.save(nib.Nifti1Image(stacked, volumes[0].affine), packed / "imagesTr" / f"{case}.nii.gz")
+        training.append({"image": f"imagesTr/{case}.nii.gz", "label": str(label)})
+    data = {"name": "4D", "channel_names": {"0": "T1", "1": "T2"}, "labels": {"background": 0, "lesion": 1}}
+    (packed / "dataset.json").write_text(json.dumps({**data, "training": training}))
+    _, by_channel, plan = _plan(folder)
+    _, by_volume, packed_plan = _plan(packed / "dataset.json")
+    assert packed_plan.channel_names == ["T1", "T2"] == plan.channel_names
+    assert [c.intensities for c in by_volume.cases] == [c.intensities for c in by_channel.cases]
+    assert packed_plan.patch_size == plan.patch_size and packed_plan.normalisation == plan.normalisation
+    bundle = write_bundle(tmp_path / "bundle", packed_plan, read_dataset(packed / "dataset.json"), by_volume, "4D")
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    parser["bundle_root"] = str(bundle)
+    sample = Compose(parser.get_parsed_content("preprocessing_steps"))(
+        {"image": str(packed / training[0]["image"]), "label": training[0]["label"]}
+    )
+    assert sample["image"].shape[0] == 2 and sample["image"].shape[1:] == sample["label"].shape[1:]
+
+    (packed / "dataset.json").write_text(json.dumps({**data, "channel_names": {"0": "T1"}, "training": training}))
+    with pytest.raises(DatasetError, match=r"case pat0: .*4D image of 2 volumes.*names 1 channel"):
+        measure(read_dataset(packed / "dataset.json"), progress=False)
+
+
 def test_rgb_jpeg_plan_reads_three_channels(tmp_path):
     _, fingerprint, plan = _plan(write_rgb_dataset(tmp_path))
     assert fingerprint.channels == 3 and fingerprint.source_dtype == "uint8"
@@ -376,6 +411,32 @@ def test_short_budgets_still_plan_enough_iterations(tmp_path):
         plan = _plan(source, budget=minutes)[2]
         assert plan.budget["iterations_estimate"] >= MIN_ITERATIONS, minutes
         assert f"at least {MIN_ITERATIONS} iterations" in plan.reasons["calibration"]
+
+
+def test_the_cache_takes_at_most_half_the_available_memory(tmp_path, monkeypatch):
+    """Caching every preprocessed case would take more than half the memory: the plan caches the share that fits
+    (MONAI's cache_rate) and the training dataset caches that many cases; with memory to spare, all of them."""
+    from monai_unet.plan import recipe
+    from monai_unet.plan.cache import CACHE_SHARE, cached_bytes
+
+    source = write_nifti_dataset(tmp_path / "data", cases=6)
+    dataset = read_dataset(source)
+    fingerprint = measure(dataset, progress=False)
+    roomy = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
+    assert roomy.budget["cache_rate"] == 1.0 and "every case is cached" in roomy.reasons["cache"]
+    split = roomy.split
+    cropped = roomy.normalisation["nonzero"]
+    needed = cached_bytes(fingerprint, split["training"] + split["validation"], roomy.target_spacing, 1.0, cropped)
+    assert CACHE_SHARE == 0.5
+    monkeypatch.setattr(recipe, "available_memory", lambda: needed + 1000)  # half the memory holds half the cases
+    tight = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
+    assert tight.budget["cache_rate"] == 0.5 and "50% of them are cached" in tight.reasons["cache"]
+    bundle = write_bundle(tmp_path / "bundle", tight, dataset, fingerprint, "tight")
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    parser["bundle_root"] = str(bundle)
+    train_set = parser.get_parsed_content("train#dataset")
+    assert train_set.cache_num == len(split["training"]) // 2 < len(split["training"])
 
 
 def test_the_calibration_says_whether_the_kept_rung_reached_the_iterations(tmp_path):

@@ -95,7 +95,11 @@ def _inference_config(channels: int) -> dict:
                 {
                     "_target_": "LoadImaged",
                     "keys": "image",
-                    "reader": {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"},
+                    "reader": {
+                        "_target_": "monai_unet.io.SimpleITKReader",
+                        "resample": "@dicom_resample",
+                        "allow_4d": channels > 1,  # the channels may come as one 4D file, as planned bundles read
+                    },
                     "image_only": True,
                 },
                 {"_target_": "EnsureChannelFirstd", "keys": "image"},

@@ -170,7 +170,9 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
             continue
         images = case["image"] if isinstance(case["image"], list) else [case["image"]]
         try:
-            scans[case["case"]] = read_source_scan([Path(p) for p in images], resample=args.resample)
+            scans[case["case"]] = read_source_scan(
+                [Path(p) for p in images], resample=args.resample, channels=bundle.input_channels
+            )
             check_grid_for_output(bundle, scans[case["case"]], ext, Path(images[0]), target, resample=args.resample)
         except InputError as error:
             report.failed[case["case"]] = str(error)

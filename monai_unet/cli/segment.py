@@ -163,17 +163,27 @@ def _refuse_overlap(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.output}: -o and --probabilities name the same path; give them different names")
 
 
+def _holds_channels(inputs: list[Path], channels: int) -> bool:
+    """One file holding every channel, told from its header: an RGB picture for a 3-channel bundle, or a 4D file
+    with a volume per channel (the Decathlon's multi-modal images)."""
+    from monai_unet.io.image_file import channels_in_file
+
+    return len(inputs) == 1 and channels > 1 and channels_in_file(inputs[0]) == channels
+
+
 def _check_arguments(args: argparse.Namespace) -> tuple[Bundle, str]:
     """Checks that need no image reading; returns the bundle and the ``output_ext``."""
     for path in args.inputs:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
     bundle, _ = open_for_inference(args)
-    if bundle.input_channels is not None and len(args.inputs) != bundle.input_channels:
+    channels = bundle.input_channels
+    if channels is not None and len(args.inputs) != channels and not _holds_channels(args.inputs, channels):
         names = f" ({', '.join(bundle.channel_names)})" if bundle.channel_names else ""
         raise UsageError(
             f"{args.inputs[0]}: {len(args.inputs)} input(s) given, but the bundle {bundle.root.name} takes "
-            f"{bundle.input_channels} channel(s){names}; pass one file or DICOM folder per channel, in that order"
+            f"{channels} channel(s){names}; pass one file or DICOM folder per channel, in that order (or one file "
+            f"holding {channels}: a 4D file, an RGB picture)"
         )
     _refuse_overlap(args)
     ext = output_ext_for(args.output)
@@ -285,7 +295,7 @@ def run(args: argparse.Namespace) -> Path:
     bundle, ext = _check_arguments(args)
     device = choose_device(args.device)
     say(args, f"reading {len(args.inputs)} input(s)")
-    scan = read_source_scan(list(args.inputs), resample=args.resample)
+    scan = read_source_scan(list(args.inputs), resample=args.resample, channels=bundle.input_channels)
     check_grid_for_output(bundle, scan, ext, args.inputs[0], args.output, resample=args.resample)
     size = " x ".join(str(s) for s in scan.grid.size)
     say(args, f"input grid {size} voxels; running {bundle.root.name} inference on {device}")

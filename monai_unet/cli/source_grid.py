@@ -51,23 +51,33 @@ def add_resample_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_source_scan(inputs: list[Path], resample: bool = False) -> SourceScan:
+def read_source_scan(inputs: list[Path], resample: bool = False, channels: int | None = None) -> SourceScan:
     """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
 
     Args:
-        inputs: one file or DICOM folder per channel.
+        inputs: one file or DICOM folder per channel, or one 4D file holding every channel as a volume.
         resample: read a tilted or unevenly spaced DICOM series onto a regular grid (as ``--resample`` makes the
             bundle do), instead of refusing it.
+        channels: the channels the bundle takes (None: unstated); a single input for several is read as 4D.
 
     Raises:
-        ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids.
+        ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids, one
+            input whose volumes are not the bundle's channels.
     """
-    from monai_unet.io import SimpleITKReader
+    from monai_unet.io import ImageInputError, SimpleITKReader
     from monai_unet.io.grid import VoxelGrid
 
-    reader = SimpleITKReader(resample=resample)
+    packed = len(inputs) == 1 and (channels or 1) > 1
+    reader = SimpleITKReader(resample=resample, allow_4d=packed)
     pending = reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0]))
-    _, meta = reader.get_data(pending, contiguous=False)
+    array, meta = reader.get_data(pending, contiguous=False)
+    held = array.shape[-1] if meta.get("original_channel_dim") == -1 else 1  # a 4D file's volumes, RGB's colours
+    if packed and held != channels:
+        raise ImageInputError(
+            inputs[0],
+            f"holds {held} channel(s), but the bundle takes {channels}",
+            "give one file per channel, or one file holding them all (a 4D file, an RGB picture)",
+        )
     return SourceScan(
         grid=VoxelGrid.from_meta(meta),
         is_dicom=meta.get("source_format") == "dicom",

@@ -16,6 +16,7 @@ from pathlib import Path
 from monai.data import load_decathlon_datalist
 
 from monai_unet.io.errors import ImageInputError
+from monai_unet.io.image_file import channels_in_file
 from monai_unet.io.naming import CHANNEL_FILE, case_name, strip_image_suffix
 
 __all__ = ["list_inputs", "split_datalist"]
@@ -37,8 +38,9 @@ def list_inputs(
             relative to the JSON file's folder, as ``monai.data.load_decathlon_datalist`` reads them).
         suffixes: file name endings that count as images in a folder.
         list_key: the list to read from a ``dataset.json``.
-        channels: files per case (one per input channel; an RGB picture is one file). With more than one, a folder is
-            read in the MSD/nnU-Net layout: ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the files of ``case``.
+        channels: channels per case. With more than one, a folder is one case per file when every file holds them
+            all (RGB pictures, 4D files: :func:`~monai_unet.io.image_file.channels_in_file`), else read in the
+            MSD/nnU-Net layout: ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the files of ``case``.
 
     Raises:
         ImageInputError: the path does not exist, or holds no image.
@@ -52,8 +54,9 @@ def list_inputs(
     elif path.is_dir():
         names = sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".seg.nrrd"))
         items = [{"image": str(p)} for p in names if p.name.lower().endswith(tuple(suffixes))]
-        if channels > 1:
-            return _channel_groups(path, [Path(item["image"]) for item in items], channels)
+        files = [Path(item["image"]) for item in items]
+        if channels > 1 and not (files and all(channels_in_file(f) == channels for f in files)):
+            return _channel_groups(path, files, channels)
     else:
         raise ImageInputError(path, "no such folder or dataset.json", "Give a folder of images or a dataset.json")
     if not items:

@@ -43,7 +43,7 @@ from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.integrity import InflatedVoxels, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume
 
-__all__ = ["FILE_SUFFIXES", "read_image_file"]
+__all__ = ["FILE_SUFFIXES", "channels_in_file", "read_image_file"]
 
 #: Suffixes read by :func:`read_image_file` (lower case).
 FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -184,6 +184,22 @@ def read_image_file(
     meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
     volume = Volume(array, VoxelGrid.from_sitk(image).first_axes(3), meta)  # a 4D image's fourth axis is not spatial
     return _drop_or_keep_fourth_axis(path, volume, allow_4d) if ndim == 4 else volume
+
+
+def channels_in_file(path: str | PathLike) -> int:
+    """Channels one file holds, from its header alone (no voxel is decoded): N for a 4D file (x, y, z, N), the
+    components of a colour picture (3 for RGB), else 1; 1 also for a DICOM folder and for a header that cannot be
+    read (the reader refuses the file later, naming the problem)."""
+    path = Path(path)
+    if not path.is_file() or not path.name.lower().endswith(FILE_SUFFIXES):
+        return 1
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(path))
+    try:
+        info.ReadImageInformation()
+    except RuntimeError:
+        return 1
+    return int(info.GetSize()[3]) if info.GetDimension() == 4 else int(info.GetNumberOfComponents())
 
 
 def _volume_from_inflated(

@@ -28,7 +28,7 @@ try:  # libdeflate inflates gzip faster than zlib
 except ImportError:  # pragma: no cover - depends on the environment
     _gzip_decompress, _DeflateError = None, OSError
 
-__all__ = ["InflatedVoxels", "check_declared_size", "check_nifti_complete"]
+__all__ = ["InflatedVoxels", "available_memory", "check_declared_size", "check_nifti_complete"]
 
 #: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
 _MAX_DEFLATE_RATIO = 1032
@@ -266,7 +266,7 @@ def _check_zlib_stream(path: Path, expected: int, data: bytes, where: str = "") 
     return raw
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     """MemAvailable from ``/proc/meminfo`` in bytes; None where there is no such file."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -343,7 +343,7 @@ def check_declared_size(path: Path) -> InflatedVoxels | None:
             f"({' x '.join(map(str, reader.GetSize()))})",
             "copy or download the file again",
         )
-    available = _available_memory()
+    available = available_memory()
     if available is not None and declared > available:
         raise ImageInputError(
             path,

@@ -116,7 +116,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "batch_size": plan.batch_size,
             "samples_per_case": plan.samples_per_case,
             "learning_rate": plan.optimiser["lr"],
-            "cache_rate": plan.budget.get("cache_rate", 1.0),
+            "cache_rate": plan.budget["cache_rate"],
             "num_workers": 0 if plan.device == "cpu" else 4,
             "precision": plan.precision,
             "loss": loss_config(plan.loss),

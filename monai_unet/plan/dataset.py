@@ -5,16 +5,18 @@ Two forms are accepted:
 - a ``dataset.json`` (Medical Segmentation Decathlon): ``training`` list of ``{"image": path | [path per channel],
   "label": path}``, optional ``validation`` and ``test`` lists, ``modality`` (channel index → name), ``labels``
   (label value → name), optional ``name``, ``description``, ``reference``, ``licence``/``license``. Paths are
-  relative to the JSON file's folder. An optional ``"group"`` per training item keeps cases of one patient (or one
-  video) in the same cross-validation fold. ``labels`` may also be written the nnU-Net v2 way, name → value or list
-  of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``): the listed values merge into one class (values
-  given the same name in the MSD form merge too); a value may belong to one class only. An optional
+  relative to the JSON file's folder. An image may be one 4D file holding every channel as a volume (the Decathlon's
+  multi-modal BrainTumour and Prostate files), one volume per ``modality`` entry. An optional ``"group"`` per
+  training item keeps cases of one patient (or one video) in the same cross-validation fold. ``labels`` may also be
+  written the nnU-Net v2 way, name → value or list of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``):
+  the listed values merge into one class (values given the same name in the MSD form merge too); a value may belong
+  to one class only. An optional
   ``terminology`` gives each class its SNOMED CT codes, keyed by class name (or by a label value of the class):
   ``{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], "type": ["SCT",
   "108369006", "Neoplasm"], "region": ["SCT", "12738006", "Brain"]}}`` (:mod:`monai_unet.io.terminology`);
 - a folder with ``imagesTr/`` and ``labelsTr/`` (optional ``imagesTs/``): channels as ``case_0000.nii.gz``,
   ``case_0001.nii.gz``, ... with the label ``labelsTr/case.nii.gz``; a ``dataset.json`` in it, when present, is
-  read for ``labels``, ``modality`` and the terms.
+  read for ``labels``, ``modality`` (or nnU-Net v2's ``channel_names``) and the terms.
 
 Only the ``training`` and ``validation`` cases are read for planning, never ``test``. Every problem is raised as a
 :class:`DatasetError` naming the case (or the file) and what is wrong, before anything is trained.
@@ -377,7 +379,7 @@ def read_dataset(path: str | Path) -> PlanDataset:
         training=tuple(train_cases),
         validation=tuple(val_cases),
         labels=labels,
-        modality=_modality(data.get("modality"), meta_source),
+        modality=_modality(data.get("modality", data.get("channel_names")), meta_source),
         terms=str(terms) if terms else None,
         info=info,
         terminology=_terminology(data.get("terminology"), labels, meta_source),

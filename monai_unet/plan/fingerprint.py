@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from monai.data.utils import affine_to_spacing
 
-from monai_unet.io import ImageInputError, LoadScan
+from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
@@ -146,12 +146,23 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Seque
     ]
 
 
-def _read_case(case: Case, loader: LoadScan, label_loader: LoadScan) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _read_case(
+    case: Case, loader: LoadScan, label_loader: LoadScan, modality: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     try:
         image = loader([str(p) for p in case.images] if len(case.images) > 1 else str(case.images[0]))
         label = label_loader(str(case.label))
     except ImageInputError as error:
         raise DatasetError(f"case {case.name}: {error}") from None
+    packed = (
+        len(case.images) == 1 and image.ndim == 4 and image.shape[0] > 1 and image.meta.get("source_format") != "dicom"
+    )
+    if packed and image.shape[0] != max(len(modality), 1):
+        raise DatasetError(
+            f"case {case.name}: {case.images[0]} is a 4D image of {image.shape[0]} volumes, read as one channel each "
+            f"(the Medical Segmentation Decathlon's multi-modal files), but dataset.json 'modality' names "
+            f"{len(modality)} channel(s); name each volume in 'modality', or extract the one volume to use"
+        )
     if label.shape[0] != 1:
         raise DatasetError(
             f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
@@ -186,7 +197,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     """
     from tqdm import tqdm
 
-    loader = LoadScan(dtype=np.float32, ensure_channel_first=True)
+    loader = LoadScan(SimpleITKReader(allow_4d=True), dtype=np.float32, ensure_channel_first=True)
     label_loader = LoadScan(dtype=None, ensure_channel_first=True)
     rng = np.random.default_rng(seed)
     lookup = class_of_value(dataset.label_values)
@@ -197,7 +208,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     first: tuple[int, int, str] | None = None
     source_dtype = ""
     for case in tqdm(dataset.all_cases(), desc="measuring", unit="case", disable=not progress, leave=False):
-        image, label, spacing, dtype = _read_case(case, loader, label_loader)
+        image, label, spacing, dtype = _read_case(case, loader, label_loader, dataset.modality)
         shape = (image.ndim - 1, image.shape[0])
         if first is None:
             first = (*shape, str(case.images[0]))

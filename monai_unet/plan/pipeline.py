@@ -69,11 +69,14 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     Steps touching ``label`` allow it to be missing (inference has none). Every spatial step is invertible, so
     ``Invertd`` returns a prediction to the input's own grid.
     """
+    reader: dict[str, Any] = {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"}
+    if plan.spatial_dims == 3 and plan.in_channels > 1:
+        reader["allow_4d"] = True  # the channels may come as one 4D file (the Decathlon's multi-modal images)
     steps: list[dict[str, Any]] = [
         {
             "_target_": "LoadImaged",
             "keys": KEYS,
-            "reader": {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"},
+            "reader": reader,
             "image_only": True,
             "allow_missing_keys": True,
             "_desc_": "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels",

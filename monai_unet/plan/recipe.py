@@ -50,6 +50,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   with its tiles mirrored along every axis, and mirroring is turned on when that gained
   (:class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of the budget (2^axes validations);
   anisotropic 3D data falls back to the in-plane axes, and when neither fits it is skipped (mirroring off).
+- **Memory**: the preprocessed cases are cached while they take at most half the memory available when planning;
+  beyond it, that share of them (``cache_rate``, :mod:`~monai_unet.plan.cache`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ import numpy as np
 
 from monai_unet.handlers.budget import RESERVE_FACTOR
 from monai_unet.inferers import uses_bf16
+from monai_unet.io.integrity import available_memory
 from monai_unet.plan.augmentation import choose_augmentation
+from monai_unet.plan.cache import cache_rate, cached_bytes
 from monai_unet.plan.calibrate import RUN_OVERHEAD, StepTiming, time_training_step
 from monai_unet.plan.dataset import DatasetError, PlanDataset
 from monai_unet.plan.fingerprint import Fingerprint
@@ -320,7 +324,10 @@ def make_plan(
     )
     samples_per_case = 1 if dims == 2 else 2
     epoch_length = max(1, int(outcome["iterations"] / max(outcome["validations"], 1)))
+    cached = cached_bytes(fp, split["training"] + split["validation"], spacing, scale, normalisation["nonzero"])
+    rate, reasons["cache"] = cache_rate(cached, available_memory())
     budget = {
+        "cache_rate": rate,
         "minutes": budget_minutes,
         "seconds": budget_s,
         "train_step_s": round(timing.train_step_s, 4),
