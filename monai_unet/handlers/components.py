@@ -5,6 +5,11 @@ the largest component of each class. This handler measures both on every validat
 to the evaluator's metrics (``val_dice_<c>`` and ``val_dice_lcc_<c>``), so the validation history holds the
 comparison at the best epoch and the decision can be made from it when training ends
 (:func:`monai_unet.plan.record_training`), at no extra inference cost.
+
+A case without class ``c`` scores 1 for ``c`` when nothing is predicted as ``c`` and 0 otherwise (MONAI's
+``compute_dice(ignore_empty=False)``), so that removing a false-positive component counts as a gain. These per-class
+columns are therefore not the ``val_mean_dice`` that selects the model, which leaves such cases out (a dataset with
+classes absent from its validation cases shows 1.0 for them in ``validation_history.csv``).
 """
 
 from __future__ import annotations
