@@ -439,6 +439,32 @@ def test_the_cache_takes_at_most_half_the_available_memory(tmp_path, monkeypatch
     assert train_set.cache_num == len(split["training"]) // 2 < len(split["training"])
 
 
+def test_the_validation_cost_is_estimated_on_the_cropped_cases(tmp_path):
+    """Skull-stripped-like cases (an imaged region of an eighth of the volume, zero around it) are cropped to that
+    region for training and validation alike, so the validation's tiles are counted on the cropped shape."""
+    from monai_unet.plan.geometry import case_shape_at
+    from monai_unet.plan.inference_choice import VALIDATION_OVERLAP, tile_count
+
+    source = write_nifti_dataset(tmp_path / "data", shape=(48, 48, 24))
+    for item in json.loads(source.read_text())["training"]:
+        path = source.parent / item["image"]
+        nifti = nib.load(path)
+        image = np.zeros(nifti.shape, dtype=np.float32)
+        image[12:36, 12:36, 6:18] = np.asarray(nifti.dataobj)[12:36, 12:36, 6:18] + 20.0
+        nib.save(nib.Nifti1Image(image, nifti.affine), path)
+    _, fingerprint, plan = _plan(source)
+    assert plan.normalisation["nonzero"], "an eighth of the volume is imaged: z-scored inside it and cropped to it"
+    validation = [c for c in fingerprint.cases if c.name in plan.split["validation"]]
+
+    def tiles(cropped: bool) -> int:
+        shapes = [case_shape_at(c, plan.target_spacing, 1.0, cropped) for c in validation]
+        return sum(tile_count(s, plan.patch_size, VALIDATION_OVERLAP) for s in shapes)
+
+    assert tiles(True) < tiles(False), "else the test proves nothing"
+    forward_s = fixed_timer(plan.network, plan.patch_size, plan.batch_size).forward_s
+    assert plan.budget["validation_estimate_s"] == pytest.approx(tiles(True) * forward_s * 1.2, abs=0.01)
+
+
 def test_the_calibration_says_whether_the_kept_rung_reached_the_iterations(tmp_path):
     """Every rung equally slow: at 95 % of the iterations the kept rung is within the estimate's 10 % and the reason
     says so (not that no rung fitted); at 50 % no rung fits, and the reason says the smallest is used."""

@@ -34,8 +34,7 @@ def cached_bytes(
     total = 0.0
     for name in names:
         case = by_name[name]
-        voxels = float(np.prod(case_shape_at(case, spacing, scale)))
-        total += voxels * (case.nonzero_crop_fraction if cropped else 1.0) * (fp.channels + 1) * 4
+        total += float(np.prod(case_shape_at(case, spacing, scale, cropped))) * (fp.channels + 1) * 4
     return int(total)
 
 

@@ -102,14 +102,8 @@ def thin_classes(fp: Fingerprint, spacing: Sequence[float] | None, scale: float 
 
 
 def median_shape(fp: Fingerprint, spacing: Sequence[float] | None, scale: float, cropped: bool) -> np.ndarray:
-    """Median case shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``cropped``,
-    cropping to the nonzero region (its bounding box, shrunk evenly over the axes as an estimate)."""
-    shapes = np.array([c.shape for c in fp.cases], dtype=float)
-    crop = np.array([c.nonzero_crop_fraction if cropped else 1.0 for c in fp.cases]) ** (1.0 / fp.spatial_dims)
-    if spacing is None:
-        return np.median(shapes * crop[:, None], axis=0) * scale
-    spacings = np.array([c.spacing for c in fp.cases], dtype=float)
-    return np.median(shapes * spacings / np.asarray(spacing) * crop[:, None], axis=0)
+    """Median case shape (voxels) as :func:`case_shape_at` estimates each case's."""
+    return np.median([case_shape_at(c, spacing, scale, cropped) for c in fp.cases], axis=0)
 
 
 def topology(patch: Sequence[int], spacing: Sequence[float]) -> tuple[list[list[int]], list[list[int]]]:
@@ -158,7 +152,10 @@ def initial_patch(median_shape: np.ndarray, dims: int) -> np.ndarray:
     return patch
 
 
-def case_shape_at(case, spacing: Sequence[float] | None, scale: float) -> list[float]:
+def case_shape_at(case, spacing: Sequence[float] | None, scale: float, cropped: bool = False) -> list[float]:
+    """A case's shape (voxels) after resampling to ``spacing`` (or scaling by ``scale``) and, when ``cropped``,
+    cropping to the nonzero region (its bounding box, shrunk evenly over the axes as an estimate)."""
+    crop = case.nonzero_crop_fraction ** (1.0 / len(case.shape)) if cropped else 1.0
     if spacing is None:
-        return [s * scale for s in case.shape]
-    return [s * sp / t for s, sp, t in zip(case.shape, case.spacing, spacing, strict=True)]
+        return [s * scale * crop for s in case.shape]
+    return [s * sp / t * crop for s, sp, t in zip(case.shape, case.spacing, spacing, strict=True)]

@@ -200,7 +200,8 @@ def make_plan(
             reasons["target_spacing"] += f" The median picture ({median:.0f} px) is scaled by {scale:.3g}."
     normalisation, reasons["normalisation"] = choose_normalisation(dataset.modality, fp)
     normalisation["scale"] = scale
-    typical = median_shape(fp, spacing, scale, normalisation["nonzero"])
+    cropped = normalisation["nonzero"]  # training and validation run on the cases cropped to their nonzero region
+    typical = median_shape(fp, spacing, scale, cropped)
     # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
     minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(typical, 1.0))
     grid_spacing = spacing if spacing is not None else [1.0] * dims
@@ -209,7 +210,7 @@ def make_plan(
     bf16 = uses_bf16(precision, device)
     min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
-    val_shapes = [case_shape_at(c, spacing, scale) for c in fp.cases if c.name in set(split["validation"])]
+    val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in fp.cases if c.name in set(split["validation"])]
     anisotropic_axis = None
     if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
@@ -324,7 +325,7 @@ def make_plan(
     )
     samples_per_case = 1 if dims == 2 else 2
     epoch_length = max(1, int(outcome["iterations"] / max(outcome["validations"], 1)))
-    cached = cached_bytes(fp, split["training"] + split["validation"], spacing, scale, normalisation["nonzero"])
+    cached = cached_bytes(fp, split["training"] + split["validation"], spacing, scale, cropped)
     rate, reasons["cache"] = cache_rate(cached, available_memory())
     budget = {
         "cache_rate": rate,
