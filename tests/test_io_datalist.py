@@ -71,6 +71,7 @@ def test_a_folder_of_files_holding_every_channel_is_one_case_per_file(tmp_path):
 
     held = [channels_in_file(f / n) for f, n in ((pictures, "a.png"), (volumes, "a.nii.gz"), (plain, "a.nii.gz"))]
     assert held == [3, 2, 1] and channels_in_file(tmp_path / "missing.nii.gz") == 1
+    (pictures / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: not an image
     assert [c["case"] for c in list_inputs(pictures, channels=3)] == ["a", "b"]
     assert [c["image"] for c in list_inputs(volumes, channels=2)] == [
         str(volumes / "a.nii.gz"),

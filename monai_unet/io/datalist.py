@@ -34,7 +34,8 @@ def list_inputs(
 
     Args:
         dataset_dir: a folder (every file whose name ends with one of ``suffixes``, sorted by name; label maps named
-            ``*.seg.nrrd`` are skipped), or a ``dataset.json`` whose ``list_key`` list holds the cases (paths
+            ``*.seg.nrrd`` and hidden files, such as the ``._*`` copies macOS leaves in the Decathlon's archives, are
+            skipped), or a ``dataset.json`` whose ``list_key`` list holds the cases (paths
             relative to the JSON file's folder, as ``monai.data.load_decathlon_datalist`` reads them).
         suffixes: file name endings that count as images in a folder.
         list_key: the list to read from a ``dataset.json``.
@@ -52,7 +53,9 @@ def list_inputs(
         except (KeyError, ValueError) as error:
             raise ImageInputError(path, f"no '{list_key}' list of cases ({error})") from error
     elif path.is_dir():
-        names = sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".seg.nrrd"))
+        names = sorted(
+            p for p in path.iterdir() if p.is_file() and not p.name.endswith(".seg.nrrd") and not p.name.startswith(".")
+        )
         items = [{"image": str(p)} for p in names if p.name.lower().endswith(tuple(suffixes))]
         files = [Path(item["image"]) for item in items]
         if channels > 1 and not (files and all(channels_in_file(f) == channels for f in files)):
