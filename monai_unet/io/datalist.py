@@ -17,7 +17,7 @@ from monai.data import load_decathlon_datalist
 
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.image_file import channels_in_file
-from monai_unet.io.naming import CHANNEL_FILE, case_name, strip_image_suffix
+from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 
 __all__ = ["list_inputs", "split_datalist"]
 
@@ -53,11 +53,8 @@ def list_inputs(
         except (KeyError, ValueError) as error:
             raise ImageInputError(path, f"no '{list_key}' list of cases ({error})") from error
     elif path.is_dir():
-        names = sorted(
-            p for p in path.iterdir() if p.is_file() and not p.name.endswith(".seg.nrrd") and not p.name.startswith(".")
-        )
-        items = [{"image": str(p)} for p in names if p.name.lower().endswith(tuple(suffixes))]
-        files = [Path(item["image"]) for item in items]
+        files = image_files(path, suffixes)
+        items = [{"image": str(p)} for p in files]
         if channels > 1 and not (files and all(channels_in_file(f) == channels for f in files)):
             return _channel_groups(path, files, channels)
     else:

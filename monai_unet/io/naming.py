@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["CHANNEL_FILE", "IMAGE_SUFFIXES", "case_name", "output_name", "strip_image_suffix"]
+__all__ = ["CHANNEL_FILE", "IMAGE_SUFFIXES", "case_name", "image_files", "output_name", "strip_image_suffix"]
 
 #: A channel file in the MSD/nnU-Net layout: ``<case>_<4-digit channel>`` (after the image suffix is removed).
 CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -34,6 +34,20 @@ IMAGE_SUFFIXES = tuple(
         reverse=True,
     )
 )
+
+
+def image_files(folder: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name: names ending with one of ``suffixes`` (any case),
+    leaving out ``*.seg.nrrd`` label maps and hidden files (the ``._*`` copies macOS leaves in archives such as the
+    Decathlon's)."""
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file()
+        and p.name.lower().endswith(tuple(suffixes))
+        and not p.name.lower().endswith(".seg.nrrd")
+        and not p.name.startswith(".")
+    )
 
 
 def strip_image_suffix(name: str) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_unet.errors import InputError
-from monai_unet.io.naming import CHANNEL_FILE, IMAGE_SUFFIXES, case_name, strip_image_suffix
+from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 from monai_unet.io.terminology import parse_entry
 
 __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
@@ -290,14 +290,12 @@ def _msd_folder_items(folder: Path) -> list[dict]:
     ``labelsTr/case.ext``."""
     images_dir, labels_dir = folder / "imagesTr", folder / "labelsTr"
     channels: dict[str, list[tuple[int, Path]]] = {}
-    for path in sorted(images_dir.iterdir()):
-        if not path.is_file() or not path.name.lower().endswith(IMAGE_SUFFIXES) or path.name.startswith("."):
-            continue
+    for path in image_files(images_dir):
         stem = strip_image_suffix(path.name)
         match = CHANNEL_FILE.match(stem)
         case, channel = (match["case"], int(match["channel"])) if match else (stem, 0)
         channels.setdefault(case, []).append((channel, path))
-    labels = {strip_image_suffix(p.name): p for p in labels_dir.iterdir() if p.is_file()}
+    labels = {strip_image_suffix(p.name): p for p in image_files(labels_dir)}
     items = []
     for case, found in sorted(channels.items()):
         found.sort()

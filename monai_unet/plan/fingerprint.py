@@ -154,9 +154,7 @@ def _read_case(
         label = label_loader(str(case.label))
     except ImageInputError as error:
         raise DatasetError(f"case {case.name}: {error}") from None
-    packed = (
-        len(case.images) == 1 and image.ndim == 4 and image.shape[0] > 1 and image.meta.get("source_format") != "dicom"
-    )
+    packed = len(case.images) == 1 and image.ndim == 4 and image.shape[0] > 1  # one 3D file with several channels
     if packed and image.shape[0] != max(len(modality), 1):
         raise DatasetError(
             f"case {case.name}: {case.images[0]} is a 4D image of {image.shape[0]} volumes, read as one channel each "

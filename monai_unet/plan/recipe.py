@@ -210,7 +210,8 @@ def make_plan(
     bf16 = uses_bf16(precision, device)
     min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
-    val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in fp.cases if c.name in set(split["validation"])]
+    validating = set(split["validation"])
+    val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in fp.cases if c.name in validating]
     anisotropic_axis = None
     if spacing is not None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))

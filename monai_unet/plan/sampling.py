@@ -42,7 +42,7 @@ def choose_sampling(fractions: Sequence[float], names: Sequence[str]) -> tuple[d
     ]
     ratios = [round(r, 4) for r in ratios]
     shares = ", ".join(
-        f"{name} {f:.1%} -> {r:.0%}" for name, f, r in zip(names, fractions, ratios, strict=True) if f > 0 or r > 0
+        f"{name} {f:.1%} -> {r:.0%}" for name, f, r in zip(names, fractions, ratios, strict=True) if f > 0
     )
     absent = [name for name, here in zip(names[1:], present, strict=True) if not here]
     reason = (
