@@ -101,8 +101,15 @@ def run(args: argparse.Namespace) -> Path:
     from monai_unet.plan import make_plan, measure, read_dataset
     from monai_unet.plan.bundle import write_bundle
 
-    dataset = read_dataset(args.dataset)
+    dataset = read_dataset(args.dataset, progress=args.progress)
     _say(f"{dataset.name}: {len(dataset.training)} training, {len(dataset.validation)} validation cases")
+    if dataset.labels_found:
+        values = listed([str(v) for v in dataset.label_values], 8)
+        _say(
+            f"warning: no 'labels' in the dataset; the label files hold {values}: value "
+            f"{dataset.label_values[0]} is the background and the others are named {listed(dataset.label_names[1:])}; "
+            "add 'labels' to dataset.json to name them"
+        )
     uncoded = [name for index, name in enumerate(dataset.label_names) if index and index not in dataset.terminology]
     if uncoded:
         _say(

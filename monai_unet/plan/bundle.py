@@ -282,6 +282,9 @@ def write_bundle(
         plans = {
             "planned_with": "monai-unet plan",
             "dataset": str(dataset.source),
+            "labels_from": "the label files' values (the dataset declares no 'labels')"
+            if dataset.labels_found
+            else "the dataset's 'labels'",
             "plan": plan.to_dict(),
             "postprocessing": {
                 "keep_largest_labels": [],

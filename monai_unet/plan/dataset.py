@@ -15,8 +15,10 @@ Two forms are accepted:
   ``{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], "type": ["SCT",
   "108369006", "Neoplasm"], "region": ["SCT", "12738006", "Brain"]}}`` (:mod:`monai_unet.io.terminology`);
 - a folder with ``imagesTr/`` and ``labelsTr/`` (optional ``imagesTs/``): channels as ``case_0000.nii.gz``,
-  ``case_0001.nii.gz``, ... with the label ``labelsTr/case.nii.gz``; a ``dataset.json`` in it, when present, is
-  read for ``labels``, ``modality`` (or nnU-Net v2's ``channel_names``) and the terms.
+  ``case_0001.nii.gz``, ... with the label ``labelsTr/case.nii.gz``; a ``dataset.json`` in it (or named instead of
+  the folder, as nnU-Net v2 writes it, without a ``training`` list), is read for ``labels``, ``modality`` (or
+  nnU-Net v2's ``channel_names``) and the terms. Without ``labels``, the values are read from the label files
+  (:mod:`monai_unet.plan.label_scan`).
 
 Only the ``training`` and ``validation`` cases are read for planning, never ``test``. Every problem is raised as a
 :class:`DatasetError` naming the case (or the file) and what is wrong, before anything is trained.
@@ -33,6 +35,7 @@ from typing import Any
 from monai_unet.errors import InputError
 from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 from monai_unet.io.terminology import parse_entry
+from monai_unet.plan.label_scan import found_labels
 
 __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
 
@@ -81,6 +84,8 @@ class PlanDataset:
         info: other descriptive fields (``description``, ``reference``).
         terminology: class index (≥ 1) → its coded description as the bundle's ``metadata.json`` states it
             (``{"category": [...], "type": [...], "region": [...]}``); classes without one are absent.
+        labels_found: the dataset declares no ``labels``: they were read from the label files
+            (:func:`~monai_unet.plan.label_scan.found_labels`).
     """
 
     root: Path
@@ -93,6 +98,7 @@ class PlanDataset:
     terms: str | None
     info: dict[str, str]
     terminology: dict[int, dict] = field(default_factory=dict)
+    labels_found: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -311,11 +317,12 @@ def _msd_folder_items(folder: Path) -> list[dict]:
     return items
 
 
-def read_dataset(path: str | Path) -> PlanDataset:
+def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
     """Read a ``dataset.json`` or an MSD/nnU-Net folder; checks structure and that every file exists.
 
     Voxel-level checks (grids, label values, channel counts) are made while measuring
-    (:func:`monai_unet.plan.fingerprint.measure`), which reads every case anyway.
+    (:func:`monai_unet.plan.fingerprint.measure`), which reads every case anyway; only a dataset without ``labels``
+    has its label files read here for their values (with a progress bar where ``progress``).
 
     Raises:
         DatasetError: missing path or file, a JSON that is not MSD-shaped, an empty training list, labels that are
@@ -326,30 +333,26 @@ def read_dataset(path: str | Path) -> PlanDataset:
         root = source.resolve()
         json_path = root / "dataset.json"
         data = _read_json(json_path) if json_path.is_file() else {}
-        if "training" not in data:
-            if not (root / "imagesTr").is_dir() or not (root / "labelsTr").is_dir():
-                raise DatasetError(
-                    f"{source}: neither a dataset.json with a 'training' list nor an MSD folder with imagesTr/ and "
-                    "labelsTr/"
-                )
-            data = {**data, "training": _msd_folder_items(root)}
         meta_source = json_path if json_path.is_file() else source
     elif source.is_file():
         if source.suffix.lower() != ".json":
             raise DatasetError(f"{source}: give a dataset.json or a dataset folder, not a {source.suffix} file")
         root = source.resolve().parent
-        data = _read_json(source)
-        meta_source = source
+        data, meta_source = _read_json(source), source
     else:
         raise DatasetError(f"{source}: no such dataset.json or folder")
+    if "training" not in data and (root / "imagesTr").is_dir() and (root / "labelsTr").is_dir():
+        data = {**data, "training": _msd_folder_items(root)}  # a folder, or nnU-Net v2's dataset.json beside it
     training = data.get("training")
     if not isinstance(training, list):
-        raise DatasetError(f"{meta_source}: no 'training' list of cases; this is not an MSD-style dataset.json")
+        raise DatasetError(
+            f"{meta_source}: no 'training' list of cases and no imagesTr/ and labelsTr/ beside it; this is not an "
+            "MSD-style dataset"
+        )
     if not training:
         raise DatasetError(f"{meta_source}: the 'training' list is empty; there is nothing to train on")
-    if "labels" not in data:
-        raise DatasetError(f"{meta_source}: no 'labels' (label value → name, e.g. " + '{"0": "background", ...})')
-    labels = _ordered_labels(data["labels"], meta_source)
+    found = "labels" not in data  # then read from the label files, once the cases are known
+    labels = {} if found else _ordered_labels(data["labels"], meta_source)
     train_cases = [_case(item, root, meta_source, "training", i) for i, item in enumerate(training)]
     validation_items = data.get("validation") or []
     if not isinstance(validation_items, list):
@@ -368,6 +371,12 @@ def read_dataset(path: str | Path) -> PlanDataset:
                 f"{case.images[0]}); outputs are named after the case, so names must be unique"
             )
         seen[case.name] = case
+    if found:
+        try:
+            table = found_labels([c.label for c in train_cases + val_cases], meta_source, progress)
+        except InputError as error:
+            raise DatasetError(str(error)) from None
+        labels = _ordered_labels(table, meta_source)
     terms = data.get("licence") or data.get("license")
     info = {k: str(data[k]) for k in ("description", "reference", "release", "tensorImageSize") if k in data}
     return PlanDataset(
@@ -381,4 +390,5 @@ def read_dataset(path: str | Path) -> PlanDataset:
         terms=str(terms) if terms else None,
         info=info,
         terminology=_terminology(data.get("terminology"), labels, meta_source),
+        labels_found=found,
     )

@@ -24,6 +24,7 @@ from monai.data.utils import affine_to_spacing
 
 from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
+from monai_unet.plan.label_scan import label_file_hint
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
 
@@ -164,6 +165,7 @@ def _read_case(
     if label.shape[0] != 1:
         raise DatasetError(
             f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
+            + label_file_hint(case.label, label.shape[0])
         )
     if image.shape[1:] != label.shape[1:]:
         raise DatasetError(
@@ -222,7 +224,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
             shown = ", ".join(f"{v:g}" for v in undeclared[:5])
             raise DatasetError(
                 f"case {case.name}: label {case.label} holds value(s) {shown} not declared in 'labels' "
-                f"({', '.join(map(str, lookup))})"
+                f"({', '.join(map(str, lookup))}){label_file_hint(case.label)}"
             )
         classes = class_in_order[np.searchsorted(values_in_order, label)]  # merged values become one class
         class_voxels = np.bincount(classes.ravel(), minlength=dataset.num_classes).tolist()

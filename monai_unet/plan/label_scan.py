@@ -1,0 +1,83 @@
+"""Label values read from the label files, for a dataset that does not declare its ``labels``; and the hint that
+explains a label file the planner cannot use (a lossy JPEG, an RGB picture).
+
+A folder of ``imagesTr/`` and ``labelsTr/`` without a ``dataset.json`` (or one without ``labels``) is common for 2D
+sets exported by hand. Its label values are then found in the files: value 0 is the background and every other value
+is a class named ``label <value>``, in ascending order (``monai-unet plan`` warns and says how to name them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from monai_unet.errors import InputError
+from monai_unet.io import ImageInputError, LoadScan
+
+__all__ = ["MAX_FOUND_VALUES", "found_labels", "label_file_hint"]
+
+#: More distinct values than this in the label files is an intensity image or a lossy export, not a class map
+#: (TotalSegmentator's 117 structures fit).
+MAX_FOUND_VALUES = 255
+
+_JPEG = (".jpg", ".jpeg")
+
+
+def label_file_hint(path: Path, channels: int = 1) -> str:
+    """Why a label file holds values it should not, where its format says so; empty otherwise."""
+    if path.name.lower().endswith(_JPEG):
+        return (
+            "; JPEG compression is lossy, so a label saved as JPEG holds values between the classes along every "
+            "edge: save the labels as PNG (one value per class)"
+        )
+    if channels in (3, 4):
+        return (
+            f"; it is a colour picture ({channels} channels): save each label as a single-channel (greyscale) PNG "
+            "holding one value per class"
+        )
+    return ""
+
+
+def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) -> dict[str, str]:
+    """The label values of ``labels`` (label files), as an MSD ``labels`` table: ``{"0": "background", "1":
+    "label 1", ...}``, read with a progress bar on stderr unless ``progress`` is False.
+
+    Raises:
+        InputError: an unreadable file, a file with several channels or non-integer values (naming it), more than
+            :data:`MAX_FOUND_VALUES` distinct values, or no value 0 to take as background.
+    """
+    from tqdm import tqdm
+
+    loader = LoadScan(dtype=None, ensure_channel_first=True)
+    values: set[int] = set()
+    for path in tqdm(labels, desc="label values", unit="case", disable=not progress, leave=False):
+        try:
+            label = loader(str(path))
+        except ImageInputError as error:
+            raise InputError(f"{path}: {error}") from None
+        if label.shape[0] != 1:
+            raise InputError(
+                f"{path}: has {label.shape[0]} channels; a label must be one integer map"
+                + label_file_hint(path, label.shape[0])
+            )
+        found = np.unique(label.numpy())
+        if not np.array_equal(found, np.round(found)):
+            raise InputError(
+                f"{path}: holds non-integer values (e.g. {found[found != np.round(found)][0]:g}); a label "
+                "must hold one integer per class"
+            )
+        values.update(int(v) for v in found)
+        if len(values) > MAX_FOUND_VALUES:
+            raise InputError(
+                f"{source}: no 'labels' table, and the label files hold more than {MAX_FOUND_VALUES} distinct values "
+                f"(up to {path.name}), which is not a class map{label_file_hint(path)}; add 'labels' to dataset.json "
+                '({"0": "background", "1": "...", ...})'
+            )
+    if 0 not in values:
+        raise InputError(
+            f"{source}: no 'labels' table, and no label file holds value 0 to take as background (values "
+            f"{', '.join(map(str, sorted(values)[:8]))}); add 'labels' to dataset.json naming the background"
+        )
+    return {str(v): "background" if v == 0 else f"label {v}" for v in sorted(values)}

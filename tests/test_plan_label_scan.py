@@ -1,0 +1,96 @@
+"""Datasets as people export them: nnU-Net v2's ``dataset.json`` named directly, folders without ``labels`` (the
+values are read from the label files), and label files the planner cannot use (lossy JPEG, colour pictures),
+refused with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_in_process import run_in_process
+from PIL import Image
+from plan_datasets import _blob_label, write_msd_folder
+
+from monai_unet.plan import DatasetError, measure, read_dataset
+
+
+def _picture_folder(root: Path, values: tuple[int, ...], cases: int = 3, label_suffix: str = ".png") -> Path:
+    """``imagesTr/`` grey PNGs and ``labelsTr/`` label maps holding ``values`` (concentric blobs), no dataset.json."""
+    rng = np.random.default_rng(0)
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for i in range(cases):
+        classes = _blob_label((40, 48), rng, len(values))
+        label = np.asarray(values, dtype=np.uint8)[classes]
+        Image.fromarray((40 + 50 * classes + rng.normal(0, 5, classes.shape)).clip(0, 255).astype(np.uint8)).save(
+            root / "imagesTr" / f"img{i}.png"
+        )
+        Image.fromarray(label).save(root / "labelsTr" / f"img{i}{label_suffix}", quality=75)
+    return root
+
+
+def test_nnunet_v2_dataset_json_named_directly_reads_its_folder(tmp_path):
+    """nnU-Net v2 writes no ``training`` list: the cases are imagesTr/ and labelsTr/ beside the JSON."""
+    folder = write_msd_folder(tmp_path)
+    v2 = {
+        "channel_names": {"0": "T1", "1": "T2"},
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": 4,
+        "file_ending": ".nii.gz",
+    }
+    (folder / "dataset.json").write_text(json.dumps(v2))
+    by_json, by_folder = read_dataset(folder / "dataset.json"), read_dataset(folder)
+    assert by_json.training == by_folder.training
+    assert len(by_json.training) == 4 and all(len(c.images) == 2 for c in by_json.training)
+    assert by_json.modality == ("T1", "T2")
+    assert by_json.label_names == ["background", "lesion"] and not by_json.labels_found
+
+
+def test_a_json_without_cases_or_folders_is_refused(tmp_path):
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps({"labels": {"background": 0, "x": 1}}))
+    with pytest.raises(DatasetError, match=r"dataset.json: no 'training' list of cases and no imagesTr/"):
+        read_dataset(path)
+
+
+def test_labels_are_read_from_the_files_when_undeclared(tmp_path, capsys):
+    folder = _picture_folder(tmp_path / "data", values=(0, 2, 5))
+    dataset = read_dataset(folder)
+    assert dataset.labels_found
+    assert dataset.label_values == [0, 2, 5]
+    assert dataset.label_names == ["background", "label 2", "label 5"]
+    assert measure(dataset, progress=False).class_fractions()[2] > 0  # value 5 counted as class 2
+
+    done = run_in_process(capsys, "plan", folder, "-o", tmp_path / "bundle", "--budget-min", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "no 'labels' in the dataset; the label files hold 0, 2, 5" in done.stderr
+    plans = json.loads((tmp_path / "bundle" / "configs" / "plans.json").read_text())
+    assert plans["labels_from"].startswith("the label files' values")
+    assert plans["plan"]["label_values"] == [0, 2, 5]
+
+
+def test_undeclared_labels_need_a_background_value(tmp_path):
+    folder = _picture_folder(tmp_path, values=(1, 2))
+    with pytest.raises(DatasetError, match=r"no label file holds value 0 to take as background \(values 1, 2\)"):
+        read_dataset(folder)
+
+
+def test_a_jpeg_label_is_refused_with_the_reason(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 255), label_suffix=".jpg")
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "255": "polyp"}}))
+    with pytest.raises(DatasetError, match=r"case img0: label .*img0.jpg holds value.*JPEG compression is lossy"):
+        measure(read_dataset(folder), progress=False)
+
+
+def test_a_colour_label_is_refused_with_the_reason(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 255))
+    label = folder / "labelsTr" / "img1.png"
+    grey = np.asarray(Image.open(label))
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(label)
+    with pytest.raises(DatasetError, match=r"img1.png: has 3 channels; .*colour picture \(3 channels\)"):
+        read_dataset(folder)  # found while reading the undeclared values
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "255": "cell"}}))
+    with pytest.raises(DatasetError, match=r"case img1: .*img1.png has 3 channels; .*colour picture"):
+        measure(read_dataset(folder), progress=False)
