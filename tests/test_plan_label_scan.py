@@ -94,3 +94,24 @@ def test_a_colour_label_is_refused_with_the_reason(tmp_path):
     (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "255": "cell"}}))
     with pytest.raises(DatasetError, match=r"case img1: .*img1.png has 3 channels; .*colour picture"):
         measure(read_dataset(folder), progress=False)
+
+
+def test_a_one_bit_label_is_explained(tmp_path):
+    """PIL shows a 1-bit mask as 0/1, but it reads as 0/255; the refusal of the undeclared 255 says so."""
+    folder = _picture_folder(tmp_path, values=(0, 1))
+    for path in (folder / "labelsTr").iterdir():
+        Image.fromarray(np.asarray(Image.open(path)) > 0).save(path)  # a boolean array saves as mode "1"
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "lesion"}}))
+    with pytest.raises(
+        DatasetError, match=r"holds value\(s\) 255 not declared .*a 1-bit PNG, which reads as 0 and 255"
+    ):
+        measure(read_dataset(folder), progress=False)
+
+
+def test_grey_and_colour_pictures_mixed_are_explained(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 1))
+    picture = folder / "imagesTr" / "img2.png"
+    Image.open(picture).convert("RGB").save(picture)
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "lesion"}}))
+    with pytest.raises(DatasetError, match=r"case img2: 2D with 3 channel\(s\).*grey and colour pictures mixed"):
+        measure(read_dataset(folder), progress=False)

@@ -218,6 +218,11 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 f"case {case.name}: {image.ndim - 1}D with {image.shape[0]} channel(s), but the first case "
                 f"({first[2]}) is {first[0]}D with {first[1]} channel(s); every case needs the same dimensions and "
                 "channels"
+                + (
+                    " (grey and colour pictures mixed: save them all as RGB, or all as greyscale)"
+                    if shape[0] == first[0] == 2 and {shape[1], first[1]} <= {1, 3, 4}
+                    else ""
+                )
             )
         undeclared = [v for v in np.unique(label).tolist() if v not in lookup]
         if undeclared:

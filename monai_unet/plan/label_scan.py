@@ -25,6 +25,17 @@ MAX_FOUND_VALUES = 255
 _JPEG = (".jpg", ".jpeg")
 
 
+def _png_mode(path: Path) -> str:
+    """The PNG's colour mode from its header (``"1"``: 1 bit per pixel), or empty where it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.mode
+    except OSError:
+        return ""
+
+
 def label_file_hint(path: Path, channels: int = 1) -> str:
     """Why a label file holds values it should not, where its format says so; empty otherwise."""
     if path.name.lower().endswith(_JPEG):
@@ -32,6 +43,8 @@ def label_file_hint(path: Path, channels: int = 1) -> str:
             "; JPEG compression is lossy, so a label saved as JPEG holds values between the classes along every "
             "edge: save the labels as PNG (one value per class)"
         )
+    if path.name.lower().endswith(".png") and _png_mode(path) == "1":
+        return "; it is a 1-bit PNG, which reads as 0 and 255 (not 0 and 1): declare 255 in 'labels'"
     if channels in (3, 4):
         return (
             f"; it is a colour picture ({channels} channels): save each label as a single-channel (greyscale) PNG "
