@@ -58,6 +58,24 @@ def test_training_stops_before_the_reserved_validations(tmp_path, reserve_valida
     assert lrs[-1] < 0.15, "the learning rate has nearly reached zero at the horizon"
 
 
+def test_a_validation_ending_past_the_horizon_is_the_last(tmp_path):
+    """An epoch's validation that ends past the horizon stops training there: no further iteration, so no second
+    validation of an almost unchanged network, and the run ends within the budget."""
+    trainer, validator = _engines(step_s=0.01, validation_s=0.3)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    budget = TimeBudget(1.0, optimizer, validator=validator, validation_estimate_s=0.05)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: validator.run(engine.state.epoch))
+    budget.attach(trainer)
+    validated: list[int] = []
+    validator.add_event_handler(Events.COMPLETED, lambda engine: validated.append(trainer.state.iteration))
+    budget.start_clock()
+    trainer.run(range(40), max_epochs=10_000)
+    # the first epoch's validation ends near 0.7 s, past the horizon its measured 0.3 s sets (1 - 1.2 x 0.3 s)
+    assert validated == [40], "one validation, of the epoch's last iteration"
+    assert trainer.state.iteration == 40
+    assert budget.elapsed() < 1.0
+
+
 def test_negative_reserve_is_refused():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match="reserve_validations"):

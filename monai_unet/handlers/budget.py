@@ -7,7 +7,8 @@ started (validations included) and ``T`` the budget less the time the final vali
 measured duration, or the plan's estimate before any has run), times ``reserve_validations`` when more than that
 one validation follows training (the test-time mirroring check, :class:`monai_unet.handlers.MirroringCheck`).
 When ``t`` reaches ``T`` the trainer is stopped, one last validation runs (unless the last iteration was just
-validated), and the run ends within the budget.
+validated: a validation that ends past ``T`` stops training at once, rather than after one more iteration that would
+need a validation of its own), and the run ends within the budget.
 
 Several processes training one network (``torchrun``, DDP) follow rank 0's clock: each iteration they take its
 elapsed seconds and training horizon, so every process sets the same learning rate (DDP averages gradients, so
@@ -84,6 +85,7 @@ class TimeBudget:
         self._validated_iteration = -1
         self._validation_started = 0.0
         self._trainer: Engine | None = None
+        self._training = False
 
     # ------------------------------------------------------------------------------------------------- clock
     def elapsed(self) -> float:
@@ -131,6 +133,7 @@ class TimeBudget:
 
     def _started(self, engine: Engine) -> None:
         self.start_clock()
+        self._training = True
 
     def _set_learning_rate(self, engine: Engine) -> None:
         factor = (1.0 - self.fraction()) ** self.power
@@ -151,10 +154,14 @@ class TimeBudget:
     def _validation_ends(self, engine: Engine) -> None:
         self.validation_s = time.monotonic() - self._validation_started
         self._validations += 1
-        if self._trainer is not None:
-            self._validated_iteration = self._trainer.state.iteration
+        if self._trainer is None:
+            return
+        self._validated_iteration = self._trainer.state.iteration
+        if self._training:  # spent already: stop before the next iteration, which would need a validation of its own
+            self._stop_when_spent(self._trainer)
 
     def _completed(self, engine: Engine) -> None:
+        self._training = False
         if self.validator is not None and self._validated_iteration != engine.state.iteration:
             self.validator.run(engine.state.epoch)
         if self.summary_path is not None:
