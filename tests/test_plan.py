@@ -113,6 +113,28 @@ def test_undeclared_label_value_is_refused(tmp_path):
         measure(read_dataset(path), progress=False)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32])
+def test_integer_labels_map_to_classes_as_float_labels_do(dtype):
+    """The value table of integer label maps gives the sorted search's classes and counts (float label files);
+    merged values count as one class, and an undeclared value is reported by both."""
+    from monai_unet.plan.fingerprint import _classes
+
+    rng = np.random.default_rng(0)
+    label = rng.choice(np.array([0, 1, 2, 4]), size=(30, 20, 7), p=[0.7, 0.1, 0.1, 0.1])
+    lookup = {0: 0, 1: 1, 2: 1, 4: 2}
+    table, table_voxels, none = _classes(label.astype(dtype), lookup, 3)
+    search, search_voxels, _ = _classes(label.astype(np.float32), lookup, 3)
+    assert none == [] and table.dtype == np.uint8
+    np.testing.assert_array_equal(table, search)
+    assert (
+        table_voxels
+        == search_voxels
+        == [int((label == 0).sum()), int(np.isin(label, [1, 2]).sum()), int((label == 4).sum())]
+    )
+    assert _classes(label.astype(dtype), {0: 0, 1: 1, 2: 1}, 2)[2] == [4.0]
+    assert _classes(label.astype(np.float32), {0: 0, 1: 1, 2: 1}, 2)[2] == [4.0]
+
+
 def test_nnunet_style_labels_merge_values_into_one_class(tmp_path):
     """``{"background": 0, "tumour": [1, 2]}`` (nnU-Net v2's name → values): one foreground class whose voxels,
     thickness and training labels count both values; the bundle maps 1 and 2 to class 1 in every config."""
