@@ -1,9 +1,10 @@
 """Ignite handlers the bundles attach: atomic full-state checkpoints with resume, validation history, summaries,
 the wall-clock budget with its time-driven learning rate, the connected-component comparison, the test-time
-mirroring check, and run folders."""
+mirroring check, the moving average of the weights that validations score, and run folders."""
 
 from __future__ import annotations
 
+from monai_unet.handlers.averaging import WeightAverage
 from monai_unet.handlers.budget import TimeBudget
 from monai_unet.handlers.checkpoint import CheckpointError, TrainingCheckpoint
 from monai_unet.handlers.components import ComponentChoice
@@ -22,6 +23,7 @@ __all__ = [
     "TimeBudget",
     "TrainingCheckpoint",
     "ValidationHistory",
+    "WeightAverage",
     "latest_run_dir",
     "new_run_dir",
 ]

@@ -93,6 +93,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     loader_batch = max(1, plan.batch_size // plan.samples_per_case)
     mirror_axes = plan.inference["mirror_check_axes"]
     key_metric = "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice"
+    averaging = plan.optimiser.get("average_half_life")  # plans made before it have none
     config = common_config(plan, dataset)
     config["imports"] = [
         *config["imports"],
@@ -137,6 +138,19 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "summary_path": "$os.path.join(@output_dir, 'training_summary.json')",
                 "_desc_": "the learning rate decays with elapsed time and reaches 0 when the budget ends",
             },
+            **(
+                {
+                    "averaging": {
+                        "_target_": "monai_unet.handlers.WeightAverage",
+                        "network": "@network",
+                        "validator": "@validate#evaluator",
+                        "half_life": averaging,
+                        "_desc_": "validations score a moving average of the weights (half-life in steps)",
+                    }
+                }
+                if averaging
+                else {}
+            ),
             "train": {
                 "preprocessing": {
                     "_target_": "Compose",
@@ -179,6 +193,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                         "trainer": "@train#trainer",
                         "history": "@validate#history",
                         "budget": "@budget",
+                        **({"averaging": "@averaging"} if averaging else {}),
                         "random": {
                             "_target_": "monai_unet.handlers.RandomStates",
                             "transforms": "$@train#dataset.transform",
@@ -312,6 +327,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
             "run": [
                 "$@train#checkpoint.attach(@train#trainer)",
                 "$@budget.attach(@train#trainer)",
+                *(["$@averaging.attach(@train#trainer)"] if averaging else []),
                 "$@train#trainer.run()",
             ],
             "finalize": [

@@ -92,6 +92,7 @@ from monai_unet.plan.inference_choice import (
 from monai_unet.plan.ladder import FEATURE_CAP, Candidate, ladder, network_kwargs
 from monai_unet.plan.loss import choose_loss, loss_config
 from monai_unet.plan.normalisation import choose_normalisation
+from monai_unet.plan.optimiser import choose_optimiser
 from monai_unet.plan.sampling import choose_sampling
 from monai_unet.plan.split import choose_split
 
@@ -101,7 +102,6 @@ MIN_PATCH = {2: 64, 3: 32}
 LARGE_PICTURE = 1024
 VALIDATION_SHARE = 0.10
 MAX_VALIDATIONS = 10
-LEARNING_RATE = 1e-3
 ITERATIONS_PER_MINUTE = 40
 MIN_ITERATIONS = 800
 #: A rung timed this many times slower than predicted from its measured neighbour is timed again (ACDC: 1.08 s for a
@@ -381,7 +381,7 @@ def make_plan(
         sampling=sampling,
         augmentation=augmentation,
         loss=loss,
-        optimiser={"name": "Adam", "lr": LEARNING_RATE, "weight_decay": 1e-5, "poly_power": 0.9},
+        optimiser=choose_optimiser(int(outcome["iterations"])),
         budget=budget,
         split=split,
         inference=inference,
