@@ -61,6 +61,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Rand error for 2D membrane (boundary) maps",
     )
     parser.add_argument(
+        "--average-weights",
+        action="store_true",
+        help="validations and the best model use a moving average of the weights (half-life 5%% of the planned "
+        "steps); off by default (measured: ACDC +0.01 mean Dice, ISBI level)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),  # monai_unet.inferers.PRECISIONS (imported lazily)
         default="auto",
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> Path:
         seed=args.seed,
         read_seconds=read_seconds,
         selection=args.select_by,
+        average_weights=args.average_weights,
         precision=args.precision,
     )
     name = args.name or dataset.name

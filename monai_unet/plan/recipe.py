@@ -154,6 +154,7 @@ def make_plan(
     read_seconds: float = 0.0,
     selection: str = "dice",
     precision: str = "auto",
+    average_weights: bool = False,
     timer=time_training_step,
 ) -> Plan:
     """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
@@ -171,6 +172,8 @@ def make_plan(
             for 2D membrane tasks).
         precision: the training precision (:data:`monai_unet.inferers.PRECISIONS`): ``auto`` trains in bfloat16
             where the hardware runs it natively; the calibration times the step at the precision training uses.
+        average_weights: validations (and the best model) use a moving average of the weights
+            (:func:`~monai_unet.plan.optimiser.choose_optimiser`).
         timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
     """
     dims = fp.spatial_dims
@@ -381,7 +384,7 @@ def make_plan(
         sampling=sampling,
         augmentation=augmentation,
         loss=loss,
-        optimiser=choose_optimiser(int(outcome["iterations"])),
+        optimiser=choose_optimiser(int(outcome["iterations"]), average_weights),
         budget=budget,
         split=split,
         inference=inference,
