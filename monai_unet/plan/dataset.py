@@ -346,7 +346,7 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
     training = data.get("training")
     if not isinstance(training, list):
         raise DatasetError(
-            f"{meta_source}: no 'training' list of cases and no imagesTr/ and labelsTr/ beside it; this is not an "
+            f"{meta_source}: no 'training' list of cases and no imagesTr/ and labelsTr/ folders; this is not an "
             "MSD-style dataset"
         )
     if not training:
