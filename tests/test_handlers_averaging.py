@@ -75,7 +75,8 @@ def test_a_half_life_must_be_positive():
 
 
 def test_a_planned_bundle_validates_and_checkpoints_the_average(tmp_path):
-    """``plan --average-weights``: train.json builds the average, the run validates it and its checkpoint holds it."""
+    """A plan averages by default: train.json builds the average, the run validates it and its checkpoint holds it;
+    ``--no-average-weights`` builds none."""
     import json
     import math
     import subprocess
@@ -93,9 +94,11 @@ def test_a_planned_bundle_validates_and_checkpoints_the_average(tmp_path):
 
     dataset = read_dataset(write_png_dataset(tmp_path / "data"))
     fingerprint = measure(dataset, progress=False)
-    plan = make_plan(dataset, fingerprint, 1.0, average_weights=True, timer=timer)
+    plan = make_plan(dataset, fingerprint, 1.0, timer=timer)
     assert plan.optimiser["average_half_life"] >= 10
-    assert make_plan(dataset, fingerprint, 1.0, timer=timer).optimiser["average_half_life"] is None
+    assert (
+        make_plan(dataset, fingerprint, 1.0, average_weights=False, timer=timer).optimiser["average_half_life"] is None
+    )
     bundle = write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "averaged")
     train = json.loads((bundle / "configs" / "train.json").read_text())
     assert train["averaging"]["half_life"] == plan.optimiser["average_half_life"]

@@ -61,10 +61,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Rand error for 2D membrane (boundary) maps",
     )
     parser.add_argument(
-        "--average-weights",
-        action="store_true",
-        help="validations and the best model use a moving average of the weights (half-life 5%% of the planned "
-        "steps); off by default (measured: ACDC +0.01 mean Dice, ISBI level)",
+        "--no-average-weights",
+        dest="average_weights",
+        action="store_false",
+        help="validations and the best model use the weights as trained, not their moving average (half-life 5%% of "
+        "the planned steps, the default: ACDC held-out mean Dice 0.838 against 0.812 on the same plan, ISBI level)",
     )
     parser.add_argument(
         "--precision",

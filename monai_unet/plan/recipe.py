@@ -154,7 +154,7 @@ def make_plan(
     read_seconds: float = 0.0,
     selection: str = "dice",
     precision: str = "auto",
-    average_weights: bool = False,
+    average_weights: bool = True,
     timer=time_training_step,
 ) -> Plan:
     """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
