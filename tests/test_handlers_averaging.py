@@ -96,6 +96,7 @@ def test_a_planned_bundle_validates_and_checkpoints_the_average(tmp_path):
     fingerprint = measure(dataset, progress=False)
     plan = make_plan(dataset, fingerprint, 1.0, timer=timer)
     assert plan.optimiser["average_half_life"] >= 10
+    assert f"half-life {plan.optimiser['average_half_life']} steps" in plan.reasons["optimiser"]
     assert (
         make_plan(dataset, fingerprint, 1.0, average_weights=False, timer=timer).optimiser["average_half_life"] is None
     )

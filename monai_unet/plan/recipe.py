@@ -368,6 +368,7 @@ def make_plan(
         else "the best model is the one with the highest mean foreground Dice on the validation cases"
     )
     inference, reasons["inference"] = choose_inference(dims, patch, anisotropic_axis, outcome["validation_s"], budget_s)
+    optimiser, reasons["optimiser"] = choose_optimiser(int(outcome["iterations"]), average_weights)
     return Plan(
         spatial_dims=dims,
         in_channels=fp.channels,
@@ -384,7 +385,7 @@ def make_plan(
         sampling=sampling,
         augmentation=augmentation,
         loss=loss,
-        optimiser=choose_optimiser(int(outcome["iterations"]), average_weights),
+        optimiser=optimiser,
         budget=budget,
         split=split,
         inference=inference,
