@@ -93,7 +93,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     loader_batch = max(1, plan.batch_size // plan.samples_per_case)
     mirror_axes = plan.inference["mirror_check_axes"]
     key_metric = "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice"
-    averaging = plan.optimiser.get("average_half_life")  # plans made before it have none
+    averaging = plan.optimiser["average_half_life"]  # None: validations score the weights as trained
     config = common_config(plan, dataset)
     config["imports"] = [
         *config["imports"],

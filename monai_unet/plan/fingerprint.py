@@ -25,7 +25,7 @@ from monai.data.utils import affine_to_spacing
 from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.io.axes import reversed_axes_contiguous
 from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
-from monai_unet.plan.label_scan import label_file_hint
+from monai_unet.plan.label_scan import label_file_hint, value_counts
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
 
@@ -101,19 +101,15 @@ class Fingerprint:
         return (counts / max(counts.sum(), 1.0)).tolist()
 
 
-def _stats(values: np.ndarray, scratch: bool = False) -> tuple[float, float, float, float]:
-    """Percentiles, mean and standard deviation of the 1D ``values``; ``scratch``: they may be reordered (a copy
-    of the caller's), so the percentiles partition them in place instead of copying them again."""
+def _stats(values: np.ndarray) -> tuple[float, float, float, float]:
     if values.size == 0:
         return (float("nan"),) * 4  # type: ignore[return-value]
-    mean, std = float(values.mean()), float(values.std())  # before any reordering: the same sums as ever
-    low, high = np.percentile(values, _PERCENTILES, overwrite_input=scratch)
-    return float(low), float(high), mean, std
+    low, high = np.percentile(values, _PERCENTILES)
+    return float(low), float(high), float(values.mean()), float(values.std())
 
 
 def _channel_stats(image: np.ndarray, foreground: np.ndarray | None) -> ChannelStats:
-    flat = image.ravel()
-    low, high, mean, std = _stats(flat, scratch=not np.shares_memory(flat, image))
+    low, high, mean, std = _stats(image.ravel())
     if foreground is None or foreground.size == 0:
         return ChannelStats(low, high, mean, std, None, None, None, None)
     f_low, f_high, f_mean, f_std = _stats(foreground)
@@ -136,11 +132,11 @@ def _classes(label: np.ndarray, lookup: dict[int, int], num_classes: int) -> tup
     class) as uint8 up to 256 classes, its voxel count per class, and the values ``label`` holds that ``lookup``
     lacks (then the map and counts are empty).
 
-    Integer labels are counted per value and mapped through a table indexed by value (one pass each); others (float
-    files, negative values) go through a sorted search."""
+    Integer labels are counted per value (:func:`~monai_unet.plan.label_scan.value_counts`) and mapped through a
+    table indexed by value; others (float files, negative values) go through a sorted search."""
     dtype = np.uint8 if num_classes <= 256 else np.int32
-    if label.dtype.kind in "ui" and label.size and 0 <= int(label.min()) and int(label.max()) < 2**16:
-        counts = torch.bincount(torch.from_numpy(label.ravel())).numpy()
+    counts = value_counts(label)
+    if counts is not None:
         undeclared = [float(v) for v in np.flatnonzero(counts) if int(v) not in lookup]
         if undeclared:
             return np.empty(0, dtype), [], undeclared

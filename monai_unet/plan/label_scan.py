@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from monai_unet.errors import InputError
 from monai_unet.io import ImageInputError, LoadScan
 
-__all__ = ["MAX_FOUND_VALUES", "found_labels", "label_file_hint"]
+__all__ = ["MAX_FOUND_VALUES", "found_labels", "label_file_hint", "value_counts"]
 
 #: More distinct values than this in the label files is an intensity image or a lossy export, not a class map
 #: (TotalSegmentator's 117 structures fit).
@@ -53,6 +54,15 @@ def label_file_hint(path: Path, channels: int = 1) -> str:
     return ""
 
 
+def value_counts(label: np.ndarray) -> np.ndarray | None:
+    """Voxels per value of an integer label map with values in [0, 2**16), indexed by value (one counting pass,
+    ``torch.bincount``, where ``np.unique`` would sort every voxel); None for other maps (float files, negative
+    values)."""
+    if label.dtype.kind not in "ui" or not label.size or int(label.min()) < 0 or int(label.max()) >= 2**16:
+        return None
+    return torch.bincount(torch.from_numpy(np.ascontiguousarray(label).ravel())).numpy()
+
+
 def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) -> dict[str, str]:
     """The label values of ``labels`` (label files), as an MSD ``labels`` table: ``{"0": "background", "1":
     "label 1", ...}``, read with a progress bar on stderr unless ``progress`` is False.
@@ -75,7 +85,8 @@ def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) ->
                 f"{path}: has {label.shape[0]} channels; a label must be one integer map"
                 + label_file_hint(path, label.shape[0])
             )
-        found = np.unique(label.numpy())
+        counts = value_counts(label.numpy())
+        found = np.flatnonzero(counts) if counts is not None else np.unique(label.numpy())
         if not np.array_equal(found, np.round(found)):
             raise InputError(
                 f"{path}: holds non-integer values (e.g. {found[found != np.round(found)][0]:g}); a label "

@@ -10,9 +10,8 @@ __all__ = ["AVERAGE_HALF_LIFE", "LEARNING_RATE", "choose_optimiser"]
 
 LEARNING_RATE = 1e-3
 #: Half-life of the weights' moving average as a share of the planned steps (at least 10 steps), which every
-#: validation and so the best model use unless the plan is made with ``--no-average-weights``. ACDC at 20 minutes, the
-#: same plan on the same day: held-out mean Dice 0.838 averaged against 0.812 not (every class and HD95 better); ISBI
-#: level (``benchmarks/RESULTS.md``, fifteenth session).
+#: validation and so the best model use unless the plan is made with ``--no-average-weights`` (measured in
+#: ``benchmarks/RESULTS.md``, fifteenth session; the reason below states it).
 AVERAGE_HALF_LIFE = 0.05
 
 
