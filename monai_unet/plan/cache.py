@@ -45,7 +45,8 @@ def cache_rate(needed: int, available: int | None) -> tuple[float, str]:
     if available is None:
         return 1.0, f"every case is cached ({needed / gib:.2f} GiB; the available memory is unknown here)."
     if needed <= CACHE_SHARE * available:
-        return 1.0, f"every case is cached: {needed / gib:.2f} GiB, of {available / gib:.1f} GiB available."
+        # not the free memory itself: it moves from one call to the next, and the plan must not (same data, same plan)
+        return 1.0, f"every case is cached: {needed / gib:.2f} GiB, under {CACHE_SHARE:.0%} of the memory available."
     rate = float(np.floor(100 * CACHE_SHARE * available / needed) / 100)
     return rate, (
         f"caching every case would take {needed / gib:.1f} GiB of the {available / gib:.1f} GiB available, so "
