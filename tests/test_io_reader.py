@@ -85,6 +85,20 @@ def test_png_2d(sample_data):
     assert meta["affine"].shape == (3, 3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16])
+def test_2d_nifti_is_2d_whatever_its_data_type(tmp_path, dtype):
+    """A 2D NIfTI is read as ITK reads it, whether its voxels take the nibabel path (floating point) or ITK's
+    (integers): a 2D image and its 2D integer label must come out on one grid."""
+    data = np.arange(6 * 5, dtype=dtype).reshape(6, 5)
+    affine = np.diag([0.7, 0.8, 5.0, 1.0])
+    affine[:3, 3] = [3.0, -4.0, 9.0]
+    array, meta = read(write_nifti(tmp_path / "slice.nii.gz", data, affine))
+    assert array.shape == (6, 5) and array.dtype == dtype
+    np.testing.assert_array_equal(array, data)
+    expected = np.array([[0.7, 0, 3.0], [0, 0.8, -4.0], [0, 0, 1]])  # RAS, the first two axes of the file's affine
+    np.testing.assert_allclose(np.asarray(meta["affine"]), expected)
+
+
 def test_channels_from_several_files_and_grid_mismatch(tmp_path):
     a = write_nifti(tmp_path / "flair.nii.gz", np.ones((4, 5, 6), np.float32))
     b = write_nifti(tmp_path / "t1c.nii.gz", np.full((4, 5, 6), 2, np.float32))

@@ -280,6 +280,17 @@ def test_anisotropic_two_channel_plan(tmp_path):
     assert plan.normalisation["scheme"] == "zscore"
 
 
+def test_slices_stored_as_3d_files_plan_in_plane(tmp_path):
+    """(x, y, 1) NIfTI cases (a 2D set exported as 3D files): the flat axis keeps its one voxel (no case is
+    resampled to two slices), and kernels, pooling, rotation and batch are those of pictures."""
+    _dataset, fingerprint, plan = _plan(write_nifti_dataset(tmp_path, cases=6, shape=(48, 40, 1), classes=2))
+    assert fingerprint.spatial_dims == 3 and plan.patch_size[2] == 1 and plan.batch_size == 8
+    assert plan.target_spacing == [1.0, 1.0, 1.5] and "one voxel thick along axis 2" in plan.reasons["target_spacing"]
+    assert len(plan.network["pools"]) >= 2 and all(pool[2] == 1 for pool in plan.network["pools"])
+    assert all(kernel[2] == 1 for kernel in plan.network["kernels"])
+    assert plan.augmentation["rotate_range"] == [0.0, 0.0, 0.26]
+
+
 def test_the_decathlons_4d_multimodal_files_plan_like_one_file_per_channel(tmp_path):
     """Task01/Task05 of the Medical Segmentation Decathlon store a case's modalities as one 4D file: the same cases
     as 4D files and as channel files give the same fingerprint, and the bundle reads 4D files; a 4D file whose
@@ -357,6 +368,18 @@ def test_class_thickness_of_a_stripe_and_a_disc():
     slab = np.repeat(stripe[..., None], 4, axis=2)  # 1.5 mm pixels, 10 mm slices: 6 pixels = 9 mm
     assert _class_thickness(slab, np.array([1.5, 1.5, 10.0]), 2)[1] == pytest.approx(9.0)
     assert _class_thickness(stripe, np.array([1.0, 1.0]), 3)[2] is None
+
+
+def test_no_kernel_spans_an_axis_one_voxel_thick():
+    """Slices stored as 3D files (x, y, 1) get 3 × 3 × 1 kernels on every level, not 3 × 3 × 3 on the levels where
+    the fine axes have been pooled down to the slice spacing; an axis a few voxels thick keeps its 3s."""
+    from monai_unet.plan.geometry import topology
+
+    pools, kernels = topology([160, 144, 1], [0.7, 0.7, 5.0])
+    assert len(pools) >= 3 and all(pool[2] == 1 for pool in pools)
+    assert [kernel[2] for kernel in kernels] == [1] * len(kernels)
+    _, kernels = topology([64, 64, 8], [1.0, 1.0, 1.0])
+    assert [kernel[2] for kernel in kernels] == [3] * len(kernels)
 
 
 def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):

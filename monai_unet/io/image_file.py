@@ -81,11 +81,12 @@ def _read_nifti_with_nibabel(
     verified uncompressed bytes of a ``.nii.gz``, where given)."""
     stored, origin, spacing, direction = _nibabel_voxels_and_geometry(path, orthonormal_tolerance, raw)
     meta = {"source_format": "nifti", "source_dtype": stored.dtype.name}
-    if stored.ndim == 2:
-        stored = stored[..., None]
-    # nibabel's voxels are (x, y, z[, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer.
+    # nibabel's voxels are (x, y[, z][, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer. A 2D
+    # file stays 2D, on the first two axes of its affine, as ITK reads the integer (label) files of the same set.
+    spatial = min(stored.ndim, 3)
     array = _arrange(np.asfortranarray(stored).T, stored.ndim, dtype, contiguous)
-    volume = Volume(array, VoxelGrid(array.shape[:3], spacing, origin, direction), meta)
+    grid = VoxelGrid(array.shape[:spatial], spacing[:spatial], origin[:spatial], direction[:spatial, :spatial])
+    volume = Volume(array, grid, meta)
     return _drop_or_keep_fourth_axis(path, volume, allow_4d)
 
 

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from monai_unet.networks.flat_axis import conv3d_as_2d, flat_axis
+
 __all__ = ["FoldedConv3d"]
 
 
@@ -147,9 +149,12 @@ class FoldedConv3d(nn.Conv3d):
     backward (e.g. where memory is tighter than time: the folded one briefly holds a copy of the input and of the
     output gradient).
 
-    Results: the output and the input gradient are bit-identical to ``nn.Conv3d``'s; the weight and bias gradients
-    sum the same products in another order, so they equal ``conv3d``'s to float rounding (~1e-6 relative in
-    float32, ~1e-14 in float64). Double backward (``create_graph=True`` through this layer in training mode) is not
+    An input one voxel thick along an axis of kernel 1 (slices stored as 3D files) is convolved by ``conv2d`` in
+    every mode (:mod:`~monai_unet.networks.flat_axis`), equal to ``conv3d`` to float rounding.
+
+    Results otherwise: the output and the input gradient are bit-identical to ``nn.Conv3d``'s; the weight and bias
+    gradients sum the same products in another order, so they equal ``conv3d``'s to float rounding (~1e-6 relative
+    in float32, ~1e-14 in float64). Double backward (``create_graph=True`` through this layer in training mode) is not
     supported.
 
     Shapes: input ``(N, C_in, X, Y, Z)``; output ``(N, C_out, X + 2px - kx + 1, Y + 2py - ky + 1, Z + 2pz - kz + 1)``.
@@ -185,8 +190,12 @@ class FoldedConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``conv3d(x)``; when training on the CPU, with the weight gradient from 2D convolutions (see above)."""
         if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
-            if not torch.jit.is_tracing() and self._folds(x):
-                return self._folded_forward(x)
+            if not torch.jit.is_tracing():
+                axis = flat_axis(x, self.kernel_size, self.fold_padding)
+                if axis is not None:  # one voxel thick along an axis of kernel 1: a 2D convolution (flat_axis.py)
+                    return conv3d_as_2d(x, self.weight, self.bias, self.fold_padding, axis)
+                if self._folds(x):
+                    return self._folded_forward(x)
         return self._conv_forward(x, self.weight, self.bias)
 
     @torch.jit.unused

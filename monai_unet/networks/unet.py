@@ -14,6 +14,7 @@ from monai.networks.layers.factories import Conv, Norm, Pool
 from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
+from monai_unet.networks.flat_axis import FlatAwareConvTranspose3d
 from monai_unet.networks.folded_conv import FoldedConv3d
 from monai_unet.networks.size_arithmetic import UNetGeometry
 
@@ -83,9 +84,8 @@ class _UpStage(nn.Module):
     ) -> None:
         super().__init__()
         if upsample == "deconv":
-            self.up: nn.Module = Conv[Conv.CONVTRANS, spatial_dims](
-                in_channels, out_channels, kernel_size=factors, stride=factors
-            )
+            up_type = FlatAwareConvTranspose3d if spatial_dims == 3 else Conv[Conv.CONVTRANS, spatial_dims]
+            self.up: nn.Module = up_type(in_channels, out_channels, kernel_size=factors, stride=factors)
         else:
             # The 1×1 convolution and linear interpolation commute (interpolation weights sum to 1), so the channel
             # reduction runs first, at the coarse resolution: same result, prod(factors)× cheaper (4× 2D, 8× 3D).
@@ -190,7 +190,9 @@ class UNet(nn.Module):
 
     In 3D the 3×3×3 (per-level) convolutions are :class:`~monai_unet.networks.folded_conv.FoldedConv3d`, an
     ``nn.Conv3d`` whose weight gradient, when training on the CPU, is computed by 2D convolutions (same results to
-    float rounding; set ``fold_weight_grad = False`` on them for the plain backward).
+    float rounding; set ``fold_weight_grad = False`` on them for the plain backward). On inputs one voxel thick
+    along an axis the plan gives kernels and pools of 1 (slices stored as 3D files), the convolutions and
+    up-convolutions run as 2D ones (:mod:`~monai_unet.networks.flat_axis`; 2.5× faster per training step).
 
     Weights are initialised He-normal, std = sqrt(2 / N) with N the number of incoming connections of a unit
     (kernel volume × input channels; for the up-convolution, whose kernel equals its stride, the input channels),

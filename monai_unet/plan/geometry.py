@@ -39,6 +39,14 @@ def target_spacing(fp: Fingerprint) -> tuple[list[float] | None, str]:
     spacings = np.array([c.spacing for c in fp.cases], dtype=float)
     shapes = np.array([c.shape for c in fp.cases], dtype=float)
     target = np.median(spacings, axis=0)
+    flat = [a for a in range(3) if (shapes[:, a] == 1).all()]
+    if flat:  # slices stored as 3D files: no case may gain a slice along the flat axis, so none is upsampled along it
+        target[flat] = spacings[:, flat].max(axis=0)
+        return [round(float(s), 5) for s in target], (
+            f"median spacing {np.round(np.median(spacings, axis=0), 3).tolist()} mm; every case is one voxel thick "
+            f"along axis {flat[0]} (slices stored as 3D files), so that axis keeps its single voxel (the largest of "
+            "its spacings) and the network works in-plane (kernels, pooling and rotation)."
+        )
     worst = int(np.argmax(target))
     others = [a for a in range(3) if a != worst]
     finest = float(target[others].min())
@@ -111,8 +119,8 @@ def topology(patch: Sequence[int], spacing: Sequence[float]) -> tuple[list[list[
     sizes = np.asarray(patch, dtype=float)
     current = np.asarray(spacing, dtype=float)
 
-    def kernel() -> list[int]:
-        return [3 if s <= 2 * current.min() else 1 for s in current]
+    def kernel() -> list[int]:  # 1 along a coarse axis, and along one a single voxel thick (a slice stored as 3D)
+        return [3 if s <= 2 * current.min() and n > 1 else 1 for s, n in zip(current, sizes, strict=True)]
 
     kernels, pools = [kernel()], []
     while len(pools) < MAX_POOLS:
