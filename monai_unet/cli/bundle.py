@@ -372,6 +372,8 @@ def bundle_logs_on_stderr(verbose: bool = False) -> Iterator[None]:
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             if not verbose:
                 warnings.filterwarnings("ignore", message=".*nvImageCodec")
+                # Invertd on a preprocessing with nothing to undo (pictures trained at their own size): not news
+                warnings.filterwarnings("ignore", message="inverse has been called but no invertible transforms")
             yield
     finally:
         logging.disable(previous_disable)
