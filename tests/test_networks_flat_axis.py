@@ -104,3 +104,19 @@ def test_unet_on_slices_stored_as_3d_matches_its_plain_path(calls_2d, monkeypatc
     torch.testing.assert_close(y, y_plain)
     for got, expected in zip(grads, grads_plain, strict=True):
         torch.testing.assert_close(got, expected)
+
+
+def test_torchscript_compiles_the_plain_path_with_the_same_results():
+    """TorchScript drops the 2D branch: the scripted network runs the 3D operators, to float rounding the same; the
+    up-convolution's plain path keeps ``output_size``."""
+    torch.manual_seed(0)
+    kwargs = dict(padding="same", norm="instance", dropout=0.0, pools=[[2, 2, 1]] * 2, kernels=[[3, 3, 1]] * 3)
+    net = UNet(3, 1, 2, features=(4, 8, 16), **kwargs).eval()
+    x = torch.randn(1, 1, 16, 12, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(x), net(x), rtol=1e-4, atol=1e-5)
+    up = FlatAwareConvTranspose3d(2, 3, (2, 2, 2), stride=(2, 2, 2))
+    plain = nn.ConvTranspose3d(2, 3, (2, 2, 2), stride=(2, 2, 2))
+    plain.load_state_dict(up.state_dict())
+    x = torch.randn(1, 2, 5, 4, 3)
+    assert torch.equal(up(x, output_size=[11, 9, 7]), plain(x, output_size=[11, 9, 7]))

@@ -63,7 +63,13 @@ class FlatAwareConvTranspose3d(nn.ConvTranspose3d):
         if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
             if not torch.jit.is_tracing() and output_size is None and self._flat(x) is not None:
                 return self._as_2d(x)
-        return super().forward(x, output_size)
+        # nn.ConvTranspose3d.forward's body (TorchScript compiles no super() call)
+        output_padding = self._output_padding(
+            x, output_size, list(self.stride), list(self.padding), list(self.kernel_size), 3, list(self.dilation)
+        )
+        return F.conv_transpose3d(
+            x, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation
+        )
 
     @torch.jit.unused
     def _flat(self, x: torch.Tensor) -> int | None:
