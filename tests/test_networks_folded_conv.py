@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_unet.networks import FoldedConv3d, UNet
+from monai_unet.networks.flat_axis import FlatAwareConvTranspose3d
 
 FOLDED_BACKWARD = "_Conv3dFoldedWeightGradBackward"
 
@@ -45,18 +46,19 @@ def _assert_same_as_conv3d(folded, plain, x, rtol, atol):
 
 
 CASES = [
-    # kernel, padding, spatial input shape (odd, even and single-slice z)
+    # kernel, padding, spatial input shape (odd, even and single-slice z; a single slice under a kernel of 1 along
+    # it is convolved in 2D instead, tests/test_networks_flat_axis.py)
     ((3, 3, 3), "same", (6, 5, 7)),
     ((3, 3, 3), "same", (6, 5, 4)),
     ((3, 3, 3), "same", (4, 6, 1)),
     ((3, 3, 3), "valid", (6, 5, 5)),
     ((3, 3, 3), "valid", (7, 5, 4)),
     ((3, 3, 1), "same", (6, 5, 3)),
-    ((3, 3, 1), "same", (6, 5, 1)),
+    ((3, 3, 1), "same", (6, 5, 2)),
     ((3, 3, 1), "valid", (6, 5, 2)),
     ((1, 3, 3), "same", (3, 5, 6)),
     ((1, 1, 1), "same", (4, 5, 3)),
-    ((1, 1, 1), "valid", (4, 5, 1)),
+    ((1, 1, 1), "valid", (4, 5, 2)),
 ]
 
 
@@ -220,7 +222,8 @@ def test_unet_uses_folded_convolutions_for_its_3d_double_convolutions_only():
     assert len(folded) == 2 * 3 + 2 * 2  # two per level, two per decoder stage
     assert all(".conv." in name or name.startswith("down.") for name in folded)
     assert type(net.head) is nn.Conv3d and type(net.decoder[0].up[0]) is nn.Conv3d  # the 1×1 convolutions
-    assert type(UNet(3, 1, 2, features=(4, 8)).decoder[0].up) is nn.ConvTranspose3d
+    assert type(UNet(3, 1, 2, features=(4, 8)).decoder[0].up) is FlatAwareConvTranspose3d
+    assert type(UNet(2, 1, 2, features=(4, 8)).decoder[0].up) is nn.ConvTranspose2d
     assert not any(isinstance(m, FoldedConv3d) for m in UNet(2, 1, 2, features=(4, 8)).modules())
 
 

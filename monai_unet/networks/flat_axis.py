@@ -2,11 +2,11 @@
 
 Slices stored as 3D files (a 2D dataset exported as ``(x, y, 1)`` NIfTI, a single-frame DICOM read by ITK) give a 3D
 network inputs one voxel thick along one axis; the planner then puts a kernel (and a pooling factor) of 1 along it.
-``conv3d`` does not notice: oneDNN runs its 3D kernels, measured 2.5× slower than the same network in 2D for a
-training step (bf16, widths 16-256, batch 8 of 160 × 160 × 1, 2 threads: 0.61 s against 0.24 s). Squeezing that
-axis out of the input and the weight gives the same convolution as ``conv2d`` / ``conv_transpose2d``, and the same
-step then takes 0.24 s (convolutions 0.28 s, transposed convolutions too 0.24 s). The other layers of the U-Net
-(instance norm, max pooling) cost little on such inputs and stay 3D.
+``conv3d`` does not notice: oneDNN runs its 3D kernels. Squeezing that axis out of the input and the weight gives
+the same convolution as ``conv2d`` / ``conv_transpose2d``: a bf16 training step of the planner's network for such
+data (widths 16-256, batch 8 of 160 × 160 × 1, 2 threads) takes 249 ms instead of 649 ms, 0.93× the speed of the
+same network built 2D (``benchmarks/bench_flat_slices.py``). The other layers of the U-Net (instance norm, max
+pooling) cost little on such inputs and stay 3D.
 
 Used by :class:`~monai_unet.networks.folded_conv.FoldedConv3d` and :class:`FlatAwareConvTranspose3d` (the U-Net's
 3D convolutions and up-convolutions); parameters and state-dict keys are those of ``nn.Conv3d`` /

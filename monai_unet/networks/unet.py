@@ -192,7 +192,7 @@ class UNet(nn.Module):
     ``nn.Conv3d`` whose weight gradient, when training on the CPU, is computed by 2D convolutions (same results to
     float rounding; set ``fold_weight_grad = False`` on them for the plain backward). On inputs one voxel thick
     along an axis the plan gives kernels and pools of 1 (slices stored as 3D files), the convolutions and
-    up-convolutions run as 2D ones (:mod:`~monai_unet.networks.flat_axis`; 2.5× faster per training step).
+    up-convolutions run as 2D ones (:mod:`~monai_unet.networks.flat_axis`; 2.6× faster per training step).
 
     Weights are initialised He-normal, std = sqrt(2 / N) with N the number of incoming connections of a unit
     (kernel volume × input channels; for the up-convolution, whose kernel equals its stride, the input channels),
