@@ -19,9 +19,9 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   pooled and gets 1-voxel kernels until the others catch up (anisotropic data). Widths double per level from the
   base width, capped at 256.
 - **Patch, batch, width**: start from the median case (at the target spacing) as the patch, capped at 128³
-  voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D); base width 32. The training step of that
-  configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`), at the precision training will use
-  (bfloat16 autocast where the hardware runs it natively, ``precision`` ``auto``; about 1.5-2x faster steps on
+  voxels (3D) or 512² pixels (2D); batch 2 (3D) or 8 (2D, slices stored as 3D); base width 32. The training step
+  of that configuration is timed on this machine (:mod:`~monai_unet.plan.calibrate`), at the precision training
+  will use (bfloat16 autocast where the hardware runs it natively, ``precision`` ``auto``; 1.5-2x faster steps on
   AVX512-BF16 CPUs, :class:`~monai_unet.inferers.MixedPrecisionInferer`) with the planned loss; training gets the
   budget less the validations and the final reserve of :class:`~monai_unet.handlers.TimeBudget` (the last
   validation and the mirroring check); when the budget would then hold fewer than ``40 × minutes`` iterations,
