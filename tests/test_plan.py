@@ -113,7 +113,7 @@ def test_undeclared_label_value_is_refused(tmp_path):
         measure(read_dataset(path), progress=False)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.int32])
 def test_integer_labels_map_to_classes_as_float_labels_do(dtype):
     """The value table of integer label maps gives the sorted search's classes and counts (float label files);
     merged values count as one class, and an undeclared value is reported by both."""

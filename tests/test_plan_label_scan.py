@@ -115,3 +115,19 @@ def test_grey_and_colour_pictures_mixed_are_explained(tmp_path):
     (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "lesion"}}))
     with pytest.raises(DatasetError, match=r"case img2: 2D with 3 channel\(s\).*grey and colour pictures mixed"):
         measure(read_dataset(folder), progress=False)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_wide_unsigned_label_files_are_read_for_their_values(tmp_path, dtype):
+    """ITK-SNAP and many converters write uint16 label maps: their values are read and counted like uint8 ones."""
+    import nibabel as nib
+
+    from monai_unet.plan.label_scan import found_labels
+
+    paths = []
+    for i, values in enumerate(((0, 7), (0, 1000))):
+        label = np.zeros((6, 5, 4), dtype=dtype)
+        label[2:4, 1:3, 1:3] = values[1]
+        paths.append(tmp_path / f"case{i}.nii.gz")
+        nib.save(nib.Nifti1Image(label, np.eye(4)), paths[-1])
+    assert found_labels(paths, tmp_path, progress=False) == {"0": "background", "7": "label 7", "1000": "label 1000"}

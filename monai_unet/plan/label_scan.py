@@ -60,7 +60,10 @@ def value_counts(label: np.ndarray) -> np.ndarray | None:
     values)."""
     if label.dtype.kind not in "ui" or not label.size or int(label.min()) < 0 or int(label.max()) >= 2**16:
         return None
-    return torch.bincount(torch.from_numpy(np.ascontiguousarray(label).ravel())).numpy()
+    values = np.ascontiguousarray(label).ravel()
+    if values.dtype.kind == "u" and values.dtype.itemsize > 1:  # torch counts no unsigned type but uint8
+        values = values.astype(np.int32)  # exact: the values are below 2**16
+    return torch.bincount(torch.from_numpy(values)).numpy()
 
 
 def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) -> dict[str, str]:
