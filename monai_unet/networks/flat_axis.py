@@ -43,13 +43,22 @@ def _without(values: Sequence[int], axis: int) -> list[int]:
 
 
 def conv3d_as_2d(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: Sequence[int], axis: int
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    padding: Sequence[int],
+    axis: int,
+    stride: Sequence[int] = (1, 1, 1),
+    transposed: bool = False,
 ) -> torch.Tensor:
-    """``conv3d(x, weight, bias, padding=padding)`` (stride 1, dilation 1, groups 1) computed by ``conv2d``, for an
-    ``axis`` that :func:`flat_axis` found: ``(N, C_in, X, Y, Z)`` in, ``(N, C_out, X', Y', Z')`` out, one voxel
-    along ``axis`` on both sides."""
+    """``conv3d`` (or, ``transposed``, ``conv_transpose3d``; dilation 1, groups 1, no output padding) computed by
+    its 2D counterpart, for an ``axis`` that :func:`flat_axis` found: ``(N, C_in, X, Y, Z)`` in,
+    ``(N, C_out, X', Y', Z')`` out, one voxel along ``axis`` on both sides."""
     dim = axis + 2
-    return F.conv2d(x.squeeze(dim), weight.squeeze(dim), bias, padding=_without(padding, axis)).unsqueeze(dim)
+    convolve = F.conv_transpose2d if transposed else F.conv2d
+    return convolve(
+        x.squeeze(dim), weight.squeeze(dim), bias, stride=_without(stride, axis), padding=_without(padding, axis)
+    ).unsqueeze(dim)
 
 
 class FlatAwareConvTranspose3d(nn.ConvTranspose3d):
@@ -61,8 +70,9 @@ class FlatAwareConvTranspose3d(nn.ConvTranspose3d):
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
-            if not torch.jit.is_tracing() and output_size is None and self._flat(x) is not None:
-                return self._as_2d(x)
+            axis = None if torch.jit.is_tracing() or output_size is not None else self._flat(x)
+            if axis is not None:
+                return conv3d_as_2d(x, self.weight, self.bias, self.padding, axis, self.stride, transposed=True)
         # nn.ConvTranspose3d.forward's body (TorchScript compiles no super() call)
         output_padding = self._output_padding(
             x, output_size, list(self.stride), list(self.padding), list(self.kernel_size), 3, list(self.dilation)
@@ -75,15 +85,3 @@ class FlatAwareConvTranspose3d(nn.ConvTranspose3d):
     def _flat(self, x: torch.Tensor) -> int | None:
         plain = self.groups == 1 and self.dilation == (1, 1, 1) and self.output_padding == (0, 0, 0)
         return flat_axis(x, self.kernel_size, self.padding, self.stride) if plain else None
-
-    @torch.jit.unused
-    def _as_2d(self, x: torch.Tensor) -> torch.Tensor:
-        axis = self._flat(x)
-        dim = axis + 2
-        return F.conv_transpose2d(
-            x.squeeze(dim),
-            self.weight.squeeze(dim),
-            self.bias,
-            stride=_without(self.stride, axis),
-            padding=_without(self.padding, axis),
-        ).unsqueeze(dim)

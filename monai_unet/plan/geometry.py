@@ -15,6 +15,7 @@ __all__ = [
     "coarsening",
     "fine_axes",
     "fit_patch",
+    "flat_case_axis",
     "initial_patch",
     "median_shape",
     "pooling_divisors",
@@ -33,18 +34,26 @@ MIN_THICKNESS_VOXELS = 8.0
 MAX_COARSENING = 2.0
 
 
+def flat_case_axis(fp: Fingerprint) -> int | None:
+    """The axis along which every case of a 3D set is one voxel thick (slices stored as 3D files), or None."""
+    if fp.spatial_dims != 3:
+        return None
+    shapes = np.array([c.shape for c in fp.cases])
+    return next((a for a in range(3) if (shapes[:, a] == 1).all()), None)
+
+
 def target_spacing(fp: Fingerprint) -> tuple[list[float] | None, str]:
     if fp.spatial_dims == 2:
         return None, "2D pictures are trained on their own pixels (no physical spacing to unify)."
     spacings = np.array([c.spacing for c in fp.cases], dtype=float)
     shapes = np.array([c.shape for c in fp.cases], dtype=float)
     target = np.median(spacings, axis=0)
-    flat = [a for a in range(3) if (shapes[:, a] == 1).all()]
-    if flat:  # slices stored as 3D files: no case may gain a slice along the flat axis, so none is upsampled along it
-        target[flat] = spacings[:, flat].max(axis=0)
+    flat = flat_case_axis(fp)
+    if flat is not None:  # no case may gain a slice along the flat axis, so none is upsampled along it
+        target[flat] = spacings[:, flat].max()
         return [round(float(s), 5) for s in target], (
             f"median spacing {np.round(np.median(spacings, axis=0), 3).tolist()} mm; every case is one voxel thick "
-            f"along axis {flat[0]} (slices stored as 3D files), so that axis keeps its single voxel (the largest of "
+            f"along axis {flat} (slices stored as 3D files), so that axis keeps its single voxel (the largest of "
             "its spacings) and the network works in-plane (kernels, pooling and rotation)."
         )
     worst = int(np.argmax(target))

@@ -78,6 +78,7 @@ from monai_unet.plan.geometry import (
     coarsening,
     fine_axes,
     fit_patch,
+    flat_case_axis,
     initial_patch,
     median_shape,
     target_spacing,
@@ -208,16 +209,16 @@ def make_plan(
     # A 3D patch reaching past the median case along a few-slice axis would be mostly padding.
     minimum = np.minimum(np.full(dims, MIN_PATCH[dims], dtype=float), np.maximum(typical, 1.0))
     grid_spacing = spacing if spacing is not None else [1.0] * dims
-    flat = [a for a in range(dims) if dims == 3 and typical[a] <= 1.0]  # slices stored as 3D files
-    batch = 2 if dims == 3 and not flat else 8
+    flat = flat_case_axis(fp)  # slices stored as 3D files: batched like pictures
+    batch = 2 if dims == 3 and flat is None else 8
     budget_s = 60.0 * budget_minutes
     bf16 = uses_bf16(precision, device)
     min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
     validating = set(split["validation"])
     val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in fp.cases if c.name in validating]
-    anisotropic_axis = flat[0] if flat else None  # rotation about it only; mirroring and tiling in-plane
-    if spacing is not None and not flat and max(spacing) > ANISOTROPY * min(spacing):
+    anisotropic_axis = flat  # rotation about it only; mirroring and tiling in-plane
+    if spacing is not None and flat is None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
     loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
     step_loss = loss_config(loss)  # the calibration times the step with the bundle's own loss
