@@ -85,6 +85,36 @@ def test_png_2d(sample_data):
     assert meta["affine"].shape == (3, 3)
 
 
+def test_gif_and_bmp_pictures(tmp_path):
+    """DRIVE ships its vessel masks as GIF (a grey palette): read as the grey levels shown, one channel, on the
+    same grid as the PNG of the same pixels; a colour GIF is 3 channels; a grey BMP stays one channel."""
+    from monai_unet.io.image_file import channels_in_file
+
+    rng = np.random.default_rng(0)
+    mask = np.where(rng.random((30, 40)) > 0.7, 255, 0).astype(np.uint8)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.fromarray(mask).save(tmp_path / "mask.gif")  # Pillow stores it as a 2-entry grey palette
+    assert Image.open(tmp_path / "mask.gif").mode == "P"
+    Image.fromarray(mask).save(tmp_path / "mask.bmp")
+    png, png_meta = read(tmp_path / "mask.png")
+    for name in ("mask.gif", "mask.bmp"):
+        array, meta = read(tmp_path / name)
+        assert array.shape == (40, 30) and array.dtype == np.uint8, name
+        np.testing.assert_array_equal(array, png)
+        np.testing.assert_allclose(np.asarray(meta["affine"]), np.asarray(png_meta["affine"]))
+        assert channels_in_file(tmp_path / name) == 1
+    colour = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "photo.bmp")
+    Image.fromarray(colour).convert("P").save(tmp_path / "photo.gif")
+    array, _ = read(tmp_path / "photo.bmp")
+    assert array.shape == (40, 30, 3)
+    np.testing.assert_array_equal(array, colour.transpose(1, 0, 2))
+    assert channels_in_file(tmp_path / "photo.gif") == 3 and read(tmp_path / "photo.gif")[0].shape == (40, 30, 3)
+    (tmp_path / "junk.gif").write_bytes(b"GIF89a not really")
+    with pytest.raises(ImageInputError, match=r"junk.gif: cannot be read"):
+        read(tmp_path / "junk.gif")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16])
 def test_2d_nifti_is_2d_whatever_its_data_type(tmp_path, dtype):
     """A 2D NIfTI is read as ITK reads it, whether its voxels take the nibabel path (floating point) or ITK's

@@ -1,6 +1,7 @@
 """Datasets as people export them: nnU-Net v2's ``dataset.json`` named directly, folders without ``labels`` (the
-values are read from the label files), and label files the planner cannot use (lossy JPEG, colour pictures),
-refused with the reason."""
+values are read from the label files), label pictures as 2D sets ship them (grey masks stored as RGB, masks saved as
+lossy JPEG: read as the one grey map they hold), and label files the planner cannot use (colour-coded maps, JPEG
+without declared values), refused with the reason."""
 
 from __future__ import annotations
 
@@ -77,22 +78,59 @@ def test_undeclared_labels_need_a_background_value(tmp_path):
         read_dataset(folder)
 
 
-def test_a_jpeg_label_is_refused_with_the_reason(tmp_path):
-    folder = _picture_folder(tmp_path, values=(0, 255), label_suffix=".jpg")
-    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "255": "polyp"}}))
-    with pytest.raises(DatasetError, match=r"case img0: label .*img0.jpg holds value.*JPEG compression is lossy"):
-        measure(read_dataset(folder), progress=False)
+def _as_rgb(path: Path, colours: tuple[int, int, int] = (1, 1, 1)) -> None:
+    """Store the grey label ``path`` as an RGB picture (each channel the grey value times ``colours``)."""
+    grey = np.asarray(Image.open(path)).astype(np.uint16)
+    Image.fromarray(np.stack([grey * c for c in colours], axis=-1).clip(0, 255).astype(np.uint8)).save(path)
 
 
-def test_a_colour_label_is_refused_with_the_reason(tmp_path):
+def test_jpeg_labels_are_read_as_the_nearest_declared_value(tmp_path, capsys):
+    """Kvasir-SEG ships its masks as RGB JPEG: values between 0 and 255 along every edge, three equal channels."""
+    reference = _picture_folder(tmp_path / "png", values=(0, 255))
+    folder = _picture_folder(tmp_path / "jpeg", values=(0, 255), label_suffix=".jpg")
+    for path in (folder / "labelsTr").iterdir():
+        _as_rgb(path)
+    declared = json.dumps({"labels": {"0": "background", "255": "polyp"}})
+    for root in (reference, folder):
+        (root / "dataset.json").write_text(declared)
+    lossless, lossy = (measure(read_dataset(root), progress=False) for root in (reference, folder))
+    assert lossy.label_decoding == {"colour": True, "lossy": True} and lossless.label_decoding == {}
+    for exact, snapped in zip(lossless.cases, lossy.cases, strict=True):
+        assert exact.class_voxels[1] > 100
+        assert abs(snapped.class_voxels[1] - exact.class_voxels[1]) <= 0.05 * exact.class_voxels[1]
+
+    done = run_in_process(capsys, "plan", folder, "-o", tmp_path / "bundle", "--budget-min", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    plans = json.loads((tmp_path / "bundle" / "configs" / "plans.json").read_text())
+    assert plans["plan"]["label_decoding"] == {"colour": True, "lossy": True}
+    assert "nearest declared one" in plans["plan"]["reasons"]["labels"]
+    train = (tmp_path / "bundle" / "configs" / "train.json").read_text()
+    assert "monai_unet.transforms.PictureLabeld" in train
+
+
+def test_a_jpeg_label_without_declared_values_is_explained(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 255), label_suffix=".jpg", cases=12)
+    with pytest.raises(DatasetError, match=r"JPEG compression is lossy.*declare the class values"):
+        read_dataset(folder)
+
+
+def test_a_grey_label_stored_as_rgb_is_read_as_grey(tmp_path):
     folder = _picture_folder(tmp_path, values=(0, 255))
-    label = folder / "labelsTr" / "img1.png"
-    grey = np.asarray(Image.open(label))
-    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(label)
-    with pytest.raises(DatasetError, match=r"img1.png: has 3 channels; .*colour picture \(3 channels\)"):
+    _as_rgb(folder / "labelsTr" / "img1.png")
+    dataset = read_dataset(folder)  # the undeclared values are read from its grey channel
+    assert dataset.label_values == [0, 255]
+    fingerprint = measure(dataset, progress=False)
+    assert fingerprint.label_decoding == {"colour": True}
+    assert fingerprint.cases[1].class_voxels[1] > 100
+
+
+def test_a_colour_coded_label_is_refused_with_the_reason(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 255))
+    _as_rgb(folder / "labelsTr" / "img1.png", colours=(1, 0, 0))  # red on black: which value is red?
+    with pytest.raises(DatasetError, match=r"img1.png: its colour channels differ .*colour-coded map"):
         read_dataset(folder)  # found while reading the undeclared values
     (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "255": "cell"}}))
-    with pytest.raises(DatasetError, match=r"case img1: .*img1.png has 3 channels; .*colour picture"):
+    with pytest.raises(DatasetError, match=r"case img1: .*img1.png: its colour channels differ"):
         measure(read_dataset(folder), progress=False)
 
 

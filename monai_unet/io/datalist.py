@@ -16,17 +16,15 @@ from pathlib import Path
 from monai.data import load_decathlon_datalist
 
 from monai_unet.io.errors import ImageInputError
-from monai_unet.io.image_file import channels_in_file
+from monai_unet.io.image_file import FILE_SUFFIXES, channels_in_file
 from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 
 __all__ = ["list_inputs", "split_datalist"]
 
-DEFAULT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
 
 def list_inputs(
     dataset_dir: str | os.PathLike,
-    suffixes: Sequence[str] = DEFAULT_SUFFIXES,
+    suffixes: Sequence[str] = FILE_SUFFIXES,
     list_key: str = "test",
     channels: int = 1,
 ) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Reading one image file (NIfTI, NRRD, MetaImage, PNG, JPEG, TIFF) through SimpleITK, with its geometry.
+"""Reading one image file (NIfTI, NRRD, MetaImage, PNG, JPEG, TIFF; GIF and BMP through Pillow) with its geometry.
 
 SimpleITK decompresses ``.nii.gz`` with its own zlib and returns the voxels in their stored type, which is why
 it is several times faster than nibabel's Python gzip followed by a float conversion. Two things SimpleITK gets
@@ -22,6 +22,9 @@ header is read through SimpleITK (``ReadImageInformation``, a few ms), so the ge
 path is taken only when ITK itself would return the stored voxels unchanged (same pixel type and size as the header,
 one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes
 through ``sitk.ReadImage`` (or nibabel), after the same verification.
+GIF and BMP pictures (retinal vessel sets such as DRIVE ship their masks as GIF) are read through Pillow, which
+SimpleITK lacks for GIF and which keeps a grey BMP one channel (ITK expands it to three). A palette picture reads as
+the grey levels (or colours) it shows, not its palette indices. Pictures carry no geometry: 1 mm pixels at origin 0.
 Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
 :func:`~monai_unet.io.axes.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
 """
@@ -46,7 +49,12 @@ from monai_unet.io.volume import Volume
 __all__ = ["FILE_SUFFIXES", "channels_in_file", "read_image_file"]
 
 #: Suffixes read by :func:`read_image_file` (lower case).
-FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+FILE_SUFFIXES = (
+    ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp"
+)  # fmt: skip
+
+#: Suffixes read through Pillow rather than SimpleITK.
+_PILLOW_SUFFIXES = (".gif", ".bmp")
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _ITK_INTEGER_TYPES = {
@@ -153,6 +161,8 @@ def read_image_file(
     path = Path(path)
     if not path.is_file():
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
+    if path.name.lower().endswith(_PILLOW_SUFFIXES):
+        return _read_with_pillow(path, dtype, contiguous)
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
     raw = None
     if is_nifti:
@@ -194,6 +204,11 @@ def channels_in_file(path: str | PathLike) -> int:
     path = Path(path)
     if not path.is_file() or not path.name.lower().endswith(FILE_SUFFIXES):
         return 1
+    if path.name.lower().endswith(_PILLOW_SUFFIXES):
+        try:
+            return len(_pillow_picture(path).getbands())
+        except ImageInputError:
+            return 1
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
     try:
@@ -201,6 +216,38 @@ def channels_in_file(path: str | PathLike) -> int:
     except RuntimeError:
         return 1
     return int(info.GetSize()[3]) if info.GetDimension() == 4 else int(info.GetNumberOfComponents())
+
+
+def _pillow_picture(path: Path):
+    """The first frame of a GIF or BMP as a Pillow image in mode L, I;16, RGB or RGBA (a palette or 1-bit picture as
+    the grey levels or colours it shows)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+    except (OSError, UnidentifiedImageError) as error:
+        raise ImageInputError(path, f"cannot be read ({error})", "the file is corrupt or not a picture") from None
+    if picture.mode == "P":
+        picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    elif picture.mode in ("1", "LA"):
+        picture = picture.convert("L")
+    elif picture.mode not in ("L", "I;16", "RGB", "RGBA"):
+        raise ImageInputError(path, f"is a {picture.mode} picture", "save it as 8-bit grey, 16-bit grey or RGB")
+    if picture.mode in ("RGB", "RGBA"):  # a grey palette (GIF masks) reads as one grey channel
+        bands = np.asarray(picture)
+        if picture.mode == "RGB" and (bands == bands[..., :1]).all():
+            picture = picture.convert("L")
+    return picture
+
+
+def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool) -> Volume:
+    """A GIF or BMP picture: (rows, columns[, colours]) as (x, y)[, channel], 1 mm pixels at the origin."""
+    buffer = np.asarray(_pillow_picture(path))
+    array = _arrange(buffer, 2, dtype, contiguous)
+    grid = VoxelGrid(array.shape[:2], (1.0, 1.0), (0.0, 0.0), np.eye(2))
+    fmt = path.name.lower().rsplit(".", 1)[-1]
+    return Volume(array, grid, {"source_format": fmt, "source_dtype": buffer.dtype.name})
 
 
 def _volume_from_inflated(

@@ -7,33 +7,16 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from monai_unet.io.image_file import FILE_SUFFIXES
+
 __all__ = ["CHANNEL_FILE", "IMAGE_SUFFIXES", "case_name", "image_files", "output_name", "strip_image_suffix"]
 
 #: A channel file in the MSD/nnU-Net layout: ``<case>_<4-digit channel>`` (after the image suffix is removed).
 CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
-#: File name endings that are image formats, longest first so that ``.nii.gz`` wins over ``.gz``-less ``.nii``.
-IMAGE_SUFFIXES = tuple(
-    sorted(
-        (
-            ".nii.gz",
-            ".nii",
-            ".seg.nrrd",
-            ".nrrd",
-            ".nhdr",
-            ".mha",
-            ".mhd",
-            ".dcm",
-            ".png",
-            ".jpg",
-            ".jpeg",
-            ".tif",
-            ".tiff",
-        ),
-        key=len,
-        reverse=True,
-    )
-)
+#: File name endings that are image formats (those the reader reads, Slicer's label maps and DICOM files), longest
+#: first so that ``.nii.gz`` wins over ``.gz``-less ``.nii``.
+IMAGE_SUFFIXES = tuple(sorted((*FILE_SUFFIXES, ".seg.nrrd", ".dcm"), key=len, reverse=True))
 
 
 def image_files(folder: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:

@@ -8,6 +8,10 @@ mean and standard deviation over the image and inside the labelled foreground. O
 intensity statistics pooled over a seeded sample of foreground voxels (at most 10,000 per case and channel, as
 nnU-Net samples), which is what CT normalisation uses.
 
+Label pictures saved as RGB with equal channels, or as (lossy) JPEG, are read through
+:func:`~monai_unet.transforms.picture_label.picture_label` as the planned configs read them; ``label_decoding`` says
+which of the two the dataset needed.
+
 Reading goes through :class:`monai_unet.io.LoadScan` (our fast reader) with a progress bar on stderr. Every
 voxel-level problem is raised here, naming the case: image and label on different grids, a label value not in
 ``labels``, a case whose channel count or number of dimensions differs from the first case's.
@@ -16,7 +20,7 @@ voxel-level problem is raised here, naming the case: image and label on differen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -25,7 +29,8 @@ from monai.data.utils import affine_to_spacing
 from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.io.axes import reversed_axes_contiguous
 from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
-from monai_unet.plan.label_scan import label_file_hint, value_counts
+from monai_unet.plan.label_scan import is_lossy, label_file_hint, value_counts
+from monai_unet.transforms.picture_label import picture_label
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
 
@@ -86,6 +91,7 @@ class Fingerprint:
     cases: list[CaseFingerprint]
     foreground: list[ChannelStats]
     source_dtype: str
+    label_decoding: dict[str, bool] = field(default_factory=dict)  # {"colour": ..., "lossy": ...} where needed
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -187,8 +193,8 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Seque
 
 
 def _read_case(
-    case: Case, loader: LoadScan, label_loader: LoadScan, modality: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    case: Case, loader: LoadScan, label_loader: LoadScan, modality: Sequence[str], values: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, dict[str, bool]]:
     try:
         image = loader([str(p) for p in case.images] if len(case.images) > 1 else str(case.images[0]))
         label = label_loader(str(case.label))
@@ -201,11 +207,17 @@ def _read_case(
             f"(the Medical Segmentation Decathlon's multi-modal files), but dataset.json 'modality' names "
             f"{len(modality)} channel(s); name each volume in 'modality', or extract the one volume to use"
         )
-    if label.shape[0] != 1:
+    decoding = {"colour": label.shape[0] in (3, 4), "lossy": is_lossy(case.label)}
+    if label.shape[0] not in (1, 3, 4):
         raise DatasetError(
             f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
-            + label_file_hint(case.label, label.shape[0])
         )
+    label_values = label.numpy()
+    if any(decoding.values()):
+        try:
+            label_values = picture_label(label_values, values, decoding["lossy"])
+        except ValueError as error:
+            raise DatasetError(f"case {case.name}: {case.label}: {error}") from None
     if image.shape[1:] != label.shape[1:]:
         raise DatasetError(
             f"case {case.name}: image {case.images[0]} is {tuple(image.shape[1:])} voxels but label {case.label} is "
@@ -222,9 +234,10 @@ def _read_case(
     channels = [_c_order(channel) for channel in image.numpy()]
     return (
         channels[0][None] if len(channels) == 1 else np.stack(channels),
-        _c_order(label.numpy()[0]),
+        _c_order(label_values[0]),
         np.asarray(spacing, dtype=float),
         str(image.meta.get("source_dtype", "")),
+        decoding,
     )
 
 
@@ -250,8 +263,10 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     samples: list[list[np.ndarray]] = []
     first: tuple[int, int, str] | None = None
     source_dtype = ""
+    label_decoding = {"colour": False, "lossy": False}
     for case in tqdm(dataset.all_cases(), desc="measuring", unit="case", disable=not progress, leave=False):
-        image, label, spacing, dtype = _read_case(case, loader, label_loader, dataset.modality)
+        image, label, spacing, dtype, decoding = _read_case(case, loader, label_loader, dataset.modality, list(lookup))
+        label_decoding = {key: label_decoding[key] or needed for key, needed in decoding.items()}
         shape = (image.ndim - 1, image.shape[0])
         if first is None:
             first = (*shape, str(case.images[0]))
@@ -309,6 +324,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
         cases=cases,
         foreground=pooled,
         source_dtype=source_dtype,
+        label_decoding={key: True for key, needed in label_decoding.items() if needed},
     )
 
 

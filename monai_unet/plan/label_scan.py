@@ -1,5 +1,5 @@
 """Label values read from the label files, for a dataset that does not declare its ``labels``; and the hint that
-explains a label file the planner cannot use (a lossy JPEG, an RGB picture).
+explains a label file the planner cannot use (a lossy JPEG without declared values, a 1-bit PNG).
 
 A folder of ``imagesTr/`` and ``labelsTr/`` without a ``dataset.json`` (or one without ``labels``) is common for 2D
 sets exported by hand. Its label values are then found in the files: value 0 is the background and every other value
@@ -16,8 +16,9 @@ import torch
 
 from monai_unet.errors import InputError
 from monai_unet.io import ImageInputError, LoadScan
+from monai_unet.transforms.picture_label import picture_label
 
-__all__ = ["MAX_FOUND_VALUES", "found_labels", "label_file_hint", "value_counts"]
+__all__ = ["MAX_FOUND_VALUES", "decoding_reason", "found_labels", "is_lossy", "label_file_hint", "value_counts"]
 
 #: More distinct values than this in the label files is an intensity image or a lossy export, not a class map
 #: (TotalSegmentator's 117 structures fit).
@@ -37,20 +38,34 @@ def _png_mode(path: Path) -> str:
         return ""
 
 
-def label_file_hint(path: Path, channels: int = 1) -> str:
+def is_lossy(path: Path) -> bool:
+    """Whether a label file's format compresses with loss (JPEG), leaving values between the classes at edges."""
+    return path.name.lower().endswith(_JPEG)
+
+
+def decoding_reason(decoding: dict[str, bool]) -> dict[str, str]:
+    """The plan's reason for reading the labels as pictures (``Fingerprint.label_decoding``); empty if not needed."""
+    done = []
+    if decoding.get("colour"):
+        done.append("grey masks stored as RGB(A) are read as their one grey channel")
+    if decoding.get("lossy"):
+        done.append(
+            "labels saved as JPEG (lossy: values between the classes along every edge) have each value read as the "
+            "nearest declared one"
+        )
+    return {"labels": "Label pictures: " + "; ".join(done) + "."} if done else {}
+
+
+def label_file_hint(path: Path) -> str:
     """Why a label file holds values it should not, where its format says so; empty otherwise."""
-    if path.name.lower().endswith(_JPEG):
+    if is_lossy(path):
         return (
             "; JPEG compression is lossy, so a label saved as JPEG holds values between the classes along every "
-            "edge: save the labels as PNG (one value per class)"
+            "edge: declare the class values in dataset.json 'labels' (each value is then read as the nearest "
+            "declared one), or save the labels as PNG"
         )
     if path.name.lower().endswith(".png") and _png_mode(path) == "1":
         return "; it is a 1-bit PNG, which reads as 0 and 255 (not 0 and 1): declare 255 in 'labels'"
-    if channels in (3, 4):
-        return (
-            f"; it is a colour picture ({channels} channels): save each label as a single-channel (greyscale) PNG "
-            "holding one value per class"
-        )
     return ""
 
 
@@ -71,7 +86,7 @@ def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) ->
     "label 1", ...}``, read with a progress bar on stderr unless ``progress`` is False.
 
     Raises:
-        InputError: an unreadable file, a file with several channels or non-integer values (naming it), more than
+        InputError: an unreadable file, a JPEG, a colour-coded file, non-integer values (naming the file), more than
             :data:`MAX_FOUND_VALUES` distinct values, or no value 0 to take as background.
     """
     from tqdm import tqdm
@@ -79,17 +94,20 @@ def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) ->
     loader = LoadScan(dtype=None, ensure_channel_first=True)
     values: set[int] = set()
     for path in tqdm(labels, desc="label values", unit="case", disable=not progress, leave=False):
+        if is_lossy(path):  # its edge values would each become a class
+            raise InputError(f"{source}: no 'labels' table, and {path.name} is a lossy label{label_file_hint(path)}")
         try:
             label = loader(str(path))
         except ImageInputError as error:
             raise InputError(f"{path}: {error}") from None
-        if label.shape[0] != 1:
-            raise InputError(
-                f"{path}: has {label.shape[0]} channels; a label must be one integer map"
-                + label_file_hint(path, label.shape[0])
-            )
-        counts = value_counts(label.numpy())
-        found = np.flatnonzero(counts) if counts is not None else np.unique(label.numpy())
+        if label.shape[0] not in (1, 3, 4):
+            raise InputError(f"{path}: has {label.shape[0]} channels; a label must be one integer map")
+        try:
+            grey = picture_label(label.numpy(), [], lossy=False)  # a grey mask stored as RGB: one channel
+        except ValueError as error:
+            raise InputError(f"{path}: {error}") from None
+        counts = value_counts(grey)
+        found = np.flatnonzero(counts) if counts is not None else np.unique(grey)
         if not np.array_equal(found, np.round(found)):
             raise InputError(
                 f"{path}: holds non-integer values (e.g. {found[found != np.round(found)][0]:g}); a label "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monai_unet.plan.pipeline import label_map_steps
+from monai_unet.plan.pipeline import label_steps
 from monai_unet.plan.recipe import Plan
 
 __all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config"]
@@ -64,8 +64,7 @@ def evaluate_config(plan: Plan) -> dict[str, Any]:
                     "keys": "original_label",
                     "names": "ground_truth",
                 },
-                {"_target_": "EnsureChannelFirstd", "keys": "ground_truth", "channel_dim": "no_channel"},
-                *label_map_steps(plan, "ground_truth"),
+                *label_steps(plan, "ground_truth"),
                 {
                     "_target_": "AsDiscreted",
                     "keys": ["pred", "ground_truth"],

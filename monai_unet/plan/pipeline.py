@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from monai_unet.plan.augmentation import patch_augmentation_steps
-from monai_unet.plan.dataset import label_mapping
+from monai_unet.plan.dataset import class_of_value, label_mapping
 from monai_unet.plan.recipe import Plan
 
-__all__ = ["KEYS", "augmentation_steps", "network_def", "preprocessing_steps", "tile_inferer"]
+__all__ = ["KEYS", "augmentation_steps", "label_steps", "network_def", "preprocessing_steps", "tile_inferer"]
 
 KEYS = ["image", "label"]
 
@@ -53,14 +53,43 @@ def _normalise(plan: Plan) -> dict[str, Any]:
     }
 
 
-def label_map_steps(plan: Plan, key: str, **options: Any) -> list[dict[str, Any]]:
-    """A ``MapLabelValued`` from the files' label values to classes ``0 .. C-1`` (merged values to one class), or
-    no step when the files hold those classes already."""
+def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[dict[str, Any]]:
+    """From the loaded label file to classes ``0 .. C-1``: its channel axis (for label pictures, RGB-stored grey masks
+    and JPEG, the one grey map they hold), then a ``MapLabelValued`` from the files' values to classes (merged values
+    to one class) unless the files hold those classes already. Shared by training, validation and evaluation."""
+    optional = {"allow_missing_keys": True} if allow_missing_keys else {}
+    lookup = class_of_value(plan.label_values)
+    steps: list[dict[str, Any]] = []
+    if not plan.label_decoding:
+        steps.append({"_target_": "EnsureChannelFirstd", "keys": key, "channel_dim": "no_channel", **optional})
+    else:
+        lossy = bool(plan.label_decoding.get("lossy"))
+        steps += [
+            {"_target_": "EnsureChannelFirstd", "keys": key, **optional},
+            {
+                "_target_": "monai_unet.transforms.PictureLabeld",
+                "keys": key,
+                "values": sorted(lookup),
+                "lossy": lossy,
+                **optional,
+                "_desc_": "label pictures: a grey mask stored as RGB to one channel"
+                + ("; JPEG values to the nearest declared label value" if lossy else ""),
+            },
+        ]
     mapping = label_mapping(plan.label_values)
-    if mapping is None:
-        return []
-    orig, target = mapping
-    return [{"_target_": "MapLabelValued", "keys": key, "orig_labels": orig, "target_labels": target, **options}]
+    if mapping is not None:
+        steps.append(
+            {
+                "_target_": "MapLabelValued",
+                "keys": key,
+                "orig_labels": mapping[0],
+                "target_labels": mapping[1],
+                **optional,
+                "_desc_": "label values of the files to consecutive classes, background first (merged values to one "
+                "class)",
+            }
+        )
+    return steps
 
 
 def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
@@ -82,14 +111,8 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
             "_desc_": "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels",
         },
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
-        {"_target_": "EnsureChannelFirstd", "keys": "label", "channel_dim": "no_channel", "allow_missing_keys": True},
+        *label_steps(plan, "label", allow_missing_keys=True),
     ]
-    steps += label_map_steps(
-        plan,
-        "label",
-        allow_missing_keys=True,
-        _desc_="label values of the files to consecutive classes, background first (merged values to one class)",
-    )
     if plan.target_spacing is not None:
         steps.append(
             {

@@ -26,10 +26,8 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   budget less the validations and the final reserve of :class:`~monai_unet.handlers.TimeBudget` (the last
   validation and the mirroring check); when the budget would then hold fewer than ``40 × minutes`` iterations,
   and never fewer than 800, the plan steps down a ladder (base width 32 → 16, then the patch by 15 % per step; the
-  batch stays) until it does, or reaches the smallest configuration. The
-  floor matters for short budgets: a network that has taken a few hundred steps is far from trained whatever its
-  patch (ACDC, 10 minutes: 387 steps of 112 × 128 × 10 patches gave mean Dice 0.62, 1,309 steps of 64 × 80 × 10
-  ones 0.75; on ISBI the floor was level; ``benchmarks/RESULTS.md``).
+  batch stays) until it does, or reaches the smallest configuration. The floor matters for short budgets (ACDC,
+  10 minutes: 387 steps of 112 × 128 × 10 gave mean Dice 0.62, 1,309 of 64 × 80 × 10 0.75; ISBI level).
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
   Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
   skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
@@ -90,6 +88,7 @@ from monai_unet.plan.inference_choice import (
     tile_count,
     validations_after_training,
 )
+from monai_unet.plan.label_scan import decoding_reason
 from monai_unet.plan.ladder import FEATURE_CAP, Candidate, ladder, network_kwargs
 from monai_unet.plan.loss import choose_loss, loss_config
 from monai_unet.plan.normalisation import choose_normalisation
@@ -139,6 +138,7 @@ class Plan:
     seed: int
     selection: str = "dice"
     precision: str = "auto"
+    label_decoding: dict[str, bool] = field(default_factory=dict)  # label pictures: see Fingerprint.label_decoding
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -395,5 +395,6 @@ def make_plan(
         seed=seed,
         selection=selection,
         precision=precision,
-        reasons=reasons,
+        label_decoding=fp.label_decoding,
+        reasons={**reasons, **decoding_reason(fp.label_decoding)},
     )

@@ -14,6 +14,7 @@ from monai_unet.transforms.intensity import (
     ForegroundZScore,
     ForegroundZScored,
 )
+from monai_unet.transforms.picture_label import PictureLabel, PictureLabeld
 from monai_unet.transforms.spatial import CheckGeometryd, OrientSpacingd
 from monai_unet.transforms.weight_map import BorderWeightMap, BorderWeightMapd
 
@@ -31,6 +32,8 @@ __all__: list[str] = [
     "ForegroundZScore",
     "ForegroundZScored",
     "OrientSpacingd",
+    "PictureLabel",
+    "PictureLabeld",
     "RandElasticGrid",
     "RandElasticGridd",
 ]
