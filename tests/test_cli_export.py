@@ -130,6 +130,17 @@ def test_damaged_weights_are_refused_naming_the_file(bundle, sample_data, tmp_pa
         assert str(weights) in last and "is not a weights file" in last, last
 
 
+def test_a_bundle_without_weights_says_to_train_it(bundle, sample_data, tmp_path, capsys):
+    """A bundle fresh from ``monai-unet plan`` has no ``models/model.pt``: say so and how to train it, not that the
+    file is damaged."""
+    copy = shutil.copytree(bundle, tmp_path / "bundle")
+    (copy / "models" / "model.pt").unlink()
+    datalist = json.dumps([{"image": str(sample_data / "totalsegmentator_ct_dicom" / "series")}])
+    assert main(["infer", "--bundle", str(copy), "--output-dir", str(tmp_path / "o"), f"datalist={datalist}"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(copy / "models" / "model.pt") in last and "no trained model yet: train it first" in last, last
+
+
 def test_checkpoint_holding_code_is_refused_naming_the_file(bundle, sample_data, tmp_path, capsys):
     """A ``model.pt`` that pickles a callable (or is junk): torch's weights-only loader refuses it, and the command
     exits 2 naming the file instead of reporting an internal error; the callable never runs."""

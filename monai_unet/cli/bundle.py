@@ -299,7 +299,13 @@ def _no_room(error: BaseException) -> tuple[int, str | None] | None:
 
 
 def unloadable_weights(path: str | Path, error: BaseException) -> UsageError:
-    """The error for a weights file ``torch.load(weights_only=True)`` refused (``error``), naming ``path``."""
+    """The error for a weights file ``torch.load(weights_only=True)`` refused (``error``), naming ``path``; a missing
+    one is a bundle not trained yet (a fresh ``monai-unet plan`` output)."""
+    if not Path(path).exists():
+        return UsageError(
+            f"{path}: does not exist, so the bundle has no trained model yet: train it first (monai-unet train "
+            "--bundle BUNDLE), or give segment the weights to use with --checkpoint"
+        )
     return UsageError(
         f"{path}: is not a weights file this bundle can load ({_first_sentence(error)}); it is damaged or holds "
         "more than tensors (code is never run): use the bundle's own models/model.pt, or retrain"

@@ -69,7 +69,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         metavar="INPUT",
-        help="NIfTI/NRRD/MHA/PNG/TIFF file or DICOM series folder, one per input channel, in the bundle's order",
+        help="NIfTI/NRRD/MHA/PNG/JPEG/TIFF/GIF/BMP file or DICOM series folder, one per input channel, in the "
+        "bundle's order",
     )
     parser.add_argument(
         "--channel",
