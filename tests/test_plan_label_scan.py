@@ -108,6 +108,18 @@ def test_jpeg_labels_are_read_as_the_nearest_declared_value(tmp_path, capsys):
     assert "monai_unet.transforms.PictureLabeld" in train
 
 
+def test_gif_labels_are_read_as_the_grey_levels_they_show(tmp_path):
+    """DRIVE's vessel masks are palette GIFs: their values are the grey levels shown (0 and 255), as the PNGs'."""
+    reference = _picture_folder(tmp_path / "png", values=(0, 255))
+    folder = _picture_folder(tmp_path / "gif", values=(0, 255), label_suffix=".gif")
+    declared = json.dumps({"labels": {"0": "background", "255": "vessel"}})
+    for root in (reference, folder):
+        (root / "dataset.json").write_text(declared)
+    png, gif = (measure(read_dataset(root), progress=False) for root in (reference, folder))
+    assert gif.label_decoding == {}
+    assert [c.class_voxels for c in gif.cases] == [c.class_voxels for c in png.cases]
+
+
 def test_a_jpeg_label_without_declared_values_is_explained(tmp_path):
     folder = _picture_folder(tmp_path, values=(0, 255), label_suffix=".jpg", cases=12)
     with pytest.raises(DatasetError, match=r"JPEG compression is lossy.*declare the class values"):
