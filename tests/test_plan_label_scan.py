@@ -101,6 +101,7 @@ def test_jpeg_labels_are_read_as_the_nearest_declared_value(tmp_path, capsys):
 
     done = run_in_process(capsys, "plan", folder, "-o", tmp_path / "bundle", "--budget-min", "1", "--no-progress")
     assert done.returncode == 0, done.stderr
+    assert "warning: label files saved as JPEG (lossy)" in done.stderr
     plans = json.loads((tmp_path / "bundle" / "configs" / "plans.json").read_text())
     assert plans["plan"]["label_decoding"] == {"colour": True, "lossy": True}
     assert "nearest declared one" in plans["plan"]["reasons"]["labels"]
@@ -165,6 +166,21 @@ def test_grey_and_colour_pictures_mixed_are_explained(tmp_path):
     (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "lesion"}}))
     with pytest.raises(DatasetError, match=r"case img2: 2D with 3 channel\(s\).*grey and colour pictures mixed"):
         measure(read_dataset(folder), progress=False)
+
+
+def test_undeclared_float_labels_with_fractions_are_refused(tmp_path):
+    """A float label file holding 0.5 (a resampled mask, a probability map) is not a class map."""
+    import nibabel as nib
+
+    from monai_unet.errors import InputError
+    from monai_unet.plan.label_scan import found_labels
+
+    label = np.zeros((6, 5, 4), dtype=np.float32)
+    label[2:4, 1:3, 1:3] = 1.0
+    label[2, 1, 1] = 0.5
+    nib.save(nib.Nifti1Image(label, np.eye(4)), tmp_path / "case.nii.gz")
+    with pytest.raises(InputError, match=r"case.nii.gz: holds non-integer values \(e.g. 0.5\)"):
+        found_labels([tmp_path / "case.nii.gz"], tmp_path, progress=False)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])

@@ -26,6 +26,9 @@ def test_lossy_values_go_to_the_nearest_declared_value():
     snapped = picture_label(three, [0, 100, 200], lossy=True)
     np.testing.assert_array_equal(snapped, [[[0, 0, 100, 100, 100, 200]]])
     assert snapped.dtype == np.int16
+    fractions = np.array([[[0.0, 0.5, 1.0]]], dtype=np.float32)  # lossless grey: values and type as they are
+    assert picture_label(fractions, [0, 1], lossy=False).dtype == np.float32
+    np.testing.assert_array_equal(picture_label(fractions, [0, 1], lossy=False), fractions)
 
 
 def test_colour_channels_must_agree():

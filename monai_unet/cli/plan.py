@@ -127,6 +127,11 @@ def run(args: argparse.Namespace) -> Path:
     fingerprint = measure(dataset, seed=args.seed, progress=args.progress)
     read_seconds = time.monotonic() - start
     _say(f"measured in {read_seconds:.1f} s; timing the training step on {args.device}")
+    if fingerprint.label_decoding.get("lossy"):
+        _say(
+            "warning: label files saved as JPEG (lossy) hold values between the classes along every edge; each "
+            "value is read as the nearest declared label value (plans.json reasons.labels); PNG labels avoid it"
+        )
     plan = make_plan(
         dataset,
         fingerprint,

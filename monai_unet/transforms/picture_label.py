@@ -26,7 +26,7 @@ LOSSY_CHANNEL_SPREAD = 32
 
 
 def picture_label(label: np.ndarray, values: Sequence[float], lossy: bool) -> np.ndarray:
-    """One integer label map from a label picture.
+    """The one label map a label picture holds.
 
     Args:
         label: the file's values, shape ``(C, *spatial)`` with C = 1 (grey), 3 (RGB) or 4 (RGBA).
@@ -34,14 +34,15 @@ def picture_label(label: np.ndarray, values: Sequence[float], lossy: bool) -> np
         lossy: the file was saved with lossy compression (JPEG).
 
     Returns:
-        Shape ``(1, *spatial)``, ``label``'s integer type (int64 for a float input).
+        Shape ``(1, *spatial)``: ``label``'s values and type where not ``lossy`` (a float label stays float, for the
+        planner to refuse non-integer values), else the declared values in ``label``'s integer type (int64 for a
+        float input).
 
     Raises:
         ValueError: colour channels that differ (a colour-coded map), or a channel count other than 1, 3 or 4.
     """
     if label.shape[0] not in (1, 3, 4):
         raise ValueError(f"a label picture has 1, 3 or 4 channels, this one {label.shape[0]}")
-    dtype = label.dtype if label.dtype.kind in "iu" else np.dtype(np.int64)
     grey = label[:1]
     if label.shape[0] > 1:
         colours = label[:3].astype(np.int32)
@@ -55,8 +56,9 @@ def picture_label(label: np.ndarray, values: Sequence[float], lossy: bool) -> np
     if lossy:
         declared = np.array(sorted(values), dtype=np.float64)
         between = (declared[1:] + declared[:-1]) / 2.0  # a value exactly between two classes goes to the upper
-        grey = declared[np.searchsorted(between, grey, side="right")]
-    return np.asarray(grey).astype(dtype, copy=False)
+        snapped = declared[np.searchsorted(between, grey, side="right")]
+        return snapped.astype(label.dtype if label.dtype.kind in "iu" else np.int64)
+    return np.asarray(grey)
 
 
 class PictureLabel(Transform):
