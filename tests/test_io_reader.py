@@ -115,6 +115,32 @@ def test_gif_and_bmp_pictures(tmp_path):
         read(tmp_path / "junk.gif")
 
 
+def test_the_alpha_channel_of_a_picture_is_dropped(tmp_path):
+    """Exporters add an opaque alpha channel to some PNGs of a set: RGBA reads as its RGB, grey + alpha as grey, so
+    one set's pictures keep one channel count; a 4-sample TIFF (microscopy channels) keeps its 4."""
+    from monai_unet.io.image_file import channels_in_file
+
+    rng = np.random.default_rng(1)
+    colour = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    opaque = np.full((20, 30, 1), 255, dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "rgb.png")
+    Image.fromarray(np.concatenate([colour, opaque], axis=-1)).save(tmp_path / "rgba.png")
+    Image.fromarray(np.concatenate([colour, opaque], axis=-1)).save(tmp_path / "rgba.gif")  # a palette, transparency
+    Image.fromarray(np.concatenate([colour[..., :1], opaque], axis=-1), mode="LA").save(tmp_path / "grey_alpha.png")
+    rgb, _ = read(tmp_path / "rgb.png")
+    for name in ("rgba.png", "rgb.png"):
+        array, _ = read(tmp_path / name)
+        np.testing.assert_array_equal(array, rgb)
+        assert channels_in_file(tmp_path / name) == 3
+    assert read(tmp_path / "rgba.gif")[0].shape == (30, 20, 3) and channels_in_file(tmp_path / "rgba.gif") == 3
+    grey, _ = read(tmp_path / "grey_alpha.png")
+    np.testing.assert_array_equal(grey, colour[..., 0].T)
+    assert channels_in_file(tmp_path / "grey_alpha.png") == 1
+    four = rng.integers(0, 4000, (20, 30, 4)).astype(np.uint16)
+    sitk.WriteImage(sitk.GetImageFromArray(four, isVector=True), str(tmp_path / "four.tif"))
+    assert read(tmp_path / "four.tif")[0].shape == (30, 20, 4) and channels_in_file(tmp_path / "four.tif") == 4
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16])
 def test_2d_nifti_is_2d_whatever_its_data_type(tmp_path, dtype):
     """A 2D NIfTI is read as ITK reads it, whether its voxels take the nibabel path (floating point) or ITK's

@@ -23,8 +23,11 @@ path is taken only when ITK itself would return the stored voxels unchanged (sam
 one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every other file, or any doubt, goes
 through ``sitk.ReadImage`` (or nibabel), after the same verification.
 GIF and BMP pictures (retinal vessel sets such as DRIVE ship their masks as GIF) are read through Pillow, which
-SimpleITK lacks for GIF and which keeps a grey BMP one channel (ITK expands it to three). A palette picture reads as
-the grey levels (or colours) it shows, not its palette indices. Pictures carry no geometry: 1 mm pixels at origin 0.
+SimpleITK lacks for GIF and which keeps a grey BMP one channel (ITK expands it to three); so is a PNG that ITK cannot
+read (grey + alpha). A palette picture reads as
+the grey levels (or colours) it shows, not its palette indices. The alpha channel of a PNG, GIF or BMP picture
+(transparency, not image content) is dropped, so that RGBA and RGB pictures of one set read alike as 3 channels.
+Pictures carry no geometry: 1 mm pixels at origin 0.
 Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
 :func:`~monai_unet.io.axes.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
 """
@@ -55,6 +58,14 @@ FILE_SUFFIXES = (
 
 #: Suffixes read through Pillow rather than SimpleITK.
 _PILLOW_SUFFIXES = (".gif", ".bmp")
+#: Picture formats whose alpha channel (the last of 2 or 4 components) is dropped.
+_ALPHA_SUFFIXES = (".png", *_PILLOW_SUFFIXES)
+
+
+def _colour_components(path: Path, components: int) -> int:
+    """Components of a picture without its alpha channel (grey + alpha → 1, RGBA → 3)."""
+    return components - 1 if components in (2, 4) and path.name.lower().endswith(_ALPHA_SUFFIXES) else components
+
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _ITK_INTEGER_TYPES = {
@@ -183,6 +194,8 @@ def read_image_file(
         message = str(error)
         if is_nifti and "orthonormal" in message:
             return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
+        if path.name.lower().endswith(".png"):  # e.g. grey + alpha, which ITK has no pixel type for
+            return _read_with_pillow(path, dtype, contiguous)
         raise ImageInputError(
             path, f"cannot be read ({last_line(message)})", "the file is corrupt or not in a supported format"
         ) from None
@@ -190,6 +203,9 @@ def read_image_file(
     if ndim not in (2, 3, 4):
         raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
     buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
+    components = image.GetNumberOfComponentsPerPixel()
+    if ndim == 2 and _colour_components(path, components) != components:
+        buffer = buffer[..., 0] if components == 2 else buffer[..., :3]  # the alpha channel dropped
     array = _arrange(buffer, ndim, dtype, contiguous)
     fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
     meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
@@ -215,11 +231,13 @@ def channels_in_file(path: str | PathLike) -> int:
         info.ReadImageInformation()
     except RuntimeError:
         return 1
-    return int(info.GetSize()[3]) if info.GetDimension() == 4 else int(info.GetNumberOfComponents())
+    if info.GetDimension() == 4:
+        return int(info.GetSize()[3])
+    return _colour_components(path, info.GetNumberOfComponents())
 
 
 def _pillow_picture(path: Path):
-    """The first frame of a GIF or BMP as a Pillow image in mode L, I;16, RGB or RGBA (a palette or 1-bit picture as
+    """The first frame of a GIF, BMP or PNG as a Pillow image in mode L, I;16 or RGB (a palette or 1-bit picture as
     the grey levels or colours it shows)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -228,21 +246,21 @@ def _pillow_picture(path: Path):
             picture.load()
     except (OSError, UnidentifiedImageError) as error:
         raise ImageInputError(path, f"cannot be read ({error})", "the file is corrupt or not a picture") from None
-    if picture.mode == "P":
-        picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    if picture.mode == "P":  # the colours shown; a grey palette (GIF masks) as one grey channel
+        colours = np.asarray(picture.convert("RGB"))
+        grey = (colours == colours[..., :1]).all()
+        picture = Image.fromarray(np.ascontiguousarray(colours[..., 0])) if grey else Image.fromarray(colours)
+    elif picture.mode == "RGBA":
+        picture = picture.convert("RGB")  # without the alpha channel
     elif picture.mode in ("1", "LA"):
         picture = picture.convert("L")
-    elif picture.mode not in ("L", "I;16", "RGB", "RGBA"):
+    elif picture.mode not in ("L", "I;16", "RGB"):
         raise ImageInputError(path, f"is a {picture.mode} picture", "save it as 8-bit grey, 16-bit grey or RGB")
-    if picture.mode in ("RGB", "RGBA"):  # a grey palette (GIF masks) reads as one grey channel
-        bands = np.asarray(picture)
-        if picture.mode == "RGB" and (bands == bands[..., :1]).all():
-            picture = picture.convert("L")
     return picture
 
 
 def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool) -> Volume:
-    """A GIF or BMP picture: (rows, columns[, colours]) as (x, y)[, channel], 1 mm pixels at the origin."""
+    """A picture read through Pillow: (rows, columns[, colours]) as (x, y)[, channel], 1 mm pixels at the origin."""
     buffer = np.asarray(_pillow_picture(path))
     array = _arrange(buffer, 2, dtype, contiguous)
     grid = VoxelGrid(array.shape[:2], (1.0, 1.0), (0.0, 0.0), np.eye(2))
