@@ -147,14 +147,15 @@ def test_a_colour_coded_label_is_refused_with_the_reason(tmp_path):
         measure(read_dataset(folder), progress=False)
 
 
-def test_a_one_bit_label_is_explained(tmp_path):
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_one_bit_label_is_explained(tmp_path, suffix):
     """PIL shows a 1-bit mask as 0/1, but it reads as 0/255; the refusal of the undeclared 255 says so."""
-    folder = _picture_folder(tmp_path, values=(0, 1))
+    folder = _picture_folder(tmp_path, values=(0, 1), label_suffix=suffix)
     for path in (folder / "labelsTr").iterdir():
         Image.fromarray(np.asarray(Image.open(path)) > 0).save(path)  # a boolean array saves as mode "1"
     (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "lesion"}}))
     with pytest.raises(
-        DatasetError, match=r"holds value\(s\) 255 not declared .*a 1-bit PNG, which reads as 0 and 255"
+        DatasetError, match=r"holds value\(s\) 255 not declared .*a 1-bit picture, which reads as 0 and 255"
     ):
         measure(read_dataset(folder), progress=False)
 

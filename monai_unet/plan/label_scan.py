@@ -1,5 +1,5 @@
 """Label values read from the label files, for a dataset that does not declare its ``labels``; and the hint that
-explains a label file the planner cannot use (a lossy JPEG without declared values, a 1-bit PNG).
+explains a label file the planner cannot use (a lossy JPEG without declared values, a 1-bit picture).
 
 A folder of ``imagesTr/`` and ``labelsTr/`` without a ``dataset.json`` (or one without ``labels``) is common for 2D
 sets exported by hand. Its label values are then found in the files: value 0 is the background and every other value
@@ -27,8 +27,8 @@ MAX_FOUND_VALUES = 255
 _JPEG = (".jpg", ".jpeg")
 
 
-def _png_mode(path: Path) -> str:
-    """The PNG's colour mode from its header (``"1"``: 1 bit per pixel), or empty where it cannot be read."""
+def _picture_mode(path: Path) -> str:
+    """A picture's colour mode from its header (``"1"``: 1 bit per pixel), or empty where it cannot be read."""
     from PIL import Image
 
     try:
@@ -64,8 +64,8 @@ def label_file_hint(path: Path) -> str:
             "edge: declare the class values in dataset.json 'labels' (each value is then read as the nearest "
             "declared one), or save the labels as PNG"
         )
-    if path.name.lower().endswith(".png") and _png_mode(path) == "1":
-        return "; it is a 1-bit PNG, which reads as 0 and 255 (not 0 and 1): declare 255 in 'labels'"
+    if path.name.lower().endswith((".png", ".tif", ".tiff", ".bmp", ".gif")) and _picture_mode(path) == "1":
+        return "; it is a 1-bit picture, which reads as 0 and 255 (not 0 and 1): declare 255 in 'labels'"
     return ""
 
 
