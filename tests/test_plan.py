@@ -92,8 +92,24 @@ def test_label_on_another_grid_is_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((24, 20, 15), np.uint8), np.eye(4)), label)
     with pytest.raises(
         DatasetError, match=r"case case2: image .* is \(24, 20, 16\) voxels but label .* \(24, 20, 15\)"
-    ):
+    ) as refused:
         measure(read_dataset(path), progress=False)
+    assert "one slice thick" not in str(refused.value)
+
+
+def test_a_slice_stored_as_3d_beside_a_2d_label_is_explained(tmp_path):
+    """Images exported as (x, y, 1) NIfTI beside masks saved as 2D: refused, saying what differs."""
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        label = (rng.random((24, 20)) > 0.5).astype(np.uint8)
+        image = nib.Nifti1Image(label[..., None].astype(np.float32), np.eye(4))
+        nib.save(image, tmp_path / "imagesTr" / f"c{i}.nii.gz")
+        nib.save(nib.Nifti1Image(label, np.eye(4)), tmp_path / "labelsTr" / f"c{i}.nii.gz")
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "cell"}}))
+    with pytest.raises(DatasetError, match=r"\(24, 20, 1\) voxels but label .* \(24, 20\).*one slice thick"):
+        measure(read_dataset(tmp_path), progress=False)
 
 
 def test_label_with_shifted_origin_is_refused(tmp_path):

@@ -222,6 +222,11 @@ def _read_case(
         raise DatasetError(
             f"case {case.name}: image {case.images[0]} is {tuple(image.shape[1:])} voxels but label {case.label} is "
             f"{tuple(label.shape[1:])}; image and label must share one grid"
+            + (
+                " (one is stored as a 3D file one slice thick, the other as 2D: save both the same way)"
+                if [n for n in image.shape[1:] if n != 1] == [n for n in label.shape[1:] if n != 1]
+                else ""
+            )
         )
     difference = float(torch.max(torch.abs(image.affine - label.affine)))
     if difference > _GRID_TOLERANCE_MM:
