@@ -24,9 +24,9 @@ one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every o
 through ``sitk.ReadImage`` (or nibabel), after the same verification.
 GIF and BMP pictures (retinal vessel sets such as DRIVE ship their masks as GIF) are read through Pillow, which
 SimpleITK lacks for GIF and which keeps a grey BMP one channel (ITK expands it to three); so is a PNG that ITK cannot
-read (grey + alpha). A palette picture reads as
-the grey levels (or colours) it shows, not its palette indices. The alpha channel of a PNG, GIF or BMP picture
-(transparency, not image content) is dropped, so that RGBA and RGB pictures of one set read alike as 3 channels.
+read (grey + alpha). A palette picture reads as the grey levels (or colours) it shows, not its palette indices.
+The alpha channel of a PNG, GIF or BMP picture (transparency, not image content) is dropped, so that RGBA and RGB
+pictures of one set read alike as 3 channels.
 Pictures carry no geometry: 1 mm pixels at origin 0.
 Voxels are then reordered into (x, y, z) and converted to the requested type in one pass (see
 :func:`~monai_unet.io.axes.reversed_axes_contiguous`), or returned as a transposed view (``contiguous=False``).
@@ -58,13 +58,12 @@ FILE_SUFFIXES = (
 
 #: Suffixes read through Pillow rather than SimpleITK.
 _PILLOW_SUFFIXES = (".gif", ".bmp")
-#: Picture formats whose alpha channel (the last of 2 or 4 components) is dropped.
-_ALPHA_SUFFIXES = (".png", *_PILLOW_SUFFIXES)
 
 
-def _colour_components(path: Path, components: int) -> int:
-    """Components of a picture without its alpha channel (grey + alpha → 1, RGBA → 3)."""
-    return components - 1 if components in (2, 4) and path.name.lower().endswith(_ALPHA_SUFFIXES) else components
+def _drops_alpha(path: Path, components: int) -> bool:
+    """Whether ITK's reading of ``path`` is an RGBA PNG whose alpha channel is dropped (ITK has no pixel type for
+    grey + alpha: those PNGs, GIF and BMP go through Pillow, which drops it)."""
+    return components == 4 and path.name.lower().endswith(".png")
 
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -203,9 +202,8 @@ def read_image_file(
     if ndim not in (2, 3, 4):
         raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
     buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
-    components = image.GetNumberOfComponentsPerPixel()
-    if ndim == 2 and _colour_components(path, components) != components:
-        buffer = buffer[..., 0] if components == 2 else buffer[..., :3]  # the alpha channel dropped
+    if ndim == 2 and _drops_alpha(path, image.GetNumberOfComponentsPerPixel()):
+        buffer = buffer[..., :3]
     array = _arrange(buffer, ndim, dtype, contiguous)
     fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
     meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
@@ -221,9 +219,12 @@ def channels_in_file(path: str | PathLike) -> int:
     if not path.is_file() or not path.name.lower().endswith(FILE_SUFFIXES):
         return 1
     if path.name.lower().endswith(_PILLOW_SUFFIXES):
+        from PIL import Image, UnidentifiedImageError
+
         try:
-            return len(_pillow_picture(path).getbands())
-        except ImageInputError:
+            with Image.open(path) as picture:  # the header only: no pixel is decoded
+                return 3 if _pillow_mode(path, picture) == "RGB" else 1
+        except (OSError, UnidentifiedImageError, ImageInputError):
             return 1
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
@@ -233,12 +234,24 @@ def channels_in_file(path: str | PathLike) -> int:
         return 1
     if info.GetDimension() == 4:
         return int(info.GetSize()[3])
-    return _colour_components(path, info.GetNumberOfComponents())
+    components = int(info.GetNumberOfComponents())
+    return 3 if _drops_alpha(path, components) else components
+
+
+def _pillow_mode(path: Path, picture) -> str:
+    """The mode a Pillow picture is read in, from its header: L, I;16 or RGB. A palette picture gives the colours it
+    shows (a grey palette, as GIF masks have, one grey channel); 1-bit and grey + alpha give grey, RGBA its RGB."""
+    if picture.mode == "P":
+        palette = np.asarray(picture.getpalette() or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
+        return "L" if (palette == palette[:, :1]).all() else "RGB"
+    mode = {"1": "L", "LA": "L", "RGBA": "RGB"}.get(picture.mode, picture.mode)
+    if mode not in ("L", "I;16", "RGB"):
+        raise ImageInputError(path, f"is a {picture.mode} picture", "save it as 8-bit grey, 16-bit grey or RGB")
+    return mode
 
 
 def _pillow_picture(path: Path):
-    """The first frame of a GIF, BMP or PNG as a Pillow image in mode L, I;16 or RGB (a palette or 1-bit picture as
-    the grey levels or colours it shows)."""
+    """The first frame of a GIF, BMP or PNG as a Pillow image in the mode :func:`_pillow_mode` gives."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -246,17 +259,8 @@ def _pillow_picture(path: Path):
             picture.load()
     except (OSError, UnidentifiedImageError) as error:
         raise ImageInputError(path, f"cannot be read ({error})", "the file is corrupt or not a picture") from None
-    if picture.mode == "P":  # the colours shown; a grey palette (GIF masks) as one grey channel
-        colours = np.asarray(picture.convert("RGB"))
-        grey = (colours == colours[..., :1]).all()
-        picture = Image.fromarray(np.ascontiguousarray(colours[..., 0])) if grey else Image.fromarray(colours)
-    elif picture.mode == "RGBA":
-        picture = picture.convert("RGB")  # without the alpha channel
-    elif picture.mode in ("1", "LA"):
-        picture = picture.convert("L")
-    elif picture.mode not in ("L", "I;16", "RGB"):
-        raise ImageInputError(path, f"is a {picture.mode} picture", "save it as 8-bit grey, 16-bit grey or RGB")
-    return picture
+    mode = _pillow_mode(path, picture)
+    return picture if picture.mode == mode else picture.convert(mode)
 
 
 def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool) -> Volume:

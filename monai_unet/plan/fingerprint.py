@@ -194,7 +194,9 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Seque
 
 def _read_case(
     case: Case, loader: LoadScan, label_loader: LoadScan, modality: Sequence[str], values: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, dict[str, bool]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, set[str]]:
+    """The case's image, label (label pictures decoded), spacing, stored type and the decodings its label needed
+    (``"colour"``, ``"lossy"``)."""
     try:
         image = loader([str(p) for p in case.images] if len(case.images) > 1 else str(case.images[0]))
         label = label_loader(str(case.label))
@@ -207,15 +209,16 @@ def _read_case(
             f"(the Medical Segmentation Decathlon's multi-modal files), but dataset.json 'modality' names "
             f"{len(modality)} channel(s); name each volume in 'modality', or extract the one volume to use"
         )
-    decoding = {"colour": label.shape[0] in (3, 4), "lossy": is_lossy(case.label)}
+    decoding = {"colour"} if label.shape[0] in (3, 4) else set()
+    decoding |= {"lossy"} if is_lossy(case.label) else set()
     if label.shape[0] not in (1, 3, 4):
         raise DatasetError(
             f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
         )
     label_values = label.numpy()
-    if any(decoding.values()):
+    if decoding:
         try:
-            label_values = picture_label(label_values, values, decoding["lossy"])
+            label_values = picture_label(label_values, values, "lossy" in decoding)
         except ValueError as error:
             raise DatasetError(f"case {case.name}: {case.label}: {error}") from None
     if image.shape[1:] != label.shape[1:]:
@@ -268,10 +271,10 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     samples: list[list[np.ndarray]] = []
     first: tuple[int, int, str] | None = None
     source_dtype = ""
-    label_decoding = {"colour": False, "lossy": False}
+    label_decoding: set[str] = set()
     for case in tqdm(dataset.all_cases(), desc="measuring", unit="case", disable=not progress, leave=False):
         image, label, spacing, dtype, decoding = _read_case(case, loader, label_loader, dataset.modality, list(lookup))
-        label_decoding = {key: label_decoding[key] or needed for key, needed in decoding.items()}
+        label_decoding |= decoding
         shape = (image.ndim - 1, image.shape[0])
         if first is None:
             first = (*shape, str(case.images[0]))
@@ -329,7 +332,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
         cases=cases,
         foreground=pooled,
         source_dtype=source_dtype,
-        label_decoding={key: True for key, needed in label_decoding.items() if needed},
+        label_decoding={key: True for key in sorted(label_decoding)},
     )
 
 

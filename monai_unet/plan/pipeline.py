@@ -58,7 +58,6 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
     and JPEG, the one grey map they hold), then a ``MapLabelValued`` from the files' values to classes (merged values
     to one class) unless the files hold those classes already. Shared by training, validation and evaluation."""
     optional = {"allow_missing_keys": True} if allow_missing_keys else {}
-    lookup = class_of_value(plan.label_values)
     steps: list[dict[str, Any]] = []
     if not plan.label_decoding:
         steps.append({"_target_": "EnsureChannelFirstd", "keys": key, "channel_dim": "no_channel", **optional})
@@ -69,7 +68,7 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
             {
                 "_target_": "monai_unet.transforms.PictureLabeld",
                 "keys": key,
-                "values": sorted(lookup),
+                "values": sorted(class_of_value(plan.label_values)),
                 "lossy": lossy,
                 **optional,
                 "_desc_": "label pictures: a grey mask stored as RGB to one channel"
