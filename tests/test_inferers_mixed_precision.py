@@ -40,6 +40,16 @@ def test_bf16_runs_the_convolutions_in_bfloat16_and_returns_float32():
     assert torch.allclose(out, reference, rtol=0.05, atol=0.05 * reference.abs().max().item())
 
 
+def test_a_deeply_supervised_network_gives_a_float32_list_in_training():
+    torch.manual_seed(0)
+    net = UNet(2, 1, 3, features=(4, 8, 16), padding="same", norm="instance", dropout=0.0, deep_supervision=1)
+    outputs = MixedPrecisionInferer("bf16")(torch.randn(2, 1, 32, 32), net.train())
+    assert [(o.dtype, tuple(o.shape)) for o in outputs] == [
+        (torch.float32, (2, 3, 32, 32)),
+        (torch.float32, (2, 3, 16, 16)),
+    ]
+
+
 def test_auto_follows_the_hardware():
     assert uses_bf16("auto", "cpu") == bf16_supported("cpu")
     assert not uses_bf16("fp32", "cpu") and uses_bf16("bf16", "cpu")

@@ -431,3 +431,42 @@ def test_anisotropic_network_from_a_bundle_config():
     assert net.divisors == (16, 16, 4)
     assert net.output_shape((160, 160, 12)) == (160, 160, 12)
     assert net.valid_input_shape((150, 150, 9)) == (160, 160, 12)
+
+
+def test_deep_supervision_returns_every_supervised_level_in_training_only(tmp_path):
+    """Heads at levels 1 .. k: in training a list, full resolution first, each next level at its pooled size; in
+    eval mode and in TorchScript the one full-resolution output, which is the list's first entry."""
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, features=(4, 8, 16, 32), padding="same", norm="instance", dropout=0.0, deep_supervision=2)
+    x = torch.randn(2, 1, 16, 16, 8)
+    outputs = net.train()(x)
+    assert isinstance(outputs, list)
+    assert [tuple(o.shape) for o in outputs] == [(2, 2, 16, 16, 8), (2, 2, 8, 8, 4), (2, 2, 4, 4, 2)]
+    sum(o.mean() for o in outputs).backward()
+    assert all(p.grad is not None for p in net.aux_heads.parameters()), "every head receives a gradient"
+    net.eval()
+    with torch.no_grad():
+        reference = net(x)
+        assert torch.is_tensor(reference) and reference.shape == (2, 2, 16, 16, 8)
+        assert torch.equal(net._deeply_supervised(x)[0], reference)
+        scripted = torch.jit.script(net.train())
+        scripted.save(str(tmp_path / "net.ts"))
+        loaded = torch.jit.load(str(tmp_path / "net.ts")).eval()
+        assert (loaded(x) - reference).abs().max().item() <= 1e-5, "TorchScript keeps the one output"
+    assert set(UNet(3, 2, 2, features=(16, 32, 64, 128), padding="same", norm="batch").state_dict()) == set(
+        _BRAIN_KEYS
+    ), "no heads, no new keys"
+
+
+def test_anisotropic_deep_supervision_follows_the_pooling_factors():
+    torch.manual_seed(0)
+    outputs = _aniso(deep_supervision=1).train()(torch.randn(1, 1, 16, 12, 6))
+    assert [tuple(o.shape) for o in outputs] == [(1, 2, 16, 12, 6), (1, 2, 8, 6, 6)]
+
+
+@pytest.mark.parametrize("heads", [2, -1])
+def test_bad_deep_supervision_is_refused(heads):
+    with pytest.raises(ValueError, match="at most len\\(features\\) - 2 = 1"):
+        _aniso(deep_supervision=heads)
+    with pytest.raises(ValueError, match="padding='same'"):
+        UNet(2, 1, 2, features=(4, 8, 16), padding="valid", deep_supervision=1)

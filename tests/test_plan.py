@@ -726,6 +726,64 @@ def test_train_and_inference_share_network_and_preprocessing(tmp_path):
         assert train[key] == inference[key], key
 
 
+@pytest.mark.parametrize(
+    "writer",
+    [
+        lambda root: write_nifti_dataset(root, cases=3, shape=(64, 64, 32)),
+        lambda root: write_png_dataset(root, size=(128, 128)),
+    ],
+    ids=["3d", "2d"],
+)
+def test_deep_supervision_on_request_heads_every_decoder_level_but_the_two_lowest(tmp_path, writer):
+    """``deep_supervision``: heads at levels 1 .. depth - 3 and MONAI's DeepSupervisionLoss around the planned loss,
+    which scores a real training step's list of outputs; without it (the default) one output and the plain loss."""
+    from monai.losses import DeepSupervisionLoss
+
+    dataset = read_dataset(writer(tmp_path / "data"))
+    fingerprint = measure(dataset, progress=False)
+    for name, deep in (("plain", False), ("deep", True)):
+        plan = make_plan(dataset, fingerprint, 20.0, deep_supervision=deep, timer=fixed_timer)
+        write_bundle(tmp_path / name, plan, dataset, fingerprint, name)
+    parsed = {}
+    for name in ("plain", "deep"):
+        parser = ConfigParser()
+        parser.read_config(tmp_path / name / "configs" / "train.json")
+        parsed[name] = parser
+    plain_net = parsed["plain"].get_parsed_content("network_def")
+    assert plain_net.deep_supervision == 0 and not isinstance(
+        parsed["plain"].get_parsed_content("loss"), DeepSupervisionLoss
+    )
+    network, loss = parsed["deep"].get_parsed_content("network_def"), parsed["deep"].get_parsed_content("loss")
+    depth = len(network.features)
+    assert depth >= 4 and network.deep_supervision == depth - 3
+    assert isinstance(loss, DeepSupervisionLoss)
+    patch = parsed["deep"].get_parsed_content("patch_size")
+    outputs = network.train()(torch.randn(2, network.in_channels, *patch))
+    assert len(outputs) == depth - 2
+    label = torch.randint(0, network.out_channels, (2, 1, *patch)).float()
+    loss(outputs, label).backward()
+    assert all(p.grad is not None for p in network.aux_heads.parameters())
+    plans = json.loads((tmp_path / "deep" / "configs" / "plans.json").read_text())
+    assert plans["plan"]["loss"]["deep_supervision"] is True and "Deep supervision" in plans["plan"]["reasons"]["loss"]
+
+
+def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path):
+    """The stock runner trains a ``--deep-supervision`` bundle (the trainer's loss takes the list of outputs,
+    validation and the saved model the one output) and ``segment`` writes a label map on the image's grid."""
+    source = write_png_dataset(tmp_path / "data", size=(128, 128))
+    bundle = tmp_path / "bundle"
+    _cli("plan", str(source), "-o", str(bundle), "--budget-min", "2", "--no-progress", "--deep-supervision")
+    heads = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]["network"]["deep_supervision"]
+    assert heads >= 1
+    _cli("train", "--bundle", str(bundle), "budget_minutes=0.25")
+    weights = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert sum(key.startswith("aux_heads.") for key in weights) == 2 * heads, "each head's weight and bias saved"
+    image = sorted((source.parent / "images").iterdir())[0]
+    out = tmp_path / "predicted.png"
+    _cli("segment", str(image), "-o", str(out), "--bundle", str(bundle), "--no-progress")
+    assert np.asarray(Image.open(out)).shape == np.asarray(Image.open(image)).shape[:2]
+
+
 @pytest.mark.parametrize("writer", [write_nifti_dataset, write_png_dataset], ids=["3d", "2d"])
 def test_datasets_cache_every_deterministic_step(tmp_path, writer):
     """``CacheDataset`` caches up to its first random step: in training that is the first augmentation (loading,

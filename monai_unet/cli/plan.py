@@ -68,6 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "half-life 5%% of the planned steps; plans.json gives the reason)",
     )
     parser.add_argument(
+        "--deep-supervision",
+        action="store_true",
+        help="nnU-Net's deep supervision: output heads and the loss at every decoder resolution but the two lowest "
+        "(off by default: level on ACDC, lower on a BRATS fold; benchmarks/RESULTS.md)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),  # monai_unet.inferers.PRECISIONS (imported lazily)
         default="auto",
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> Path:
         read_seconds=read_seconds,
         selection=args.select_by,
         average_weights=args.average_weights,
+        deep_supervision=args.deep_supervision,
         precision=args.precision,
     )
     name = args.name or dataset.name

@@ -46,14 +46,18 @@ class MixedPrecisionInferer(Inferer):
         precision: one of :data:`PRECISIONS`.
 
     ``inputs``: ``(N, C, *spatial)`` float32; returns the network's output ``(N, classes, *spatial)`` in float32, on
-    the inputs' device.
+    the inputs' device (a deeply supervised network in training: its list of such outputs, each in float32).
     """
 
     def __init__(self, precision: str = "auto") -> None:
         self.precision = _check(precision)
 
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
+    ) -> torch.Tensor | list[torch.Tensor]:
         enabled = uses_bf16(self.precision, inputs.device)
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=enabled):
             outputs = network(inputs, *args, **kwargs)
-        return outputs.float() if enabled else outputs
+        if not enabled:
+            return outputs
+        return [o.float() for o in outputs] if isinstance(outputs, list) else outputs.float()

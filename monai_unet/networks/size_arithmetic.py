@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SizedNetwork", "UNetGeometry"]
+__all__ = ["SizedNetwork", "UNetGeometry", "per_axis_table"]
 
 _PADDINGS = ("valid", "same")
 _UPSAMPLES = ("deconv", "interp")
@@ -156,3 +156,29 @@ class SizedNetwork(Protocol):
     def valid_input_shape(self, min_shape: Sequence[int] | int) -> tuple[int, ...]:
         """The smallest spatial input shape at least ``min_shape`` (voxels) that the network accepts."""
         ...
+
+
+def per_axis_table(
+    name: str, table: Sequence[Sequence[int]] | None, entries: str, count: int, spatial_dims: int, allowed: tuple
+) -> tuple[tuple[int, ...], ...]:
+    """``table`` as a tuple of ``count`` per-axis int tuples with values in ``allowed``; ``None``: ``allowed[-1]``
+    everywhere. ``entries`` says what one entry is, for the error messages."""
+    if table is None:
+        return ((allowed[-1],) * spatial_dims,) * count
+    choices = " or ".join(str(a) for a in allowed)
+    expected = (
+        f"{count} entries ({entries}), each a list of {spatial_dims} values (one per spatial axis), each {choices}"
+    )
+    if isinstance(table, str | bytes) or not isinstance(table, Sequence):
+        raise ValueError(f"{name} must be a list of {expected}; got {table!r}.")
+    if len(table) != count:
+        raise ValueError(f"{name} needs {expected}; got {len(table)} entries: {list(table)!r}.")
+    rows = []
+    for i, row in enumerate(table):
+        if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != spatial_dims:
+            raise ValueError(f"{name}[{i}] must be a list of {spatial_dims} values, each {choices}; got {row!r}.")
+        values = tuple(int(v) for v in row)
+        if any(v not in allowed or v != r for v, r in zip(values, row, strict=True)):
+            raise ValueError(f"{name}[{i}] values must each be {choices}; got {row!r}.")
+        rows.append(values)
+    return tuple(rows)

@@ -16,7 +16,7 @@ from torch import nn
 
 from monai_unet.networks.flat_axis import FlatAwareConvTranspose3d
 from monai_unet.networks.folded_conv import FoldedConv3d
-from monai_unet.networks.size_arithmetic import UNetGeometry
+from monai_unet.networks.size_arithmetic import UNetGeometry, per_axis_table
 
 __all__ = ["UNet"]
 
@@ -110,32 +110,6 @@ class _UpStage(nn.Module):
         return self.conv(torch.cat([skip, x], dim=1))
 
 
-def _per_axis_table(
-    name: str, table: Sequence[Sequence[int]] | None, entries: str, count: int, spatial_dims: int, allowed: tuple
-) -> tuple[tuple[int, ...], ...]:
-    """``table`` as a tuple of ``count`` per-axis int tuples with values in ``allowed``; ``None``: ``allowed[-1]``
-    everywhere. ``entries`` says what one entry is, for the error messages."""
-    if table is None:
-        return ((allowed[-1],) * spatial_dims,) * count
-    choices = " or ".join(str(a) for a in allowed)
-    expected = (
-        f"{count} entries ({entries}), each a list of {spatial_dims} values (one per spatial axis), each {choices}"
-    )
-    if isinstance(table, str | bytes) or not isinstance(table, Sequence):
-        raise ValueError(f"{name} must be a list of {expected}; got {table!r}.")
-    if len(table) != count:
-        raise ValueError(f"{name} needs {expected}; got {len(table)} entries: {list(table)!r}.")
-    rows = []
-    for i, row in enumerate(table):
-        if isinstance(row, str | bytes) or not isinstance(row, Sequence) or len(row) != spatial_dims:
-            raise ValueError(f"{name}[{i}] must be a list of {spatial_dims} values, each {choices}; got {row!r}.")
-        values = tuple(int(v) for v in row)
-        if any(v not in allowed or v != r for v, r in zip(values, row, strict=True)):
-            raise ValueError(f"{name}[{i}] values must each be {choices}; got {row!r}.")
-        rows.append(values)
-    return tuple(rows)
-
-
 class UNet(nn.Module):
     """U-Net for 2D and 3D segmentation (Ronneberger et al. 2015; Çiçek et al. 2016).
 
@@ -176,6 +150,13 @@ class UNet(nn.Module):
         kernels: per level (``len(features)`` entries, from the top) the convolution size per spatial axis, 1 or 3,
             e.g. ``[[3, 3, 1], [3, 3, 1], [3, 3, 3], [3, 3, 3], [3, 3, 3]]``. ``None``: 3 everywhere. Anything else
             needs ``padding="same"`` (zero padding ``k // 2`` voxels per side).
+        deep_supervision: extra 1×1 heads on the decoder's outputs at levels 1 .. ``deep_supervision`` (nnU-Net's deep
+            supervision, Isensee et al. 2021: a loss at every resolution but the two lowest gives the deep layers a
+            short gradient path). In training mode the forward pass then returns a list of logits, full resolution
+            first, each next one at the next level's size (for MONAI's ``DeepSupervisionLoss``, which scores it
+            against the label resized by nearest neighbour); in ``eval()`` mode, and in TorchScript, only the full
+            resolution logits. 0 (default): one output, as in the paper. Same padding only; at most
+            ``len(features) - 2``.
 
     Attributes:
         pool_factors: the resolved ``pools``, a tuple of per-axis int tuples (one per pooling step).
@@ -214,6 +195,7 @@ class UNet(nn.Module):
         act: str | tuple = "relu",
         pools: Sequence[Sequence[int]] | None = None,
         kernels: Sequence[Sequence[int]] | None = None,
+        deep_supervision: int = 0,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -233,10 +215,10 @@ class UNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         depth = len(features)
         isotropic = UNetGeometry(depth, padding, upsample)  # checks padding and upsample
-        pool_factors = _per_axis_table(
+        pool_factors = per_axis_table(
             "pools", pools, "one per pooling step: len(features) - 1", depth - 1, spatial_dims, (1, 2)
         )
-        kernel_sizes = _per_axis_table("kernels", kernels, "one per level: len(features)", depth, spatial_dims, (1, 3))
+        kernel_sizes = per_axis_table("kernels", kernels, "one per level: len(features)", depth, spatial_dims, (1, 3))
         custom = [
             name
             for name, table, default in (("pools", pool_factors, 2), ("kernels", kernel_sizes, 3))
@@ -294,6 +276,16 @@ class UNet(nn.Module):
             for level in reversed(range(depth - 1))
         )
         self.head = Conv[Conv.CONV, spatial_dims](features[0], out_channels, kernel_size=1)
+        if not 0 <= deep_supervision <= max(depth - 2, 0) or (deep_supervision and padding != "same"):
+            raise ValueError(
+                f"deep_supervision must be 0 or, with padding='same', at most len(features) - 2 = {depth - 2} "
+                f"(heads at levels 1 .. deep_supervision); got {deep_supervision} with padding={padding!r}."
+            )
+        self.deep_supervision = int(deep_supervision)
+        self.aux_heads = nn.ModuleList(
+            Conv[Conv.CONV, spatial_dims](features[level], out_channels, kernel_size=1)
+            for level in range(1, deep_supervision + 1)
+        )
         self._init_he_normal()
 
     def _init_he_normal(self) -> None:
@@ -374,9 +366,12 @@ class UNet(nn.Module):
 
     # ------------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, out_channels, *output_shape(spatial))`` for ``x`` of shape ``(N, in_channels, *spatial)``."""
+        """Logits ``(N, out_channels, *output_shape(spatial))`` for ``x`` of shape ``(N, in_channels, *spatial)``;
+        in training with ``deep_supervision`` heads, the list of them (see the class docstring)."""
         if not torch.jit.is_scripting():
             self._check_input(x)
+            if self.training and self.deep_supervision > 0:
+                return self._deeply_supervised(x)
         skips: list[torch.Tensor] = []  # the output of every level; the last one (the bottleneck) is never a skip
         for pool, block in zip(self.pools, self.down):  # noqa: B905 (TorchScript: no strict=; equal lengths)
             x = block(pool(x))
@@ -384,3 +379,18 @@ class UNet(nn.Module):
         for level, stage in enumerate(self.decoder):
             x = stage(x, skips[len(skips) - 2 - level])
         return self.head(x)
+
+    @torch.jit.unused
+    def _deeply_supervised(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The full-resolution logits, then those of levels 1 .. ``deep_supervision`` (each ``(N, out_channels,
+        *level_shape)``)."""
+        skips: list[torch.Tensor] = []
+        for pool, block in zip(self.pools, self.down, strict=True):
+            x = block(pool(x))
+            skips.append(x)
+        levels: dict[int, torch.Tensor] = {}
+        for step, stage in enumerate(self.decoder):
+            level = len(skips) - 2 - step
+            x = stage(x, skips[level])
+            levels[level] = x
+        return [self.head(x)] + [head(levels[level + 1]) for level, head in enumerate(self.aux_heads)]

@@ -2,7 +2,8 @@
 
 From the most to the least expensive: the median case as patch at base width 32, the same at width 16, then the patch
 by 15 % per step down to the smallest allowed; the batch stays (:func:`ladder`). Each rung's network is the planned
-same-padding U-Net (:func:`network_kwargs`, keyword arguments of :class:`monai_unet.networks.UNet`).
+same-padding U-Net (:func:`network_kwargs`, keyword arguments of :class:`monai_unet.networks.UNet`), optionally
+deeply supervised (:func:`deep_supervision_heads`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FEATURE_CAP", "Candidate", "ladder", "network_kwargs"]
+__all__ = ["FEATURE_CAP", "Candidate", "deep_supervision_heads", "ladder", "network_kwargs"]
 
 #: Widths double per level from the base width up to this many feature maps.
 FEATURE_CAP = 256
@@ -42,9 +43,18 @@ def ladder(patch: np.ndarray, batch: int, minimum: np.ndarray) -> Iterator[Candi
         yield Candidate(tuple(current), batch, 16)
 
 
-def network_kwargs(dims: int, channels: int, classes: int, base: int, pools: list, kernels: list) -> dict[str, Any]:
+def deep_supervision_heads(depth: int) -> int:
+    """Extra output heads of a deeply supervised U-Net of ``depth`` levels, as nnU-Net places them: a loss at every
+    resolution but the two lowest (heads at levels 1 .. depth - 3)."""
+    return max(depth - 3, 0)
+
+
+def network_kwargs(
+    dims: int, channels: int, classes: int, base: int, pools: list, kernels: list, deep_supervision: bool = False
+) -> dict[str, Any]:
     """The planned U-Net's keyword arguments: instance norm, same padding, widths from ``base`` doubling per level
-    (capped at :data:`FEATURE_CAP`), ``pools`` and ``kernels`` per level and axis."""
+    (capped at :data:`FEATURE_CAP`), ``pools`` and ``kernels`` per level and axis, and with ``deep_supervision``
+    its heads (off by default: it lost on BRATS and was level on ACDC, ``benchmarks/RESULTS.md``)."""
     features = [min(base * 2**level, FEATURE_CAP) for level in range(len(pools) + 1)]
     return {
         "spatial_dims": dims,
@@ -57,4 +67,5 @@ def network_kwargs(dims: int, channels: int, classes: int, base: int, pools: lis
         "dropout": 0.0,
         "pools": pools,
         "kernels": kernels,
+        "deep_supervision": deep_supervision_heads(len(features)) if deep_supervision else 0,
     }

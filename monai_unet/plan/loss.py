@@ -1,4 +1,5 @@
-"""The planner's loss: Dice + cross-entropy, plus the recall of their skeleton for thin 2D classes.
+"""The planner's loss: Dice + cross-entropy, plus the recall of their skeleton for thin 2D classes, optionally
+deeply supervised (``monai-unet plan --deep-supervision``).
 
 Measured (``benchmarks/RESULTS.md``): on ISBI 2012 membranes (6.8 pixels thick) the skeleton term won the Rand error
 against the stock recipe over two seeds; on ACDC in 3D (myocardium 4.7 voxels) it lowered the mean Dice, so 3D plans
@@ -16,22 +17,44 @@ from monai_unet.plan.geometry import MIN_THICKNESS_VOXELS, thin_classes
 __all__ = ["SKELETON_WEIGHT", "choose_loss", "loss_config"]
 
 SKELETON_WEIGHT = 1.0
+DEEP_SUPERVISION = (
+    " Deep supervision: the loss is taken at every decoder resolution but the two lowest, against the label resized by "
+    "nearest neighbour, weighted 1, 1/2, 1/4, ... from the full resolution down."
+)
 
 
 def choose_loss(
-    fp: Fingerprint, spacing: Sequence[float] | None, scale: float, names: Sequence[str]
+    fp: Fingerprint,
+    spacing: Sequence[float] | None,
+    scale: float,
+    names: Sequence[str],
+    deep_supervision: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """The loss for a plan on the grid ``spacing`` (3D, mm) or ``scale`` (2D pictures), with its reason; ``names``
-    are the class names, background first."""
-    loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
+    are the class names, background first; ``deep_supervision``: scored at every decoder resolution but the two
+    lowest (the network's heads, :func:`~monai_unet.plan.ladder.deep_supervision_heads`)."""
+    loss: dict[str, Any] = {
+        "name": "DiceCELoss",
+        "include_background": False,
+        "batch": True,
+        "deep_supervision": deep_supervision,
+    }
+    loss_reason = _choose_term(fp, spacing, scale, names, loss)
+    return loss, loss_reason + (DEEP_SUPERVISION if deep_supervision else "")
+
+
+def _choose_term(
+    fp: Fingerprint, spacing: Sequence[float] | None, scale: float, names: Sequence[str], loss: dict[str, Any]
+) -> str:
+    """Adds the skeleton-recall term to ``loss`` (in place) where the plan's classes call for it; the reason."""
     thin = thin_classes(fp, spacing, scale)
     plain = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
     if not thin:
-        return loss, f"{plain}; no class is thin."
+        return f"{plain}; no class is thin."
     if fp.spatial_dims == 3:  # measured: ACDC's myocardium with the term lost (benchmarks/RESULTS.md)
-        return loss, (
-            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term in "
-            "3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
+        return (
+            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term "
+            "in 3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
         )
     loss.update(
         name="DiceCESkeletonRecallLoss",
@@ -39,7 +62,7 @@ def choose_loss(
         skeleton_weight=SKELETON_WEIGHT,
     )
     listed = ", ".join(f"{names[k]} ({t:.1f} voxels)" for k, t in sorted(thin.items()))
-    return loss, (
+    return (
         f"Dice + cross-entropy plus the recall of the skeleton of the thin classes, {listed} thick (10th percentile, "
         f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart."
     )
@@ -47,7 +70,20 @@ def choose_loss(
 
 def loss_config(loss: dict[str, Any]) -> dict[str, Any]:
     """The bundle config of a planned ``loss`` (plans.json: loss): MONAI's ``DiceCELoss``, or ours with the skeleton
-    recall of the thin classes. The calibration times the step with the same config."""
+    recall of the thin classes; with deep supervision, inside MONAI's ``DeepSupervisionLoss``, which scores the
+    network's list of outputs in training (and its one output otherwise). The calibration times the step with the
+    same config."""
+    if loss.get("deep_supervision", False):
+        return {
+            "_target_": "DeepSupervisionLoss",
+            "loss": _loss_term(loss),
+            "weight_mode": "exp",
+            "_desc_": "each decoder resolution's logits against the label resized to it (plans.json: reasons.loss)",
+        }
+    return _loss_term(loss)
+
+
+def _loss_term(loss: dict[str, Any]) -> dict[str, Any]:
     common = {"include_background": loss["include_background"], "batch": loss["batch"]}
     if loss["name"] == "DiceCELoss":
         return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **common}

@@ -29,11 +29,11 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   batch stays) until it does, or reaches the smallest configuration. The floor matters for short budgets (ACDC,
   10 minutes: 387 steps of 112 × 128 × 10 gave mean Dice 0.62, 1,309 of 64 × 80 × 10 0.75; ISBI level).
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
-  Dice term); in 2D, for classes thinner than 8 voxels on the planned grid (membranes, walls) the recall of their
-  skeleton is added (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do
-  not break (ISBI: Rand error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`);
-  one patch in three is centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net
-  does (:mod:`~monai_unet.plan.sampling`).
+  Dice term; nnU-Net's deep supervision only on request: it did not win here); in 2D, for classes thinner than 8
+  voxels on the planned grid (membranes, walls) the recall of their skeleton is added
+  (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do not break (ISBI: Rand
+  error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`); one patch in three is
+  centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net does.
 - **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
   (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
   intensity scale, shift, gamma and noise (MONAI's).
@@ -156,6 +156,7 @@ def make_plan(
     selection: str = "dice",
     precision: str = "auto",
     average_weights: bool = True,
+    deep_supervision: bool = False,
     timer=time_training_step,
 ) -> Plan:
     """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
@@ -175,6 +176,7 @@ def make_plan(
             where the hardware runs it natively; the calibration times the step at the precision training uses.
         average_weights: validations (and the best model) use a moving average of the weights
             (:func:`~monai_unet.plan.optimiser.choose_optimiser`).
+        deep_supervision: heads and loss at every decoder resolution but the two lowest (nnU-Net's).
         timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
     """
     dims = fp.spatial_dims
@@ -220,7 +222,7 @@ def make_plan(
     anisotropic_axis = flat  # rotation about it only; mirroring and tiling in-plane
     if spacing is not None and flat is None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
-    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names)
+    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names, deep_supervision)
     step_loss = loss_config(loss)  # the calibration times the step with the bundle's own loss
 
     def evaluate(candidate: Candidate, timing: StepTiming) -> dict[str, float]:
@@ -244,16 +246,11 @@ def make_plan(
     rungs: list[tuple[Candidate, list[int], dict[str, Any]]] = []
     for candidate in ladder(initial_patch(typical, dims), batch, minimum):
         patch, pools, kernels = fit_patch(candidate.patch, grid_spacing, dims)
-        if (
-            rungs
-            and rungs[-1][1] == patch
-            and rungs[-1][0].base == candidate.base
-            and rungs[-1][0].batch == candidate.batch
-        ):
+        previous = rungs[-1] if rungs else None
+        if previous and (previous[1], previous[0].base, previous[0].batch) == (patch, candidate.base, candidate.batch):
             continue
-        rungs.append(
-            (candidate, patch, network_kwargs(dims, fp.channels, fp.num_classes, candidate.base, pools, kernels))
-        )
+        kwargs = network_kwargs(dims, fp.channels, fp.num_classes, candidate.base, pools, kernels, deep_supervision)
+        rungs.append((candidate, patch, kwargs))
     timings: dict[int, StepTiming] = {}
 
     def cost(index: int) -> float:
@@ -321,8 +318,8 @@ def make_plan(
     )
     reasons["network"] = (
         f"same-padding U-Net, instance norm, {len(net['pools'])} poolings for a {patch} patch "
-        f"(per axis until the map is {MIN_FEATURE_MAP} voxels, a coarse axis waiting until the others catch up), "
-        f"widths from {candidate.base} doubling to at most {FEATURE_CAP}."
+        f"(per axis until the map is {MIN_FEATURE_MAP} voxels, a coarse axis waiting for the others), widths from "
+        f"{candidate.base} doubling to at most {FEATURE_CAP}; {net['deep_supervision']} deep supervision heads."
     )
     reasons["patch_size"] = (
         f"median case at the target spacing is {np.round(typical).astype(int).tolist()} voxels; the patch "
