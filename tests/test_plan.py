@@ -767,6 +767,20 @@ def test_deep_supervision_on_request_heads_every_decoder_level_but_the_two_lowes
     assert plans["plan"]["loss"]["deep_supervision"] is True and "Deep supervision" in plans["plan"]["reasons"]["loss"]
 
 
+def test_batch_norm_on_request(tmp_path):
+    dataset = read_dataset(write_msd_folder(tmp_path / "data"))
+    fingerprint = measure(dataset, progress=False)
+    plan = make_plan(dataset, fingerprint, 20.0, norm="batch", timer=fixed_timer)
+    assert plan.network["norm"] == "batch" and "batch norm" in plan.reasons["network"]
+    bundle = write_bundle(tmp_path / "bundle", plan, dataset, fingerprint, "batch norm")
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "inference.json")
+    norms = {type(m).__name__ for m in parser.get_parsed_content("network_def").modules() if "Norm" in type(m).__name__}
+    assert norms == {"BatchNorm3d"}
+    default = make_plan(dataset, fingerprint, 20.0, timer=fixed_timer)
+    assert default.network["norm"] == "instance" and "instance norm" in default.reasons["network"]
+
+
 def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path):
     """The stock runner trains a ``--deep-supervision`` bundle (the trainer's loss takes the list of outputs,
     validation and the saved model the one output) and ``segment`` writes a label map on the image's grid."""

@@ -74,6 +74,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(off by default: level on ACDC, lower on a BRATS fold; benchmarks/RESULTS.md)",
     )
     parser.add_argument(
+        "--norm",
+        choices=("instance", "batch"),
+        default="instance",
+        help="the network's normalisation: instance (default, nnU-Net's) or batch (the stock MONAI recipes'; it won "
+        "a BRATS fold that instance norm lost, and lost on ACDC: benchmarks/RESULTS.md)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),  # monai_unet.inferers.PRECISIONS (imported lazily)
         default="auto",
@@ -149,6 +156,7 @@ def run(args: argparse.Namespace) -> Path:
         selection=args.select_by,
         average_weights=args.average_weights,
         deep_supervision=args.deep_supervision,
+        norm=args.norm,
         precision=args.precision,
     )
     name = args.name or dataset.name

@@ -50,11 +50,19 @@ def deep_supervision_heads(depth: int) -> int:
 
 
 def network_kwargs(
-    dims: int, channels: int, classes: int, base: int, pools: list, kernels: list, deep_supervision: bool = False
+    dims: int,
+    channels: int,
+    classes: int,
+    base: int,
+    pools: list,
+    kernels: list,
+    deep_supervision: bool = False,
+    norm: str = "instance",
 ) -> dict[str, Any]:
-    """The planned U-Net's keyword arguments: instance norm, same padding, widths from ``base`` doubling per level
-    (capped at :data:`FEATURE_CAP`), ``pools`` and ``kernels`` per level and axis, and with ``deep_supervision``
-    its heads (off by default: it lost on BRATS and was level on ACDC, ``benchmarks/RESULTS.md``)."""
+    """The planned U-Net's keyword arguments: ``norm`` (instance by default, as nnU-Net), same padding, widths from
+    ``base`` doubling per level (capped at :data:`FEATURE_CAP`), ``pools`` and ``kernels`` per level and axis, and
+    with ``deep_supervision`` its heads (off by default: it lost on BRATS and was level on ACDC,
+    ``benchmarks/RESULTS.md``)."""
     features = [min(base * 2**level, FEATURE_CAP) for level in range(len(pools) + 1)]
     return {
         "spatial_dims": dims,
@@ -63,7 +71,7 @@ def network_kwargs(
         "features": features,
         "padding": "same",
         "upsample": "deconv",
-        "norm": "instance",
+        "norm": norm,
         "dropout": 0.0,
         "pools": pools,
         "kernels": kernels,

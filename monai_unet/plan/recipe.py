@@ -157,6 +157,7 @@ def make_plan(
     precision: str = "auto",
     average_weights: bool = True,
     deep_supervision: bool = False,
+    norm: str = "instance",
     timer=time_training_step,
 ) -> Plan:
     """Derive the recipe from the fingerprint and a calibration of the training step on ``device``.
@@ -177,6 +178,7 @@ def make_plan(
         average_weights: validations (and the best model) use a moving average of the weights
             (:func:`~monai_unet.plan.optimiser.choose_optimiser`).
         deep_supervision: heads and loss at every decoder resolution but the two lowest (nnU-Net's).
+        norm: the network's normalisation, ``"instance"`` (nnU-Net's) or ``"batch"`` (the stock MONAI recipes').
         timer: the step timer (a stand-in in tests that must not depend on this machine's speed).
     """
     dims = fp.spatial_dims
@@ -249,8 +251,8 @@ def make_plan(
         previous = rungs[-1] if rungs else None
         if previous and (previous[1], previous[0].base, previous[0].batch) == (patch, candidate.base, candidate.batch):
             continue
-        kwargs = network_kwargs(dims, fp.channels, fp.num_classes, candidate.base, pools, kernels, deep_supervision)
-        rungs.append((candidate, patch, kwargs))
+        net = network_kwargs(dims, fp.channels, fp.num_classes, candidate.base, pools, kernels, deep_supervision, norm)
+        rungs.append((candidate, patch, net))
     timings: dict[int, StepTiming] = {}
 
     def cost(index: int) -> float:
@@ -317,7 +319,7 @@ def make_plan(
         )
     )
     reasons["network"] = (
-        f"same-padding U-Net, instance norm, {len(net['pools'])} poolings for a {patch} patch "
+        f"same-padding U-Net, {norm} norm, {len(net['pools'])} poolings for a {patch} patch "
         f"(per axis until the map is {MIN_FEATURE_MAP} voxels, a coarse axis waiting for the others), widths from "
         f"{candidate.base} doubling to at most {FEATURE_CAP}; {net['deep_supervision']} deep supervision heads."
     )
