@@ -781,15 +781,23 @@ def test_batch_norm_on_request(tmp_path):
     assert default.network["norm"] == "instance" and "instance norm" in default.reasons["network"]
 
 
-def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path):
-    """The stock runner trains a ``--deep-supervision`` bundle (the trainer's loss takes the list of outputs,
-    validation and the saved model the one output) and ``segment`` writes a label map on the image's grid."""
+def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path, capsys, monkeypatch):
+    """``plan --deep-supervision`` (its step timing stood in for), then the stock runner trains the bundle (the
+    trainer's loss takes the list of outputs, validation and the saved model the one output) and ``segment`` writes
+    a label map on the image's grid."""
+    import monai_unet.plan as planner
+
+    make_plan_timed = planner.make_plan
+    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
     source = write_png_dataset(tmp_path / "data", size=(128, 128))
     bundle = tmp_path / "bundle"
-    _cli("plan", str(source), "-o", str(bundle), "--budget-min", "2", "--no-progress", "--deep-supervision")
+    planned = run_in_process(
+        capsys, "plan", source, "-o", bundle, "--budget-min", "2", "--no-progress", "--deep-supervision"
+    )
+    assert planned.returncode == 0, planned.stderr[-2000:]
     heads = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]["network"]["deep_supervision"]
     assert heads >= 1
-    _cli("train", "--bundle", str(bundle), "budget_minutes=0.25")
+    _cli("train", "--bundle", str(bundle), "budget_minutes=0.2", "epoch_length=4")
     weights = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert sum(key.startswith("aux_heads.") for key in weights) == 2 * heads, "each head's weight and bias saved"
     image = sorted((source.parent / "images").iterdir())[0]
