@@ -383,7 +383,7 @@ class UNet(nn.Module):
     @torch.jit.unused
     def _deeply_supervised(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The full-resolution logits, then those of levels 1 .. ``deep_supervision`` (each ``(N, out_channels,
-        *level_shape)``)."""
+        *level_shape)``). A path of its own, left out of TorchScript, so the scripted network keeps one output."""
         skips: list[torch.Tensor] = []
         for pool, block in zip(self.pools, self.down, strict=True):
             x = block(pool(x))
