@@ -372,25 +372,25 @@ class UNet(nn.Module):
             self._check_input(x)
             if self.training and self.deep_supervision > 0:
                 return self._deeply_supervised(x)
+        return self.head(self._decode(x, 0)[-1])
+
+    def _decode(self, x: torch.Tensor, keep: int) -> list[torch.Tensor]:
+        """The decoder's outputs at levels ``keep`` .. 0, coarsest first (the others are freed as the pass goes)."""
         skips: list[torch.Tensor] = []  # the output of every level; the last one (the bottleneck) is never a skip
         for pool, block in zip(self.pools, self.down):  # noqa: B905 (TorchScript: no strict=; equal lengths)
             x = block(pool(x))
             skips.append(x)
-        for level, stage in enumerate(self.decoder):
-            x = stage(x, skips[len(skips) - 2 - level])
-        return self.head(x)
+        kept: list[torch.Tensor] = []
+        for step, stage in enumerate(self.decoder):
+            level = len(skips) - 2 - step
+            x = stage(x, skips[level])
+            if level <= keep:
+                kept.append(x)
+        return kept
 
     @torch.jit.unused
     def _deeply_supervised(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The full-resolution logits, then those of levels 1 .. ``deep_supervision`` (each ``(N, out_channels,
-        *level_shape)``). A path of its own, left out of TorchScript, so the scripted network keeps one output."""
-        skips: list[torch.Tensor] = []
-        for pool, block in zip(self.pools, self.down, strict=True):
-            x = block(pool(x))
-            skips.append(x)
-        levels: dict[int, torch.Tensor] = {}
-        for step, stage in enumerate(self.decoder):
-            level = len(skips) - 2 - step
-            x = stage(x, skips[level])
-            levels[level] = x
-        return [self.head(x)] + [head(levels[level + 1]) for level, head in enumerate(self.aux_heads)]
+        *level_shape)``). Left out of TorchScript, so the scripted network keeps one output."""
+        levels = self._decode(x, self.deep_supervision)[::-1]  # level 0 first
+        return [self.head(levels[0])] + [head(levels[level]) for level, head in enumerate(self.aux_heads, start=1)]

@@ -33,28 +33,24 @@ def choose_loss(
     """The loss for a plan on the grid ``spacing`` (3D, mm) or ``scale`` (2D pictures), with its reason; ``names``
     are the class names, background first; ``deep_supervision``: scored at every decoder resolution but the two
     lowest (the network's heads, :func:`~monai_unet.plan.ladder.deep_supervision_heads`)."""
-    loss: dict[str, Any] = {
-        "name": "DiceCELoss",
-        "include_background": False,
-        "batch": True,
-        "deep_supervision": deep_supervision,
-    }
-    loss_reason = _choose_term(fp, spacing, scale, names, loss)
-    return loss, loss_reason + (DEEP_SUPERVISION if deep_supervision else "")
+    loss, reason = _loss_terms(fp, spacing, scale, names)
+    loss["deep_supervision"] = deep_supervision
+    return loss, reason + (DEEP_SUPERVISION if deep_supervision else "")
 
 
-def _choose_term(
-    fp: Fingerprint, spacing: Sequence[float] | None, scale: float, names: Sequence[str], loss: dict[str, Any]
-) -> str:
-    """Adds the skeleton-recall term to ``loss`` (in place) where the plan's classes call for it; the reason."""
+def _loss_terms(
+    fp: Fingerprint, spacing: Sequence[float] | None, scale: float, names: Sequence[str]
+) -> tuple[dict[str, Any], str]:
+    """Dice + cross-entropy, plus the skeleton recall where the plan's classes call for it; the reason."""
+    loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
     thin = thin_classes(fp, spacing, scale)
     plain = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
     if not thin:
-        return f"{plain}; no class is thin."
+        return loss, f"{plain}; no class is thin."
     if fp.spatial_dims == 3:  # measured: ACDC's myocardium with the term lost (benchmarks/RESULTS.md)
-        return (
-            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term "
-            "in 3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
+        return loss, (
+            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term in "
+            "3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
         )
     loss.update(
         name="DiceCESkeletonRecallLoss",
@@ -62,7 +58,7 @@ def _choose_term(
         skeleton_weight=SKELETON_WEIGHT,
     )
     listed = ", ".join(f"{names[k]} ({t:.1f} voxels)" for k, t in sorted(thin.items()))
-    return (
+    return loss, (
         f"Dice + cross-entropy plus the recall of the skeleton of the thin classes, {listed} thick (10th percentile, "
         f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart."
     )
@@ -76,14 +72,14 @@ def loss_config(loss: dict[str, Any]) -> dict[str, Any]:
     if loss.get("deep_supervision", False):
         return {
             "_target_": "DeepSupervisionLoss",
-            "loss": _loss_term(loss),
+            "loss": _term_config(loss),
             "weight_mode": "exp",
             "_desc_": "each decoder resolution's logits against the label resized to it (plans.json: reasons.loss)",
         }
-    return _loss_term(loss)
+    return _term_config(loss)
 
 
-def _loss_term(loss: dict[str, Any]) -> dict[str, Any]:
+def _term_config(loss: dict[str, Any]) -> dict[str, Any]:
     common = {"include_background": loss["include_background"], "batch": loss["batch"]}
     if loss["name"] == "DiceCELoss":
         return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **common}
