@@ -115,6 +115,32 @@ def test_gif_and_bmp_pictures(tmp_path):
         read(tmp_path / "junk.gif")
 
 
+def test_palette_label_pictures_read_as_their_indices_on_request(tmp_path):
+    """PASCAL VOC saves its masks as colour palette PNGs: index = class, colours for display. Images read the colours
+    shown (3 channels); a label reader (``palette_indices``) reads the indices; a grey palette (DRIVE's GIF masks)
+    reads as its grey levels either way."""
+    from monai_unet.io.image_file import is_colour_palette
+
+    classes = np.zeros((30, 40), dtype=np.uint8)
+    classes[5:15, 5:20], classes[18:28, 22:38], classes[0, :] = 1, 2, 255  # 255: VOC's 'void' border
+    palette = Image.fromarray(classes, mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0, 0, 0] * 252 + [224, 224, 192])
+    for suffix in (".png", ".gif", ".bmp"):
+        path = tmp_path / f"voc{suffix}"
+        palette.save(path, optimize=False)  # Pillow's GIF writer would otherwise renumber the palette
+        assert is_colour_palette(path), suffix
+        indices, meta = read(path, palette_indices=True)
+        assert indices.shape == (40, 30), suffix
+        np.testing.assert_array_equal(indices, classes.T)
+        assert np.asarray(meta["affine"]).shape == (3, 3)
+        colours, _ = read(path)
+        assert colours.shape == (40, 30, 3) and tuple(colours[10, 10]) == (128, 0, 0), suffix
+    Image.fromarray(np.where(classes == 1, 255, 0).astype(np.uint8)).save(tmp_path / "grey.gif")
+    assert not is_colour_palette(tmp_path / "grey.gif") and not is_colour_palette(tmp_path / "voc.nii.gz")
+    grey, _ = read(tmp_path / "grey.gif", palette_indices=True)
+    assert set(np.unique(grey)) == {0, 255}
+
+
 def test_the_alpha_channel_of_a_picture_is_dropped(tmp_path):
     """Exporters add an opaque alpha channel to some PNGs of a set: RGBA reads as its RGB, grey + alpha as grey, so
     one set's pictures keep one channel count; a 4-sample TIFF (microscopy channels) keeps its 4."""

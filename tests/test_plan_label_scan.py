@@ -1,7 +1,8 @@
 """Datasets as people export them: nnU-Net v2's ``dataset.json`` named directly, folders without ``labels`` (the
 values are read from the label files), label pictures as 2D sets ship them (grey masks stored as RGB, masks saved as
-lossy JPEG: read as the one grey map they hold), and label files the planner cannot use (colour-coded maps, JPEG
-without declared values), refused with the reason."""
+lossy JPEG: read as the one grey map they hold; colour palette masks as PASCAL VOC saves them: read as their
+indices), and label files the planner cannot use (colour-coded maps, JPEG without declared values), refused with the
+reason."""
 
 from __future__ import annotations
 
@@ -119,6 +120,58 @@ def test_gif_labels_are_read_as_the_grey_levels_they_show(tmp_path):
     png, gif = (measure(read_dataset(root), progress=False) for root in (reference, folder))
     assert gif.label_decoding == {}
     assert [c.class_voxels for c in gif.cases] == [c.class_voxels for c in png.cases]
+
+
+def _as_palette(path: Path, border: bool = False) -> None:
+    """Store the label ``path`` as PASCAL VOC does: a colour palette PNG whose indices are the classes (``border``:
+    VOC's index 255 around the objects)."""
+    classes = np.asarray(Image.open(path))
+    if border:
+        classes = classes.copy()
+        classes[0, :] = 255
+    picture = Image.fromarray(classes, mode="P")
+    picture.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0, 0, 0] * 252 + [224, 224, 192])
+    picture.save(path)
+
+
+def test_palette_labels_are_read_as_their_indices(tmp_path, capsys):
+    """PASCAL VOC-style masks (colour palette PNG, index = class) plan as the grey maps of the same classes would:
+    values found in the files, the same class voxels, and planned configs that load the labels as indices."""
+    from monai.bundle import ConfigParser
+
+    reference = _picture_folder(tmp_path / "grey", values=(0, 1, 2))
+    folder = _picture_folder(tmp_path / "voc", values=(0, 1, 2))
+    for path in (folder / "labelsTr").iterdir():
+        _as_palette(path)
+    dataset = read_dataset(folder)  # undeclared: the values are the indices, not the colours
+    assert dataset.label_values == [0, 1, 2]
+    grey, voc = measure(read_dataset(reference), progress=False), measure(dataset, progress=False)
+    assert voc.label_decoding == {"palette": True} and grey.label_decoding == {}
+    assert [c.class_voxels for c in voc.cases] == [c.class_voxels for c in grey.cases]
+
+    done = run_in_process(capsys, "plan", folder, "-o", tmp_path / "bundle", "--budget-min", "1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    plans = json.loads((tmp_path / "bundle" / "configs" / "plans.json").read_text())
+    assert "palette indices" in plans["plan"]["reasons"]["labels"]
+    parser = ConfigParser()
+    parser.read_config(tmp_path / "bundle" / "configs" / "train.json")
+    parser["bundle_root"] = str(tmp_path / "bundle")
+    steps = parser.get_parsed_content("preprocessing_steps")
+    case = {"image": str(folder / "imagesTr" / "img0.png"), "label": str(folder / "labelsTr" / "img0.png")}
+    for step in steps:
+        case = step(case)
+    expected = np.asarray(Image.open(reference / "labelsTr" / "img0.png")).T
+    assert case["image"].shape[0] == 1 and case["label"].shape == (1, *expected.shape)
+    np.testing.assert_array_equal(case["label"][0].numpy(), expected)
+
+
+def test_a_palette_label_with_voc_borders_is_explained(tmp_path):
+    folder = _picture_folder(tmp_path, values=(0, 1, 2))
+    for path in (folder / "labelsTr").iterdir():
+        _as_palette(path, border=True)
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "a", "2": "b"}}))
+    with pytest.raises(DatasetError, match=r"value\(s\) 255 not declared .*PASCAL VOC marks object borders"):
+        measure(read_dataset(folder), progress=False)
 
 
 def test_a_jpeg_label_without_declared_values_is_explained(tmp_path):

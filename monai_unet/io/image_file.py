@@ -24,7 +24,9 @@ one component, little endian, no ``scl_slope``/``scl_inter`` rescaling); every o
 through ``sitk.ReadImage`` (or nibabel), after the same verification.
 GIF and BMP pictures (retinal vessel sets such as DRIVE ship their masks as GIF) are read through Pillow, which
 SimpleITK lacks for GIF and which keeps a grey BMP one channel (ITK expands it to three); so is a PNG that ITK cannot
-read (grey + alpha). A palette picture reads as the grey levels (or colours) it shows, not its palette indices.
+read (grey + alpha). A palette picture reads as the grey levels (or colours) it shows, not its palette indices, unless
+``palette_indices`` is asked for (label maps: a colour palette picture, as PASCAL VOC ships its masks, stores each
+pixel's class as its palette index and uses the colours only to display it).
 The alpha channel of a PNG, GIF or BMP picture (transparency, not image content) is dropped, so that RGBA and RGB
 pictures of one set read alike as 3 channels.
 Pictures carry no geometry: 1 mm pixels at origin 0.
@@ -49,7 +51,7 @@ from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.integrity import InflatedVoxels, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume
 
-__all__ = ["FILE_SUFFIXES", "channels_in_file", "read_image_file"]
+__all__ = ["FILE_SUFFIXES", "channels_in_file", "is_colour_palette", "read_image_file"]
 
 #: Suffixes read by :func:`read_image_file` (lower case).
 FILE_SUFFIXES = (
@@ -58,6 +60,8 @@ FILE_SUFFIXES = (
 
 #: Suffixes read through Pillow rather than SimpleITK.
 _PILLOW_SUFFIXES = (".gif", ".bmp")
+#: Suffixes of the picture formats that can hold a palette.
+_PALETTE_SUFFIXES = (".png", ".gif", ".bmp")
 
 
 def _drops_alpha(path: Path, components: int) -> bool:
@@ -146,6 +150,7 @@ def read_image_file(
     orthonormal_tolerance: float = 1e-2,
     dtype: DTypeLike = None,
     contiguous: bool = True,
+    palette_indices: bool = False,
 ) -> Volume:
     """Read one image file with its geometry.
 
@@ -160,6 +165,8 @@ def read_image_file(
             nothing extra: it happens in the pass that reorders the voxels.
         contiguous: return C-contiguous voxels (what MONAI's ``LoadImage`` needs); False returns a transposed
             view of the file's voxel order (Fortran order), saving the reordering copy.
+        palette_indices: read a picture with a colour palette (:func:`is_colour_palette`) as its palette indices,
+            one channel (a label map whose index is the class), not as the colours it shows.
 
     Returns:
         The voxels indexed (x, y[, z])[, channel], their LPS geometry, and meta with ``source_format`` and
@@ -171,6 +178,8 @@ def read_image_file(
     path = Path(path)
     if not path.is_file():
         raise ImageInputError(path, "does not exist or is not a file", "check the path")
+    if palette_indices and is_colour_palette(path):
+        return _read_with_pillow(path, dtype, contiguous, indices=True)
     if path.name.lower().endswith(_PILLOW_SUFFIXES):
         return _read_with_pillow(path, dtype, contiguous)
     is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
@@ -238,6 +247,20 @@ def channels_in_file(path: str | PathLike) -> int:
     return 3 if _drops_alpha(path, components) else components
 
 
+def is_colour_palette(path: str | PathLike) -> bool:
+    """Whether ``path`` is a PNG, GIF or BMP picture whose palette holds colours, not only grey levels (from its
+    header; False for any other file or one Pillow cannot read)."""
+    if not str(path).lower().endswith(_PALETTE_SUFFIXES):
+        return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:  # the header and palette only: no pixel is decoded
+            return picture.mode == "P" and _pillow_mode(Path(path), picture) == "RGB"
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
 def _pillow_mode(path: Path, picture) -> str:
     """The mode a Pillow picture is read in, from its header: L, I;16 or RGB. A palette picture gives the colours it
     shows (a grey palette, as GIF masks have, one grey channel); 1-bit and grey + alpha give grey, RGBA its RGB."""
@@ -250,8 +273,9 @@ def _pillow_mode(path: Path, picture) -> str:
     return mode
 
 
-def _pillow_picture(path: Path):
-    """The first frame of a GIF, BMP or PNG as a Pillow image in the mode :func:`_pillow_mode` gives."""
+def _pillow_picture(path: Path, indices: bool = False):
+    """The first frame of a GIF, BMP or PNG as a Pillow image in the mode :func:`_pillow_mode` gives (with
+    ``indices``, a palette picture keeps its palette indices)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -259,13 +283,14 @@ def _pillow_picture(path: Path):
             picture.load()
     except (OSError, UnidentifiedImageError) as error:
         raise ImageInputError(path, f"cannot be read ({error})", "the file is corrupt or not a picture") from None
-    mode = _pillow_mode(path, picture)
+    mode = "P" if indices and picture.mode == "P" else _pillow_mode(path, picture)
     return picture if picture.mode == mode else picture.convert(mode)
 
 
-def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool) -> Volume:
-    """A picture read through Pillow: (rows, columns[, colours]) as (x, y)[, channel], 1 mm pixels at the origin."""
-    buffer = np.asarray(_pillow_picture(path))
+def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool, indices: bool = False) -> Volume:
+    """A picture read through Pillow: (rows, columns[, colours]) as (x, y)[, channel], 1 mm pixels at the origin
+    (``indices``: a palette picture's palette indices)."""
+    buffer = np.asarray(_pillow_picture(path, indices))
     array = _arrange(buffer, 2, dtype, contiguous)
     grid = VoxelGrid(array.shape[:2], (1.0, 1.0), (0.0, 0.0), np.eye(2))
     fmt = path.name.lower().rsplit(".", 1)[-1]

@@ -111,6 +111,8 @@ class SimpleITKReader(ImageReader):
         dtype: type of the returned voxels; None (default) keeps the stored type. Pass ``np.float32`` with
             ``LoadImage``'s default ``dtype`` to convert in the reordering pass instead of once more afterwards.
             float32 holds every integer up to 2**24 exactly (all 8- and 16-bit data).
+        palette_indices: read PNG, GIF and BMP pictures with a colour palette as their palette indices (label maps
+            saved as PASCAL VOC saves them: index = class), not as the colours they show; for label keys only.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class SimpleITKReader(ImageReader):
         check_finite: bool = True,
         orthonormal_tolerance: float = 1e-2,
         dtype: DTypeLike = None,
+        palette_indices: bool = False,
     ) -> None:
         super().__init__()
         self.channel_dim = channel_dim
@@ -139,6 +142,7 @@ class SimpleITKReader(ImageReader):
             "check_finite": check_finite,
             "orthonormal_tolerance": orthonormal_tolerance,
             "dtype": dtype,
+            "palette_indices": palette_indices,
         }
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
@@ -229,6 +233,7 @@ class SimpleITKReader(ImageReader):
                 orthonormal_tolerance=options["orthonormal_tolerance"],
                 dtype=options["dtype"],
                 contiguous=contiguous,
+                palette_indices=options["palette_indices"],
             )
         if options["check_finite"] and np.dtype(volume.meta["source_dtype"]).kind in "fc":
             _check_finite(item.name, volume.array)  # integers converted to float cannot become NaN or infinite

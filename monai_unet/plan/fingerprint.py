@@ -10,7 +10,8 @@ nnU-Net samples), which is what CT normalisation uses.
 
 Label pictures saved as RGB with equal channels, or as (lossy) JPEG, are read through
 :func:`~monai_unet.transforms.picture_label.picture_label` as the planned configs read them; ``label_decoding`` says
-which of the two the dataset needed.
+which of the two the dataset needed. A label picture with a colour palette (PASCAL VOC's masks) is read as its palette
+indices, the classes it stores (``label_decoding["palette"]``).
 
 Reading goes through :class:`monai_unet.io.LoadScan` (our fast reader) with a progress bar on stderr. Every
 voxel-level problem is raised here, naming the case: image and label on different grids, a label value not in
@@ -28,6 +29,7 @@ from monai.data.utils import affine_to_spacing
 
 from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.io.axes import reversed_axes_contiguous
+from monai_unet.io.image_file import is_colour_palette
 from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
 from monai_unet.plan.label_scan import is_lossy, label_file_hint, value_counts
 from monai_unet.transforms.picture_label import picture_label
@@ -91,7 +93,7 @@ class Fingerprint:
     cases: list[CaseFingerprint]
     foreground: list[ChannelStats]
     source_dtype: str
-    label_decoding: dict[str, bool] = field(default_factory=dict)  # {"colour": ..., "lossy": ...} where needed
+    label_decoding: dict[str, bool] = field(default_factory=dict)  # {"colour", "lossy", "palette"}: True where needed
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -196,7 +198,7 @@ def _read_case(
     case: Case, loader: LoadScan, label_loader: LoadScan, modality: Sequence[str], values: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, set[str]]:
     """The case's image, label (label pictures decoded), spacing, stored type and the decodings its label needed
-    (``"colour"``, ``"lossy"``)."""
+    (``"colour"``, ``"lossy"``, ``"palette"``: read as palette indices)."""
     try:
         image = loader([str(p) for p in case.images] if len(case.images) > 1 else str(case.images[0]))
         label = label_loader(str(case.label))
@@ -211,12 +213,13 @@ def _read_case(
         )
     decoding = {"colour"} if label.shape[0] in (3, 4) else set()
     decoding |= {"lossy"} if is_lossy(case.label) else set()
+    decoding |= {"palette"} if is_colour_palette(case.label) else set()
     if label.shape[0] not in (1, 3, 4):
         raise DatasetError(
             f"case {case.name}: {case.label} has {label.shape[0]} channels; a label must be one integer map"
         )
     label_values = label.numpy()
-    if decoding:
+    if decoding & {"colour", "lossy"}:
         try:
             label_values = picture_label(label_values, values, "lossy" in decoding)
         except ValueError as error:
@@ -264,7 +267,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     from tqdm import tqdm
 
     loader = LoadScan(SimpleITKReader(allow_4d=True), dtype=np.float32, ensure_channel_first=True)
-    label_loader = LoadScan(dtype=None, ensure_channel_first=True)
+    label_loader = LoadScan(SimpleITKReader(palette_indices=True), dtype=None, ensure_channel_first=True)
     rng = np.random.default_rng(seed)
     lookup = class_of_value(dataset.label_values)
     cases: list[CaseFingerprint] = []

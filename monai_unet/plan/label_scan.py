@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from monai_unet.errors import InputError
-from monai_unet.io import ImageInputError, LoadScan
+from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
+from monai_unet.io.image_file import is_colour_palette
 from monai_unet.transforms.picture_label import picture_label
 
 __all__ = ["MAX_FOUND_VALUES", "decoding_reason", "found_labels", "is_lossy", "label_file_hint", "value_counts"]
@@ -48,6 +49,8 @@ def decoding_reason(decoding: dict[str, bool]) -> dict[str, str]:
     done = []
     if decoding.get("colour"):
         done.append("grey masks stored as RGB(A) are read as their one grey channel")
+    if decoding.get("palette"):
+        done.append("label pictures with a colour palette (as PASCAL VOC saves them) are read as their palette indices")
     if decoding.get("lossy"):
         done.append(
             "labels saved as JPEG (lossy: values between the classes along every edge) have each value read as the "
@@ -63,6 +66,11 @@ def label_file_hint(path: Path) -> str:
             "; JPEG compression is lossy, so a label saved as JPEG holds values between the classes along every "
             "edge: declare the class values in dataset.json 'labels' (each value is then read as the nearest "
             "declared one), or save the labels as PNG"
+        )
+    if is_colour_palette(path):
+        return (
+            "; it is a picture with a colour palette, read as its palette indices (the classes); PASCAL VOC marks "
+            "object borders with index 255 ('void'): declare it in 'labels' or give those pixels a class"
         )
     if path.name.lower().endswith((".png", ".tif", ".tiff", ".bmp", ".gif")) and _picture_mode(path) == "1":
         return "; it is a 1-bit picture, which reads as 0 and 255 (not 0 and 1): declare 255 in 'labels'"
@@ -91,7 +99,7 @@ def found_labels(labels: Sequence[Path], source: Path, progress: bool = True) ->
     """
     from tqdm import tqdm
 
-    loader = LoadScan(dtype=None, ensure_channel_first=True)
+    loader = LoadScan(SimpleITKReader(palette_indices=True), dtype=None, ensure_channel_first=True)
     values: set[int] = set()
     for path in tqdm(labels, desc="label values", unit="case", disable=not progress, leave=False):
         if is_lossy(path):  # its edge values would each become a class

@@ -55,11 +55,12 @@ def _normalise(plan: Plan) -> dict[str, Any]:
 
 def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[dict[str, Any]]:
     """From the loaded label file to classes ``0 .. C-1``: its channel axis (for label pictures, RGB-stored grey masks
-    and JPEG, the one grey map they hold), then a ``MapLabelValued`` from the files' values to classes (merged values
-    to one class) unless the files hold those classes already. Shared by training, validation and evaluation."""
+    and JPEG, the one grey map they hold; palette pictures are loaded as their indices already), then a
+    ``MapLabelValued`` from the files' values to classes (merged values to one class) unless the files hold those
+    classes already. Shared by training, validation and evaluation."""
     optional = {"allow_missing_keys": True} if allow_missing_keys else {}
     steps: list[dict[str, Any]] = []
-    if not plan.label_decoding:
+    if not (plan.label_decoding.get("colour") or plan.label_decoding.get("lossy")):
         steps.append({"_target_": "EnsureChannelFirstd", "keys": key, "channel_dim": "no_channel", **optional})
     else:
         lossy = bool(plan.label_decoding.get("lossy"))
@@ -100,15 +101,22 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     reader: dict[str, Any] = {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"}
     if plan.spatial_dims == 3 and plan.in_channels > 1:
         reader["allow_4d"] = True  # the channels may come as one 4D file (the Decathlon's multi-modal images)
+    load = {"_target_": "LoadImaged", "image_only": True, "allow_missing_keys": True}
+    what = "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels"
+    if plan.label_decoding.get("palette"):  # labels are read with an option images must not have: two loaders
+        loading = [
+            {**load, "keys": "image", "reader": reader, "_desc_": what},
+            {
+                **load,
+                "keys": "label",
+                "reader": {**reader, "palette_indices": True},
+                "_desc_": "label pictures with a colour palette give their palette indices (the classes)",
+            },
+        ]
+    else:
+        loading = [{**load, "keys": KEYS, "reader": reader, "_desc_": what}]
     steps: list[dict[str, Any]] = [
-        {
-            "_target_": "LoadImaged",
-            "keys": KEYS,
-            "reader": reader,
-            "image_only": True,
-            "allow_missing_keys": True,
-            "_desc_": "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels",
-        },
+        *loading,
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
         *label_steps(plan, "label", allow_missing_keys=True),
     ]
