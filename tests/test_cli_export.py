@@ -139,6 +139,14 @@ def test_a_bundle_without_weights_says_to_train_it(bundle, sample_data, tmp_path
     assert main(["infer", "--bundle", str(copy), "--output-dir", str(tmp_path / "o"), f"datalist={datalist}"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert str(copy / "models" / "model.pt") in last and "no trained model yet: train it first" in last, last
+    # segment says so before it reads any input: an unreadable scan is not what it reports
+    junk = tmp_path / "in" / "scan.nii.gz"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not a scan" * 100)
+    for argv in (["segment", str(junk)], ["segment", "-i", str(junk.parent)]):
+        assert main([*argv, "-o", str(tmp_path / "seg.nii.gz"), "--bundle", str(copy), "--no-progress"]) == 2, argv
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "no trained model yet: train it first" in last and "scan.nii.gz" not in last, last
 
 
 def test_checkpoint_holding_code_is_refused_naming_the_file(bundle, sample_data, tmp_path, capsys):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monai_unet.cli.bundle import Bundle, open_bundle
+from monai_unet.cli.bundle import Bundle, open_bundle, unloadable_weights
 from monai_unet.cli.source_grid import SourceScan
 from monai_unet.errors import UsageError
 from monai_unet.io.formats import find_format
@@ -46,13 +46,34 @@ def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]
 
     Raises:
         FileNotFoundError: the ``--checkpoint`` file does not exist.
-        UsageError: no such bundle, or an inference config without an id the CLI sets.
+        UsageError: no such bundle, an inference config without an id the CLI sets, or no weights file where the
+            config's ``ckpt_path`` points (a bundle not trained yet).
     """
     bundle = open_bundle(args.bundle)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise FileNotFoundError(f"{args.checkpoint}: no such weights file")
     also = ["ckpt_path"] * (args.checkpoint is not None) + ["dicom_resample"] * args.resample
-    return bundle, bundle.check_inference_contract(also=also)
+    config = bundle.check_inference_contract(also=also)
+    weights = None if args.checkpoint is not None else _weights_file(bundle)
+    if weights is not None and not weights.exists():
+        raise unloadable_weights(weights, FileNotFoundError(weights))
+    return bundle, config
+
+
+def _weights_file(bundle: Bundle) -> Path | None:
+    """The file the inference config's ``ckpt_path`` names (only that id is evaluated); None where it has none or
+    it cannot be evaluated before the run (the run then names the problem)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle.config("inference")))
+    if "ckpt_path" not in parser.get():
+        return None
+    parser["bundle_root"] = str(bundle.root)
+    try:
+        return Path(str(parser.get_parsed_content("ckpt_path")))
+    except Exception:  # an expression needing the run's state: checked when the run loads it
+        return None
 
 
 def inference_overrides(
