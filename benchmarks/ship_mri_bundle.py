@@ -37,7 +37,8 @@ NAME = "Brain tumour MRI segmentation (planned 3D U-Net, FLAIR + T1c, whole tumo
 CHANGE = (
     "new weights: re-planned by monai-unet {version} (the 3-fold cross-validated recipe: {norm} norm, 1.56 mm, "
     "Dice + CE, time-driven poly decay, foreground oversampling planned from the class fractions, bfloat16 training "
-    "where the CPU does it natively, patch and iterations sized by the calibration against the run) and trained on "
+    "where the CPU does it natively, validation and the best model on a moving average of the weights, patch and "
+    "iterations sized by the calibration against the run) and trained on "
     "all three BRATS 2013 subjects for {minutes:g} minutes on 2 CPU cores; labels 1-4 merged into the whole tumour"
 )
 

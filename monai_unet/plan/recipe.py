@@ -321,7 +321,8 @@ def make_plan(
     reasons["network"] = (
         f"same-padding U-Net, {norm} norm, {len(net['pools'])} poolings for a {patch} patch "
         f"(per axis until the map is {MIN_FEATURE_MAP} voxels, a coarse axis waiting for the others), widths from "
-        f"{candidate.base} doubling to at most {FEATURE_CAP}; {net['deep_supervision']} deep supervision heads."
+        f"{candidate.base} doubling to at most {FEATURE_CAP}"
+        + (f"; {heads} deep supervision heads." if (heads := net["deep_supervision"]) else ".")
     )
     reasons["patch_size"] = (
         f"median case at the target spacing is {np.round(typical).astype(int).tolist()} voxels; the patch "
