@@ -89,7 +89,8 @@ SYSTEM = """## System configuration
 {minutes:g} minutes of wall clock, the forward pass in bfloat16 (`precision`: `auto`, where the CPU or GPU does it
 natively; `monai-unet train --bundle ... precision=fp32` trains in float32). Inference runs on CPU or CUDA
 (`--device`); a 240 × 240 × 155 subject takes tens of seconds on 2 cores (eight times that with test-time mirroring,
-on by default as training decided: `--no-tta` turns it off).
+which training turns on only where it gains 0.002 validation Dice: `configs/plans.json`, `postprocessing.mirroring`;
+`--tta` / `--no-tta` override it).
 
 ## Limitations
 
