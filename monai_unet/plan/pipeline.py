@@ -101,20 +101,26 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     reader: dict[str, Any] = {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"}
     if plan.spatial_dims == 3 and plan.in_channels > 1:
         reader["allow_4d"] = True  # the channels may come as one 4D file (the Decathlon's multi-modal images)
-    load = {"_target_": "LoadImaged", "image_only": True, "allow_missing_keys": True}
+
+    def load(keys: Any, reader: dict[str, Any], what: str) -> dict[str, Any]:
+        return {
+            "_target_": "LoadImaged",
+            "keys": keys,
+            "reader": reader,
+            "image_only": True,
+            "allow_missing_keys": True,
+            "_desc_": what,
+        }
+
     what = "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels"
     if plan.label_decoding.get("palette"):  # labels are read with an option images must not have: two loaders
+        indices = {**reader, "palette_indices": True}
         loading = [
-            {**load, "keys": "image", "reader": reader, "_desc_": what},
-            {
-                **load,
-                "keys": "label",
-                "reader": {**reader, "palette_indices": True},
-                "_desc_": "label pictures with a colour palette give their palette indices (the classes)",
-            },
+            load("image", reader, what),
+            load("label", indices, "label pictures with a colour palette give their palette indices (the classes)"),
         ]
     else:
-        loading = [{**load, "keys": KEYS, "reader": reader, "_desc_": what}]
+        loading = [load(KEYS, reader, what)]
     steps: list[dict[str, Any]] = [
         *loading,
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
