@@ -274,7 +274,8 @@ def run_bundle_config(bundle: Bundle, configs: Sequence[str], overrides: Mapping
         for link in chain:
             # torch.load refused the file: weights-only unpickling, a damaged archive, or an unreadable file
             if isinstance(link, pickle.UnpicklingError) or raised_by_torch_load(link):
-                raise unloadable_weights(_checkpoint_path(workflow, overrides), link) from None
+                loaded = overrides.get("ckpt_path") or (weights_path(workflow.parser) if workflow else None)
+                raise unloadable_weights(str(loaded or "the bundle's checkpoint"), link) from None
         innermost = chain[-1]
         raise BundleRunError(
             f"{bundle.root}: {' + '.join(configs)} config failed: {type(innermost).__name__}: {innermost}"
@@ -332,15 +333,13 @@ def _loader_ids(node: Any, prefix: str = "") -> Iterator[str]:
         yield from _loader_ids(value, f"{prefix}{key}#")
 
 
-def _checkpoint_path(workflow: Any, overrides: Mapping[str, Any]) -> str:
-    """The weights file a bundle loads (``ckpt_path``, else its ``CheckpointLoader``'s ``load_path``)."""
-    if "ckpt_path" in overrides:
-        return str(overrides["ckpt_path"])
-    if workflow is not None:
-        for key in ("ckpt_path", *(f"{i}#load_path" for i in _loader_ids(workflow.parser.get()))):
-            with contextlib.suppress(Exception):  # an id this bundle lacks
-                return str(workflow.parser.get_parsed_content(key))
-    return "the bundle's checkpoint"
+def weights_path(parser: Any) -> str | None:
+    """The weights file a config (a MONAI ``ConfigParser`` with ``bundle_root`` set) loads: its ``ckpt_path``, else
+    its ``CheckpointLoader``'s ``load_path``; None where neither can be evaluated outside a run."""
+    for key in ("ckpt_path", *(f"{i}#load_path" for i in _loader_ids(parser.get()))):
+        with contextlib.suppress(Exception):  # an id this bundle lacks, or an expression needing the run
+            return str(parser.get_parsed_content(key))
+    return None
 
 
 def _first_sentence(error: BaseException) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monai_unet.cli.bundle import Bundle, open_bundle, unloadable_weights
+from monai_unet.cli.bundle import Bundle, open_bundle, unloadable_weights, weights_path
 from monai_unet.cli.source_grid import SourceScan
 from monai_unet.errors import UsageError
 from monai_unet.io.formats import find_format
@@ -61,19 +61,15 @@ def open_for_inference(args: argparse.Namespace) -> tuple[Bundle, dict[str, Any]
 
 
 def _weights_file(bundle: Bundle) -> Path | None:
-    """The file the inference config's ``ckpt_path`` names (only that id is evaluated); None where it has none or
-    it cannot be evaluated before the run (the run then names the problem)."""
+    """The weights file the inference config loads (:func:`~monai_unet.cli.bundle.weights_path`, evaluated from the
+    config alone); None where that needs the run (the run then names the problem)."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(bundle.config("inference")))
-    if "ckpt_path" not in parser.get():
-        return None
     parser["bundle_root"] = str(bundle.root)
-    try:
-        return Path(str(parser.get_parsed_content("ckpt_path")))
-    except Exception:  # an expression needing the run's state: checked when the run loads it
-        return None
+    found = weights_path(parser)
+    return Path(found) if found else None
 
 
 def inference_overrides(

@@ -92,6 +92,19 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
     return steps
 
 
+def _load_step(keys: str | list[str], reader: dict[str, Any], what: str) -> dict[str, Any]:
+    """A ``LoadImaged`` entry: ``keys`` read by ``reader`` (a config dict), missing keys allowed (inference has no
+    label)."""
+    return {
+        "_target_": "LoadImaged",
+        "keys": keys,
+        "reader": reader,
+        "image_only": True,
+        "allow_missing_keys": True,
+        "_desc_": what,
+    }
+
+
 def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     """Loading, label mapping, resampling, cropping and normalisation: the deterministic steps of every config.
 
@@ -101,26 +114,15 @@ def preprocessing_steps(plan: Plan) -> list[dict[str, Any]]:
     reader: dict[str, Any] = {"_target_": "monai_unet.io.SimpleITKReader", "resample": "@dicom_resample"}
     if plan.spatial_dims == 3 and plan.in_channels > 1:
         reader["allow_4d"] = True  # the channels may come as one 4D file (the Decathlon's multi-modal images)
-
-    def load(keys: Any, reader: dict[str, Any], what: str) -> dict[str, Any]:
-        return {
-            "_target_": "LoadImaged",
-            "keys": keys,
-            "reader": reader,
-            "image_only": True,
-            "allow_missing_keys": True,
-            "_desc_": what,
-        }
-
     what = "one file (or DICOM folder) per channel, stacked; RGB pictures give 3 channels"
     if plan.label_decoding.get("palette"):  # labels are read with an option images must not have: two loaders
         indices = {**reader, "palette_indices": True}
         loading = [
-            load("image", reader, what),
-            load("label", indices, "label pictures with a colour palette give their palette indices (the classes)"),
+            _load_step("image", reader, what),
+            _load_step("label", indices, "label pictures with a colour palette give their palette indices (classes)"),
         ]
     else:
-        loading = [load(KEYS, reader, what)]
+        loading = [_load_step(KEYS, reader, what)]
     steps: list[dict[str, Any]] = [
         *loading,
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
