@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.scoring import finite_json, load_split, score_split
-from benchmarks.time_to_accuracy import seconds_to_reach
+from benchmarks.time_to_accuracy import summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -149,11 +149,19 @@ def _run_folder(out: Path) -> Path:
     return out / "ours" / "run" if (out / "ours" / "run").is_dir() else out / "bundle" / "runs"
 
 
-def _curve_ours(run: Path) -> list[dict]:
+def _curve_ours(run: Path, keep_largest: list[int]) -> list[dict]:
+    """Our run's validations: the network's mean foreground Dice (``val_mean_dice``) and, where the run recorded
+    the largest-component Dice per class, the mean as the bundle segments (``val_mean_dice_postprocessed``: the
+    largest component kept for the classes in ``keep_largest``, the post-processing the run chose at its end)."""
     rows = []
     with open(run / "validation_history.csv", newline="") as f:
         for row in csv.DictReader(f):
-            rows.append({"seconds": float(row["elapsed_s"]), "val_mean_dice": float(row["val_mean_dice"])})
+            curve_row = {"seconds": float(row["elapsed_s"]), "val_mean_dice": float(row["val_mean_dice"])}
+            classes = [int(key.removeprefix("val_dice_")) for key in row if key.removeprefix("val_dice_").isdigit()]
+            if classes and all(f"val_dice_lcc_{k}" in row for k in classes):
+                chosen = [row[f"val_dice_lcc_{k}" if k in keep_largest else f"val_dice_{k}"] for k in classes]
+                curve_row["val_mean_dice_postprocessed"] = float(np.mean([float(v) for v in chosen]))
+            rows.append(curve_row)
     return rows
 
 
@@ -323,22 +331,16 @@ def main(argv: list[str] | None = None) -> dict:
             for key in ("pixel_error", "rand_error", "best_rand_error", "best_rand_threshold")
         }
     if (_run_folder(out) / "validation_history.csv").is_file():
-        comparison["ours_curve"] = _curve_ours(_run_folder(out))
-        comparison["ours_training"] = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
+        recorded_plan = json.loads((bundle / "configs" / "plans.json").read_text())
+        keep_largest = recorded_plan.get("postprocessing", {}).get("keep_largest_labels", [])
+        comparison["ours_curve"] = _curve_ours(_run_folder(out), keep_largest)
+        comparison["ours_training"] = recorded_plan["training"]
     if stored_stock is not None:
         comparison.update(stored_stock)  # replaces any stock side found in DIR
     elif (out / "stock" / "history.json").is_file():
         comparison["stock_curve"] = _curve_stock(out / "stock")
-    if "ours_curve" in comparison and "stock_curve" in comparison:
-        final_stock = comparison["stock_curve"][-1]["val_mean_dice"] if comparison["stock_curve"] else None
-        best_stock = max((r["val_mean_dice"] for r in comparison["stock_curve"]), default=None)
-        comparison["ours_seconds_to_stock_best_val"] = (
-            seconds_to_reach(comparison["ours_curve"], best_stock) if best_stock is not None else None
-        )
-        comparison["stock_seconds_to_stock_best_val"] = (
-            seconds_to_reach(comparison["stock_curve"], best_stock) if best_stock is not None else None
-        )
-        comparison["stock_final_val"] = final_stock
+    if comparison.get("ours_curve") and comparison.get("stock_curve"):
+        comparison["time_to_accuracy"] = summarise(comparison)
     (out / "comparison.json").write_text(json.dumps(finite_json(comparison), indent=2))
     print(json.dumps({k: v for k, v in comparison.items() if not k.endswith("_curve")}, indent=1))
     return comparison

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.planned_vs_stock import _stored_stock
+from benchmarks.planned_vs_stock import _curve_ours, _stored_stock
 from benchmarks.time_to_accuracy import budgets, summarise
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -39,3 +39,41 @@ def test_half_budget_comparison_reports_both_budgets():
     row = summarise(comparison)
     assert row["minutes"] == budgets(comparison) == {"ours": 10.0, "stock": 20.0}
     assert row["stock_best"][0] == max(r["val_mean_dice"] for r in comparison["stock_curve"])
+
+
+def test_ours_curve_as_the_bundle_segments(tmp_path):
+    """The post-processed curve takes the largest-component Dice only for the classes the run chose it for."""
+    (tmp_path / "validation_history.csv").write_text(
+        "epoch,elapsed_s,val_mean_dice,val_dice_1,val_dice_2,val_dice_lcc_1,val_dice_lcc_2\n"
+        "1,60.0,0.5,0.4,0.6,0.7,0.5\n"
+        "2,120.0,0.7,0.6,0.8,0.9,0.1\n"
+    )
+    curve = _curve_ours(tmp_path, keep_largest=[1])
+    assert [r["seconds"] for r in curve] == [60.0, 120.0]
+    assert [r["val_mean_dice"] for r in curve] == [0.5, 0.7]
+    assert [round(r["val_mean_dice_postprocessed"], 6) for r in curve] == [0.65, 0.85]
+    assert [r["val_mean_dice_postprocessed"] for r in _curve_ours(tmp_path, keep_largest=[])] == [0.5, 0.7]
+
+
+def test_time_to_the_stock_final_and_best_validation():
+    """The stock's final validation is its last; the ratios divide ours' first reaching by the stock's first
+    reaching and by its run's length; the post-processed curve is read where recorded."""
+    comparison = {
+        "task": "acdc",
+        "fold": 0,
+        "minutes": 20.0,
+        "stock_curve": [
+            {"seconds": 100.0, "val_mean_dice": 0.6},
+            {"seconds": 200.0, "val_mean_dice": 0.8},
+            {"seconds": 400.0, "val_mean_dice": 0.7},
+        ],
+        "ours_curve": [
+            {"seconds": 50.0, "val_mean_dice": 0.5, "val_mean_dice_postprocessed": 0.72},
+            {"seconds": 150.0, "val_mean_dice": 0.75, "val_mean_dice_postprocessed": 0.81},
+        ],
+    }
+    row = summarise(comparison)
+    assert row["stock_final"] == (0.7, 200.0) and row["stock_best"] == (0.8, 200.0) and row["stock_run_s"] == 400.0
+    assert row["ours_network_to_stock_final_s"] == 150.0 and row["ours_postprocessed_to_stock_final_s"] == 50.0
+    assert row["ratio_network_final_to_first"] == 0.75 and row["ratio_postprocessed_final_to_run"] == 0.125
+    assert row["ours_network_to_stock_best_s"] is None and row["ratio_postprocessed_best_to_first"] == 0.75
