@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         comparison = json.loads(path.read_text())
         row = summarise(comparison)
         rows.append(row)
-        name = path.parent.name if path.name == "comparison.json" else path.stem
+        name = path.parent.name if path.name == "comparison.json" else path.stem.removeprefix("planned_vs_stock_")
         plot(comparison, args.output_dir / f"time_to_accuracy_{name}.png")
         if "stock_final" not in row:
             continue
