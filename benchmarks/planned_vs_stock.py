@@ -31,7 +31,6 @@ Run one task at a time on a quiet machine (the budgets are wall clock).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import numpy as np
 
 from benchmarks.scoring import finite_json, load_split, score_split
 from benchmarks.time_to_accuracy import summarise
+from monai_unet.plan.record import history_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -154,14 +154,13 @@ def _curve_ours(run: Path, keep_largest: list[int]) -> list[dict]:
     the largest-component Dice per class, the mean as the bundle segments (``val_mean_dice_postprocessed``: the
     largest component kept for the classes in ``keep_largest``, the post-processing the run chose at its end)."""
     rows = []
-    with open(run / "validation_history.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            curve_row = {"seconds": float(row["elapsed_s"]), "val_mean_dice": float(row["val_mean_dice"])}
-            classes = [int(key.removeprefix("val_dice_")) for key in row if key.removeprefix("val_dice_").isdigit()]
-            if classes and all(f"val_dice_lcc_{k}" in row for k in classes):
-                chosen = [row[f"val_dice_lcc_{k}" if k in keep_largest else f"val_dice_{k}"] for k in classes]
-                curve_row["val_mean_dice_postprocessed"] = float(np.mean([float(v) for v in chosen]))
-            rows.append(curve_row)
+    for row in history_rows(run / "validation_history.csv"):
+        curve_row = {"seconds": row["elapsed_s"], "val_mean_dice": row["val_mean_dice"]}
+        classes = [int(key.removeprefix("val_dice_")) for key in row if key.removeprefix("val_dice_").isdigit()]
+        if classes and all(f"val_dice_lcc_{c}" in row for c in classes):
+            chosen = [row[f"val_dice_lcc_{c}" if c in keep_largest else f"val_dice_{c}"] for c in classes]
+            curve_row["val_mean_dice_postprocessed"] = float(np.mean(chosen))
+        rows.append(curve_row)
     return rows
 
 
