@@ -1,6 +1,6 @@
 """Make the shipped EM bundle from a measured planned-vs-stock ISBI run.
 
-``python -m benchmarks.ship_em_bundle RUN_DIR [--previous DIR] [--output DIR]``
+``python -m benchmarks.ship_em_bundle RUN_DIR [--other-seed RUN_DIR ...] [--previous DIR] [--output DIR]``
 
 RUN_DIR is the output of ``python -m benchmarks.planned_vs_stock isbi`` (fold 4: trained on slices 00-19 for
 20 minutes, validated on 20-24, the split of issue 12's EM target). Its planned bundle and the weights it trained
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.ship_mri_bundle import edit_json
@@ -96,9 +97,10 @@ def _paper_configs(previous: Path, bundle: Path) -> None:
     shutil.copy(previous / "models" / "model.pt", bundle / "models" / "paper" / "model.pt")
 
 
-def ship(run: Path, output: Path, previous: Path = SHIPPED, second_seed: Path | None = None) -> Path:
-    """Write the bundle of ``run`` (a ``planned_vs_stock isbi`` folder) to ``output``; ``second_seed``, the same plan
-    run with another seed against the stock's run of that seed, adds both to the README's table (not shipped)."""
+def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequence[Path] = ()) -> Path:
+    """Write the bundle of ``run`` (a ``planned_vs_stock isbi`` folder) to ``output``; each of ``other_seeds``, the
+    same plan run with another seed against the stock's run of that seed, adds both to the README's table (not
+    shipped)."""
     from monai_unet import __version__
 
     source = run / "bundle"
@@ -143,8 +145,8 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, second_seed: Path | 
 
     seed = comparison["seed"]
     columns = [(f"planned, seed {seed} (these weights)", ours), (f"stock, seed {seed}", stock)]
-    if second_seed is not None:
-        other = json.loads((second_seed / "comparison.json").read_text())
+    for folder in other_seeds:
+        other = json.loads((folder / "comparison.json").read_text())
         columns += [
             (f"planned, seed {other['seed']} (not shipped)", other["ours"]),
             (f"stock, seed {other['seed']}", other["stock"]),
@@ -157,7 +159,7 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, second_seed: Path | 
 
 
 def _seed_means(columns: list[tuple[str, dict]]) -> str:
-    """A sentence with the means over the seeds of ours (even columns) and the stock (odd), where there are two."""
+    """A sentence with the means over the seeds of ours (even columns) and the stock (odd), where there are several."""
     if len(columns) < 4:
         return ""
     ours, stock = [side for _, side in columns[0::2]], [side for _, side in columns[1::2]]
@@ -212,13 +214,17 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a planned_vs_stock isbi output folder")
     parser.add_argument(
-        "--second-seed", type=Path, help="the same plan's run with another seed (its scores join the table)"
+        "--other-seed",
+        type=Path,
+        action="append",
+        default=[],
+        help="the same plan's run with another seed (its scores join the table; repeatable)",
     )
     parser.add_argument("--previous", type=Path, default=SHIPPED, help="the previous release of the bundle")
     parser.add_argument("--output", type=Path, default=ROOT / "outputs" / "shipped" / "em_membrane_segmentation")
     args = parser.parse_args(argv)
-    second = args.second_seed.resolve() if args.second_seed else None
-    output = ship(args.run.resolve(), args.output.resolve(), args.previous.resolve(), second)
+    others = [folder.resolve() for folder in args.other_seed]
+    output = ship(args.run.resolve(), args.output.resolve(), args.previous.resolve(), others)
     print(output)
     return output
 
