@@ -188,8 +188,8 @@ def _results(columns: list[tuple[str, dict]], paper: dict, plans: dict) -> str:
 isbi --minutes 20`: `monai-unet plan --fold 4{option}` on `benchmarks/datasets/isbi2012/dataset.json` ({norm} norm),
 trained on slices 00-19 for 20 minutes on 2 CPU cores ({training["iterations"]} iterations, {training["validations"]}
 validations on slices 20-24, as the stock recipe's), scored on slices 20-24 against the stock MONAI recipe
-(`BasicUNet`, `benchmarks/baseline_em_basicunet.py`) trained on the same split for the same minutes on the same
-machine, with the same scoring code; `python -m benchmarks.ship_em_bundle` made this folder from that run. The
+(`BasicUNet`, `benchmarks/baseline_em_basicunet.py`) trained on the same split for the same minutes (for these
+weights on the same machine: `benchmarks/RESULTS.md`), with the same scoring code; `python -m benchmarks.ship_em_bundle` made this folder from that run. The
 paper's recipe (`configs/train_paper.json`: valid U-Net without normalisation, border weight map w0 = 10 and sigma =
 5 px, one 508² tile per step, SGD with momentum 0.99 at learning rate 0.001, elastic 3×3 grid with sigma = 10 px;
 `evaluate_paper.json`, `inference_paper.json` and `models/paper/model.pt`, the best of a 20-minute run,
