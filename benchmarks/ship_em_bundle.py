@@ -189,11 +189,11 @@ isbi --minutes 20`: `monai-unet plan --fold 4{option}` on `benchmarks/datasets/i
 trained on slices 00-19 for 20 minutes on 2 CPU cores ({training["iterations"]} iterations, {training["validations"]}
 validations on slices 20-24, as the stock recipe's), scored on slices 20-24 against the stock MONAI recipe
 (`BasicUNet`, `benchmarks/baseline_em_basicunet.py`) trained on the same split for the same minutes (for these
-weights on the same machine: `benchmarks/RESULTS.md`), with the same scoring code; `python -m benchmarks.ship_em_bundle` made this folder from that run. The
-paper's recipe (`configs/train_paper.json`: valid U-Net without normalisation, border weight map w0 = 10 and sigma =
-5 px, one 508² tile per step, SGD with momentum 0.99 at learning rate 0.001, elastic 3×3 grid with sigma = 10 px;
-`evaluate_paper.json`, `inference_paper.json` and `models/paper/model.pt`, the best of a 20-minute run,
-`python -m benchmarks.paper_recipe`) is beside it:
+weights on the same machine: `benchmarks/RESULTS.md`), with the same scoring code; `python -m
+benchmarks.ship_em_bundle` made this folder from that run. The paper's recipe (`configs/train_paper.json`: valid
+U-Net without normalisation, border weight map w0 = 10 and sigma = 5 px, one 508² tile per step, SGD with momentum
+0.99 at learning rate 0.001, elastic 3×3 grid with sigma = 10 px; `evaluate_paper.json`, `inference_paper.json` and
+`models/paper/model.pt`, the best of a 20-minute run, `python -m benchmarks.paper_recipe`) is beside it:
 
     python -m monai.bundle run --config_file bundles/em_membrane_segmentation/configs/inference_paper.json \\
         --bundle_root bundles/em_membrane_segmentation --output_dir OUT
