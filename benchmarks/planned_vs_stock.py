@@ -11,8 +11,9 @@ command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
    validation list, or fold K of its contiguous folds);
-2. ``monai-unet train --bundle DIR/bundle --output-dir DIR/ours/run`` (the planner's time budget ends it,
-   validation included; the fresh bundle's ``models/model.pt`` is the run's best model);
+2. ``monai-unet train --bundle DIR/bundle --output-dir DIR/ours/run --promote`` (the planner's time budget ends it,
+   validation included; the bundle's ``models/model.pt`` becomes the run's best model, also where a reused bundle
+   was trained before, so the weights scored are always this run's);
 3. ``monai-unet infer`` on the validation cases → ``DIR/ours/predictions/<case>_seg.*`` on each input's grid;
 4. the stock recipe (``benchmarks.baseline_<task>``) on the same split (``DIR/split.json``) for the same minutes
    → ``DIR/stock/predictions``;
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--reuse-plan",
         action="store_true",
-        help="train the bundle already in DIR/bundle (e.g. edited) instead of planning",
+        help="train the bundle already in DIR/bundle (e.g. edited, or another seed's) instead of planning; --seed "
+        "still sets its training seed (override seed=S; plans.json keeps the planned one)",
     )
     parser.add_argument(
         "--train-override",
@@ -254,7 +256,17 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if not args.skip_ours:
         seconds["train"] = _run(
-            [*cli, "train", "--bundle", str(bundle), "--output-dir", str(out / "ours" / "run"), *args.train_override],
+            [
+                *cli,
+                "train",
+                "--bundle",
+                str(bundle),
+                "--output-dir",
+                str(out / "ours" / "run"),
+                "--promote",
+                *([f"seed={args.seed}"] if args.reuse_plan else []),
+                *args.train_override,
+            ],
             log,
         )
     split = _absolute_split(bundle)
