@@ -29,7 +29,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.ship_mri_bundle import edit_json
+import numpy as np
+
+from benchmarks.ship_mri_bundle import edit_json, keep_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "bundles" / "em_membrane_segmentation"
@@ -108,8 +110,7 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequenc
         shutil.rmtree(output)
     for part in ("configs", "docs", "models"):
         shutil.copytree(source / part, output / part)
-    shutil.copy(previous / "LICENSE", output / "LICENSE")
-    shutil.copy(previous / "docs" / "data_license.txt", output / "docs" / "data_license.txt")
+    keep_terms(previous, output)
     shutil.copy(previous / "configs" / "logging.conf", output / "configs" / "logging.conf")
     _paper_configs(previous, output)
     edit_json(
@@ -128,7 +129,6 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequenc
     meta = json.loads(meta_path.read_text())
     old = json.loads((previous / "configs" / "metadata.json").read_text())
     comparison = json.loads((run / "comparison.json").read_text())
-    ours, stock = comparison["ours"], comparison["stock"]
     meta.update(
         version=__version__,
         changelog={
@@ -139,39 +139,38 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequenc
         references=old["references"],
         data_source=old["data_source"],
         intended_use=old["intended_use"],
-        eval_metrics={key: round(value(ours), 4) for key, _, value in MEASURES},
+        eval_metrics={key: round(value(comparison["ours"]), 4) for key, _, value in MEASURES},
     )
     meta_path.write_text(json.dumps(meta, indent=4) + "\n")
 
-    seed = comparison["seed"]
-    columns = [(f"planned, seed {seed} (these weights)", ours), (f"stock, seed {seed}", stock)]
-    for folder in other_seeds:
-        other = json.loads((folder / "comparison.json").read_text())
-        columns += [
-            (f"planned, seed {other['seed']} (not shipped)", other["ours"]),
-            (f"stock, seed {other['seed']}", other["stock"]),
-        ]
+    others = [json.loads((folder / "comparison.json").read_text()) for folder in other_seeds]
     readme = output / "docs" / "README.md"
     text = readme.read_text().replace(str(source), "bundles/em_membrane_segmentation")
     text = text.replace(plans["dataset"], "benchmarks/datasets/isbi2012/dataset.json")
-    readme.write_text(text + _results(columns, PAPER_METRICS, plans))
+    readme.write_text(text + _results([comparison, *others], PAPER_METRICS, plans))
     return output
 
 
-def _seed_means(columns: list[tuple[str, dict]]) -> str:
-    """A sentence with the means over the seeds of ours (even columns) and the stock (odd), where there are several."""
-    if len(columns) < 4:
+def _seed_means(comparisons: list[dict]) -> str:
+    """A sentence with the means of ours and the stock over the seeds of ``comparisons``, where there are several."""
+    if len(comparisons) < 2:
         return ""
-    ours, stock = [side for _, side in columns[0::2]], [side for _, side in columns[1::2]]
     means = ", ".join(
-        f"{name} {sum(map(value, ours)) / len(ours):.4f} against {sum(map(value, stock)) / len(stock):.4f}"
+        f"{name} {np.mean([value(c['ours']) for c in comparisons]):.4f} against "
+        f"{np.mean([value(c['stock']) for c in comparisons]):.4f}"
         for _, name, value in MEASURES
     )
-    return f"\nMeans over the {len(ours)} seeds, planned against stock: {means}.\n"
+    return f"\nMeans over the {len(comparisons)} seeds, planned against stock: {means}.\n"
 
 
-def _results(columns: list[tuple[str, dict]], paper: dict, plans: dict) -> str:
-    """The README's performance section: each (heading, comparison side) of ``columns``, then the paper's recipe."""
+def _results(comparisons: list[dict], paper: dict, plans: dict) -> str:
+    """The README's performance section: ours and the stock for each of ``comparisons`` (the shipped run first, then
+    the same plan's other seeds), then the paper's recipe."""
+    columns = []
+    for index, comparison in enumerate(comparisons):
+        seed, shipped = comparison["seed"], "these weights" if index == 0 else "not shipped"
+        columns += [(f"planned, seed {seed} ({shipped})", comparison["ours"])]
+        columns += [(f"stock, seed {seed}", comparison["stock"])]
     header = " | ".join(name for name, _ in columns)
     table = "\n".join(
         f"| {name} | "
@@ -203,7 +202,7 @@ U-Net without normalisation, border weight map w0 = 10 and sigma = 5 px, one 508
 | slices 20-24 | {header} | paper's recipe, SGD 0.99 | the same with Adam (0.2.0) |
 |---|{"---|" * len(columns)}---|---|
 {table}
-{_seed_means(columns)}
+{_seed_means(comparisons)}
 Lower is better for the errors. Other seeds and every run that lost are in `benchmarks/RESULTS.md`. Output PNGs hold
 class indices (1 = membrane); the ISBI files' own convention is the opposite (0 = membrane). Data terms:
 non-commercial research use (Cardona et al. 2010; see `LICENSE`). Not for clinical use.

@@ -109,6 +109,13 @@ def machine() -> str:
     return f"{model or 'CPU'}" + (f" with {' and '.join(flags)}" if flags else "")
 
 
+def keep_terms(previous: Path, bundle: Path) -> None:
+    """Keep ``previous``'s code licence and data terms (with their citations) in ``bundle``: the planner writes only a
+    short data note, and the terms bind the weights trained on the data."""
+    shutil.copy(previous / "LICENSE", bundle / "LICENSE")
+    shutil.copy(previous / "docs" / "data_license.txt", bundle / "docs" / "data_license.txt")
+
+
 def ship_edits(bundle: Path, minutes: float, dataset: Path, norm: str) -> None:
     """What the planner cannot infer: all three subjects and the longer budget for the final weights, the demo
     input, the shared training folder, version and changelog, the data's terms, the shipped path in the README, the
@@ -131,9 +138,7 @@ def ship_edits(bundle: Path, minutes: float, dataset: Path, norm: str) -> None:
     }
     plans["dataset"] = "outputs/datasets/brats2013/dataset.json (benchmarks.planned_vs_stock.brats_dataset)"
     plans_path.write_text(json.dumps(plans, indent=4) + "\n")
-    # kept from the shipped bundle: the code's licence and the data's terms (with their citations) for the weights
-    shutil.copy(SHIPPED / "LICENSE", bundle / "LICENSE")
-    shutil.copy(SHIPPED / "docs" / "data_license.txt", bundle / "docs" / "data_license.txt")
+    keep_terms(SHIPPED, bundle)
 
     shutil.copy(SHIPPED / "configs" / "dataset_sample.json", bundle / "configs" / "dataset_sample.json")
     edit_json(
