@@ -48,6 +48,35 @@ def write_png_dataset(root: Path, cases: int = 6, size: tuple[int, int] = (48, 4
     return root / "dataset.json"
 
 
+def write_membrane_dataset(root: Path, cases: int = 4, size: tuple[int, int] = (64, 64), seed: int = 0) -> Path:
+    """2D grey PNGs of cells walled by membranes 2 pixels thick (a thin class), labels {0: "membrane", 255:
+    "background"} as in ISBI 2012."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    training = []
+    for i in range(cases):
+        label = np.zeros(size, dtype=np.uint8)
+        for axis, length in enumerate(size):
+            walls = np.arange(int(rng.integers(3, 9)), length - 1, int(rng.integers(11, 16)))
+            index = [slice(None), slice(None)]
+            index[axis] = np.concatenate([walls, walls + 1])
+            label[tuple(index)] = 1
+        image = np.clip(_image_from(label, rng), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"em{i:02d}.png")
+        Image.fromarray(np.where(label == 1, 0, 255).astype(np.uint8)).save(root / "labels" / f"em{i:02d}.png")
+        training.append({"image": f"images/em{i:02d}.png", "label": f"labels/em{i:02d}.png"})
+    data = {
+        "name": "tiny membranes",
+        "modality": {"0": "EM"},
+        "labels": {"0": "membrane", "255": "background"},
+        "licence": "CC0 (synthetic test data)",
+        "training": training,
+    }
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json"
+
+
 def write_rgb_dataset(root: Path, cases: int = 6, seed: int = 0) -> Path:
     """2D RGB JPEGs of mixed sizes with binary PNG labels (0/1), one modality entry for three channels."""
     rng = np.random.default_rng(seed)

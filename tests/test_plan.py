@@ -19,11 +19,18 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.losses import DiceCELoss
 from monai.transforms import Compose
 from PIL import Image
-from plan_datasets import write_msd_folder, write_nifti_dataset, write_png_dataset, write_rgb_dataset
+from plan_datasets import (
+    write_membrane_dataset,
+    write_msd_folder,
+    write_nifti_dataset,
+    write_png_dataset,
+    write_rgb_dataset,
+)
 
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
+from monai_unet.plan.configs import topology_guards
 from monai_unet.plan.inference_choice import mirror_check_axes
 from monai_unet.plan.recipe import SELECTION_METRICS
 from monai_unet.plan.record import MIN_GAIN
@@ -426,6 +433,11 @@ def test_thick_classes_coarsen_the_grid_thin_ones_keep_it(tmp_path):
     bundle = write_bundle(tmp_path / "thin_bundle", thin, thin_dataset, thin_fingerprint, "thin lines")
     parser = ConfigParser()
     parser.read_config(bundle / "configs" / "train.json")
+    # the thin class's Rand error is validated (plain and mirrored) and guards the mirroring decision
+    assert topology_guards(thick) == {} and topology_guards(thin) == {"val_rand_error_1": 1}
+    assert parser["validate#mirroring#guard_metrics"] == ["val_rand_error_1"]
+    for evaluator in ("validate#additional_metrics", "validate#mirrored#evaluator#additional_metrics"):
+        assert parser[evaluator]["val_rand_error_1"]["metric_fn"]["membrane_channel"] == 1
     loss = parser.get_parsed_content("loss")
     labels = torch.from_numpy(np.asarray(Image.open(thin_root / "labels" / "t0.png"), dtype=np.int64))[None, None]
     truth = 20.0 * torch.cat([1 - labels, labels], dim=1).float() - 10.0
@@ -890,15 +902,21 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return result
 
 
-def _check_mirroring_decision(bundle: Path, plans: dict) -> None:
-    """Training checked test-time mirroring on the planned axes, decided by the gain, and the inference and
-    evaluation configs mirror exactly what plans.json says."""
+def _check_mirroring_decision(bundle: Path, plans: dict, guards: list[str]) -> None:
+    """Training checked test-time mirroring on the planned axes, decided by the gain and the rise of the ``guards``
+    (plain values from the best validation), and the inference and evaluation configs mirror what plans.json says."""
     axes = plans["plan"]["inference"]["mirror_check_axes"]
     decision = plans["postprocessing"]
+    assert axes or not guards, "the guards must be exercised: the tiny budget should afford the check"
     if axes:
         measured = decision["mirroring"]
         assert measured["axes"] == axes and measured["plain_metric"] == pytest.approx(plans["training"]["best_metric"])
-        assert decision["tta_axes"] == (axes if measured["gain"] >= MIN_GAIN else [])
+        assert sorted(measured["guards"]) == guards == sorted(measured["guard_rises"])
+        best = plans["training"]["best_row"]
+        for name in guards:
+            assert measured["guard_rises"][name] == pytest.approx(measured["guards"][name] - best[name], abs=1e-5)
+        on = measured["gain"] >= MIN_GAIN and all(rise < MIN_GAIN for rise in measured["guard_rises"].values())
+        assert decision["tta_axes"] == (axes if on else [])
     else:
         assert decision["tta_axes"] == []
     for config in ("inference", "evaluate"):
@@ -912,8 +930,8 @@ def _check_mirroring_decision(bundle: Path, plans: dict) -> None:
 
 @pytest.mark.parametrize(
     "writer,ext",
-    [(write_png_dataset, ".png"), (write_nifti_dataset, ".nii.gz")],
-    ids=["2d-png", "3d-nifti-multiclass"],
+    [(write_membrane_dataset, ".png"), (write_nifti_dataset, ".nii.gz")],
+    ids=["2d-png-membranes", "3d-nifti-multiclass"],
 )
 def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext, capsys):
     source = writer(tmp_path / "data")
@@ -943,7 +961,8 @@ def test_plan_train_evaluate_infer_segment(tmp_path, writer, ext, capsys):
 
     assert json.loads((bundle / "configs" / "train.json").read_text())["precision"] == "auto"
     assert plans["plan"]["budget"]["calibrated_precision"] == ("bf16" if bf16_supported("cpu") else "fp32")
-    _check_mirroring_decision(bundle, plans)
+    # the membranes are a thin class: validation measures their Rand error, which mirroring must not raise
+    _check_mirroring_decision(bundle, plans, ["val_rand_error_1"] if ext == ".png" else [])
     assert (bundle / "models" / "model.pt").read_bytes() == (run / "model.pt").read_bytes(), "first weights"
     assert f"run folder {run}" in trained.stderr and "best model also written" in trained.stderr
     if ext == ".png":  # resuming from a damaged checkpoint: exit 2 with the handler's own words (what to delete)

@@ -60,7 +60,9 @@ def _loss_terms(
     listed = ", ".join(f"{names[k]} ({t:.1f} voxels)" for k, t in sorted(thin.items()))
     return loss, (
         f"Dice + cross-entropy plus the recall of the skeleton of the thin classes, {listed} thick (10th percentile, "
-        f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart."
+        f"under {MIN_THICKNESS_VOXELS:g}): a gap of one voxel costs such a class little Dice but breaks it apart. "
+        "Validation also measures the Rand error of the regions each separates, which test-time mirroring must not "
+        "raise."
     )
 
 

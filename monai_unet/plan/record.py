@@ -47,21 +47,30 @@ def _best_row(history) -> dict[str, float] | None:
 
 def _mirroring(history, mirroring) -> dict[str, Any]:
     """The test-time mirroring decision: on when the best model's metric with mirroring beat its plain validation by
-    :data:`MIN_GAIN` (in the direction the history's key metric improves)."""
+    :data:`MIN_GAIN` (in the direction the history's key metric improves) and no guard metric (lower is better, see
+    :func:`monai_unet.plan.configs.topology_guards`) rose above its plain value by :data:`MIN_GAIN` or more."""
     measured = mirroring.run() if mirroring is not None else None
     if measured is None:
         return {"tta_axes": [], "mirroring": {"reason": "not checked (no axes planned, or no validation ran)"}}
     plain = float(history.best_metric)
     gain = measured["metric"] - plain if history.higher_is_better else plain - measured["metric"]
-    on = gain >= MIN_GAIN
+    best = _best_row(history) or {}
+    rises = {name: round(value - best[name], 5) for name, value in measured.get("guards", {}).items() if name in best}
+    raised = [name for name, rise in rises.items() if rise >= MIN_GAIN]
+    on = gain >= MIN_GAIN and not raised
+    guard_text = "".join(
+        f", {name} {best[name]:.4f} plain, {best[name] + rise:.4f} mirrored" for name, rise in rises.items()
+    )
     return {
         "tta_axes": measured["axes"] if on else [],
         "mirroring": {
             **measured,
             "plain_metric": plain,
             "gain": round(gain, 5),
+            "guard_rises": rises,
             "reason": f"{history.key_metric} {plain:.4f} plain, {measured['metric']:.4f} mirrored along axes "
-            f"{measured['axes']} on the validation cases: {'on' if on else 'off'} (it must gain {MIN_GAIN})",
+            f"{measured['axes']}{guard_text} on the validation cases: {'on' if on else 'off'} (it must gain "
+            f"{MIN_GAIN}" + (" and raise no guard by as much" if rises else "") + ")",
         },
     }
 
@@ -75,7 +84,8 @@ def record_training(bundle_root: str | Path, history, output_dir: str | Path, mi
     validation, it raised that class's mean Dice by at least :data:`MIN_GAIN` (the ``val_dice_lcc_<c>`` and
     ``val_dice_<c>`` metrics of :class:`monai_unet.handlers.ComponentChoice`). Test-time mirroring (``tta_axes``,
     read by the inference and evaluation configs) is turned on when the best model, validated again with it by
-    ``mirroring``, gained at least :data:`MIN_GAIN` in the metric that selected it.
+    ``mirroring``, gained at least :data:`MIN_GAIN` in the metric that selected it and raised none of its guard
+    metrics (a thin class's Rand error) by as much.
 
     Args:
         bundle_root: the planned bundle.
