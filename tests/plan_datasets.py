@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -25,14 +26,14 @@ def _image_from(label: np.ndarray, rng: np.random.Generator, scale: float = 60.0
     return offset + scale * label + rng.normal(0, 8, label.shape)
 
 
-def write_png_dataset(root: Path, cases: int = 6, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
-    """2D grey PNGs with labels {0: "membrane", 255: "background"} (the class named background is 255)."""
-    rng = np.random.default_rng(seed)
+def _write_em_pngs(root: Path, cases: int, make_label: Callable[[], np.ndarray], rng: np.random.Generator) -> Path:
+    """Grey PNGs of ``cases`` labels from ``make_label`` (1 = membrane), stored as {0: "membrane", 255:
+    "background"} (the class named background is 255, as in ISBI 2012), and their dataset.json."""
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
     training = []
     for i in range(cases):
-        label = _blob_label(size, rng, 2)
+        label = make_label()
         image = np.clip(_image_from(label, rng), 0, 255).astype(np.uint8)
         Image.fromarray(image).save(root / "images" / f"em{i:02d}.png")
         Image.fromarray(np.where(label == 1, 0, 255).astype(np.uint8)).save(root / "labels" / f"em{i:02d}.png")
@@ -46,35 +47,28 @@ def write_png_dataset(root: Path, cases: int = 6, size: tuple[int, int] = (48, 4
     }
     (root / "dataset.json").write_text(json.dumps(data))
     return root / "dataset.json"
+
+
+def write_png_dataset(root: Path, cases: int = 6, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+    """2D grey PNGs of blobs with labels {0: "membrane", 255: "background"} (the class named background is 255)."""
+    rng = np.random.default_rng(seed)
+    return _write_em_pngs(root, cases, lambda: _blob_label(size, rng, 2), rng)
 
 
 def write_membrane_dataset(root: Path, cases: int = 4, size: tuple[int, int] = (64, 64), seed: int = 0) -> Path:
-    """2D grey PNGs of cells walled by membranes 2 pixels thick (a thin class), labels {0: "membrane", 255:
-    "background"} as in ISBI 2012."""
+    """2D grey PNGs of cells walled by membranes 2 pixels thick (a thin class), labels as :func:`write_png_dataset`."""
     rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    training = []
-    for i in range(cases):
+
+    def walled_cells() -> np.ndarray:
         label = np.zeros(size, dtype=np.uint8)
         for axis, length in enumerate(size):
             walls = np.arange(int(rng.integers(3, 9)), length - 1, int(rng.integers(11, 16)))
-            index = [slice(None), slice(None)]
+            index: list = [slice(None), slice(None)]
             index[axis] = np.concatenate([walls, walls + 1])
             label[tuple(index)] = 1
-        image = np.clip(_image_from(label, rng), 0, 255).astype(np.uint8)
-        Image.fromarray(image).save(root / "images" / f"em{i:02d}.png")
-        Image.fromarray(np.where(label == 1, 0, 255).astype(np.uint8)).save(root / "labels" / f"em{i:02d}.png")
-        training.append({"image": f"images/em{i:02d}.png", "label": f"labels/em{i:02d}.png"})
-    data = {
-        "name": "tiny membranes",
-        "modality": {"0": "EM"},
-        "labels": {"0": "membrane", "255": "background"},
-        "licence": "CC0 (synthetic test data)",
-        "training": training,
-    }
-    (root / "dataset.json").write_text(json.dumps(data))
-    return root / "dataset.json"
+        return label
+
+    return _write_em_pngs(root, cases, walled_cells, rng)
 
 
 def write_rgb_dataset(root: Path, cases: int = 6, seed: int = 0) -> Path:
