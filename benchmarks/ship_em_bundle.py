@@ -99,10 +99,12 @@ def _paper_configs(previous: Path, bundle: Path) -> None:
     shutil.copy(previous / "models" / "model.pt", bundle / "models" / "paper" / "model.pt")
 
 
-def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequence[Path] = ()) -> Path:
+def ship(
+    run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequence[Path] = (), change: str | None = None
+) -> Path:
     """Write the bundle of ``run`` (a ``planned_vs_stock isbi`` folder) to ``output``; each of ``other_seeds``, the
     same plan run with another seed against the stock's run of that seed, adds both to the README's table (not
-    shipped)."""
+    shipped). ``change``: the changelog entry, when it is not new weights of a new plan."""
     from monai_unet import __version__
 
     source = run / "bundle"
@@ -132,7 +134,7 @@ def ship(run: Path, output: Path, previous: Path = SHIPPED, other_seeds: Sequenc
     meta.update(
         version=__version__,
         changelog={
-            __version__: _change(plans["plan"]),
+            __version__: change or _change(plans["plan"]),
             **{k: v for k, v in old["changelog"].items() if k != __version__},
         },
         name=NAME,
@@ -180,6 +182,8 @@ def _results(comparisons: list[dict], paper: dict, plans: dict) -> str:
     )
     training, norm = plans["training"], plans["plan"]["network"]["norm"]
     option = " --norm batch" if norm == "batch" else ""
+    mirroring = plans["postprocessing"].get("mirroring", {})
+    tta = "on" if plans["postprocessing"].get("tta_axes") else "off"
     return f"""
 ## Performance: how the shipped weights were made and what they scored
 
@@ -198,6 +202,8 @@ U-Net without normalisation, border weight map w0 = 10 and sigma = 5 px, one 508
         --bundle_root bundles/em_membrane_segmentation --output_dir OUT
     python -m monai.bundle run --config_file bundles/em_membrane_segmentation/configs/train_paper.json \\
         --bundle_root bundles/em_membrane_segmentation
+
+Test-time mirroring is {tta} for these weights: {mirroring.get("reason", "not checked")}.
 
 | slices 20-24 | {header} | paper's recipe, SGD 0.99 | the same with Adam (0.2.0) |
 |---|{"---|" * len(columns)}---|---|
@@ -220,10 +226,11 @@ def main(argv: list[str] | None = None) -> Path:
         help="the same plan's run with another seed (its scores join the table; repeatable)",
     )
     parser.add_argument("--previous", type=Path, default=SHIPPED, help="the previous release of the bundle")
+    parser.add_argument("--change", default=None, help="the changelog entry (default: new weights of a new plan)")
     parser.add_argument("--output", type=Path, default=ROOT / "outputs" / "shipped" / "em_membrane_segmentation")
     args = parser.parse_args(argv)
     others = [folder.resolve() for folder in args.other_seed]
-    output = ship(args.run.resolve(), args.output.resolve(), args.previous.resolve(), others)
+    output = ship(args.run.resolve(), args.output.resolve(), args.previous.resolve(), others, args.change)
     print(output)
     return output
 
