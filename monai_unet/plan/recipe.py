@@ -43,13 +43,10 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
   ``--fold all``: every case on both sides); neighbouring names are usually one patient, series or video.
   Validations fill about 10 % of the budget; the best network by mean foreground Dice is kept.
-- **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (nnU-Net mirrors every
-  axis; on a CPU it multiplies the cost by 2^axes) is decided by training: the best model is validated once more
-  with its tiles mirrored along every axis, and mirroring is turned on when that gained and, for thin 2D classes,
-  did not raise their Rand error (averaging can open one-pixel gaps; ISBI: +0.016-0.043 at 0.5 on five runs of six
-  while Dice gained, lower on the sixth; :class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of
-  the budget (2^axes validations); anisotropic 3D data falls back to the in-plane axes, and when neither fits it is
-  skipped (mirroring off).
+- **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (2^axes the cost) is on
+  when the best model, validated again mirrored, gained and, for thin 2D classes, kept their Rand error (ISBI: it rose
+  on five runs of six; :class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of the budget;
+  anisotropic 3D data falls back to the in-plane axes, and when neither fits it is skipped (mirroring off).
 - **Memory**: the preprocessed cases are cached while they take at most half the memory available when planning;
   beyond it, that share of them (``cache_rate``, :mod:`~monai_unet.plan.cache`).
 """
