@@ -32,8 +32,8 @@ from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
 from monai_unet.plan.configs import topology_guards
 from monai_unet.plan.inference_choice import mirror_check_axes
-from monai_unet.plan.recipe import SELECTION_METRICS, Plan
-from monai_unet.plan.record import MIN_GAIN
+from monai_unet.plan.recipe import SELECTION_METRICS
+from monai_unet.plan.record import MIN_GAIN, read_plan
 from monai_unet.plan.sampling import choose_sampling
 
 #: The model-zoo README sections a bundle's docs/README.md carries (as second-level headings, in this order).
@@ -905,8 +905,7 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def _replan_with_mirroring_check(bundle: Path, source: Path, axes: list[int]) -> None:
     """Rewrite ``bundle`` from its own plan with the mirroring check planned along ``axes``, as the planner does
     where the budget affords it."""
-    plans = json.loads((bundle / "configs" / "plans.json").read_text())
-    plan = Plan(**plans["plan"])
+    plan = read_plan(bundle)
     plan.inference["mirror_check_axes"] = axes
     dataset = read_dataset(source)
     write_bundle(bundle, plan, dataset, measure(dataset, progress=False), "tiny membranes", force=True)

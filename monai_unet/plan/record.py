@@ -11,8 +11,9 @@ from typing import Any
 
 from monai_unet.errors import InputError
 from monai_unet.io.atomic import atomic_path
+from monai_unet.plan.recipe import Plan
 
-__all__ = ["MIN_GAIN", "history_rows", "read_plans", "record_training"]
+__all__ = ["MIN_GAIN", "history_rows", "mirroring_decision", "read_plan", "read_plans", "record_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +41,37 @@ def read_plans(bundle_root: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: is not valid JSON ({error})") from None
 
 
+def read_plan(bundle_root: str | Path) -> Plan:
+    """The :class:`~monai_unet.plan.recipe.Plan` a planned bundle was written from (``plans.json``: ``plan``), e.g.
+    to write the bundle again with :func:`~monai_unet.plan.bundle.write_bundle` by a newer planner."""
+    return Plan(**read_plans(bundle_root)["plan"])
+
+
 def _best_row(history) -> dict[str, float] | None:
     rows = [row for row in history.history if row.get("epoch") == history.best_epoch]
     return rows[-1] if rows else None
 
 
-def _mirroring(history, mirroring) -> dict[str, Any]:
+def mirroring_decision(history, mirroring) -> dict[str, Any]:
     """The test-time mirroring decision: on when the best model's metric with mirroring beat its plain validation by
     :data:`MIN_GAIN` (in the direction the history's key metric improves) and no guard metric (lower is better, see
-    :func:`monai_unet.plan.configs.topology_guards`) rose above its plain value by :data:`MIN_GAIN` or more."""
+    :func:`monai_unet.plan.configs.topology_guards`) rose above its plain value by :data:`MIN_GAIN` or more.
+
+    Args:
+        history: a :class:`monai_unet.handlers.ValidationHistory` (its best row holds the guards' plain values).
+        mirroring: a :class:`monai_unet.handlers.MirroringCheck`, run here; ``None``: mirroring stays off.
+    """
     measured = mirroring.run() if mirroring is not None else None
     if measured is None:
         return {"tta_axes": [], "mirroring": {"reason": "not checked (no axes planned, or no validation ran)"}}
     plain = float(history.best_metric)
     gain = measured["metric"] - plain if history.higher_is_better else plain - measured["metric"]
     best = _best_row(history) or {}
-    rises = {name: round(value - best[name], 5) for name, value in measured.get("guards", {}).items() if name in best}
-    raised = [name for name, rise in rises.items() if rise >= MIN_GAIN]
-    on = gain >= MIN_GAIN and not raised
-    guard_text = "".join(
-        f", {name} {best[name]:.4f} plain, {best[name] + rise:.4f} mirrored" for name, rise in rises.items()
-    )
+    # a guard the best row lacks (a run resumed from a history older than the guard) cannot be compared
+    guards = {name: value for name, value in measured["guards"].items() if name in best}
+    rises = {name: round(value - best[name], 5) for name, value in guards.items()}
+    on = gain >= MIN_GAIN and all(rise < MIN_GAIN for rise in rises.values())
+    guard_text = "".join(f", {name} {best[name]:.4f} plain, {value:.4f} mirrored" for name, value in guards.items())
     return {
         "tta_axes": measured["axes"] if on else [],
         "mirroring": {
@@ -121,7 +132,7 @@ def record_training(bundle_root: str | Path, history, output_dir: str | Path, mi
             if best is not None
             else "no validation ran; nothing is post-processed"
         ),
-        **_mirroring(history, mirroring),
+        **mirroring_decision(history, mirroring),
     }
     paths = [Path(output_dir) / "training_record.json"]
     record = {key: plans[key] for key in ("training", "postprocessing")}
