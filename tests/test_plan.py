@@ -17,6 +17,7 @@ from bundle_caching import assert_caches_every_deterministic_step
 from cli_in_process import run_in_process
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric
 from monai.transforms import Compose
 from PIL import Image
 from plan_datasets import (
@@ -27,6 +28,7 @@ from plan_datasets import (
     write_rgb_dataset,
 )
 
+from monai_unet.metrics import region_pair
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
@@ -184,15 +186,93 @@ def test_nnunet_style_labels_merge_values_into_one_class(tmp_path):
     assert "| 1 | 1, 2 | tumour |" in (bundle / "docs" / "README.md").read_text()
 
 
-def test_msd_labels_sharing_a_name_merge_and_overlaps_are_refused(tmp_path):
+def test_msd_labels_sharing_a_name_merge_and_bad_values_are_refused(tmp_path):
     path = _dataset_json(tmp_path, labels={"0": "background", "1": "organ", "2": "organ"})
     assert read_dataset(path).labels == {"background": (0,), "organ": (1, 2)}
-    path.write_text(json.dumps({**json.loads(path.read_text()), "labels": {"background": 0, "a": [1, 2], "b": 2}}))
-    with pytest.raises(DatasetError, match=r"value 2 is listed under both 'a' and 'b'.*one class only"):
-        read_dataset(path)
+    assert read_dataset(path).regions == {}
     path.write_text(json.dumps({**json.loads(path.read_text()), "labels": {"background": 0, "a": "one"}}))
     with pytest.raises(DatasetError, match=r"label 'a' in 'labels' must give an integer value or a list"):
         read_dataset(path)
+
+
+@pytest.mark.parametrize(
+    "labels,classes,regions",
+    [
+        (  # BraTS in nnU-Net v2 (Dataset137): nested regions, one value each
+            {"background": 0, "whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing tumour": 3},
+            {
+                "background": (0,),
+                "whole tumour (label 1)": (1,),
+                "tumour core (label 2)": (2,),
+                "enhancing tumour": (3,),
+            },
+            {"whole tumour": (1, 2, 3), "tumour core": (2, 3), "enhancing tumour": (3,)},
+        ),
+        (  # KiTS23: the tumour is a region of one value inside "masses"; the cyst (3) is what is left of it
+            {"background": 0, "kidney": [1, 2, 3], "masses": [2, 3], "tumour": 2},
+            {"background": (0,), "kidney (label 1)": (1,), "tumour": (2,), "masses (label 3)": (3,)},
+            {"kidney": (1, 2, 3), "masses": (2, 3), "tumour": (2,)},
+        ),
+        (  # two values in the same regions are one class
+            {"background": 0, "organ": [1, 2, 3], "lesion": 3},
+            {"background": (0,), "organ (labels 1, 2)": (1, 2), "lesion": (3,)},
+            {"organ": (1, 2), "lesion": (2,)},
+        ),
+    ],
+    ids=["brats", "kits23", "merged-atom"],
+)
+def test_overlapping_nnunet_regions_become_classes_and_unions(tmp_path, labels, classes, regions):
+    """nnU-Net v2's region labels: one class per set of values in the same regions, each region a union of them."""
+    dataset = read_dataset(_dataset_json(tmp_path, labels=labels, regions_class_order=[1, 2, 3]))
+    assert dataset.labels == classes and dataset.regions == regions
+
+
+def test_a_region_may_not_share_the_background(tmp_path):
+    path = _dataset_json(tmp_path, labels={"background": [0, 1], "organ": [1, 2], "core": 2})
+    with pytest.raises(
+        DatasetError, match=r"dataset.json: label value\(s\) \[1\] are listed under both the background"
+    ):
+        read_dataset(path)
+
+
+def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, monkeypatch):
+    """Region labels end to end: planned (its step timing stood in for), trained by the stock runner, and
+    ``evaluate`` scores each region: the one-class region's Dice is that class's, case by case."""
+    import monai_unet.plan as planner
+
+    make_plan_timed = planner.make_plan
+    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
+    source = _dataset_json(tmp_path / "data", labels={"background": 0, "organ": [1, 2], "core": 2})
+    bundle = tmp_path / "bundle"
+    planned = run_in_process(capsys, "plan", source, "-o", bundle, "--budget-min", "1", "--no-progress")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    plans = json.loads((bundle / "configs" / "plans.json").read_text())
+    assert plans["regions"] == {"organ": [1, 2], "core": [2]}
+    assert plans["plan"]["label_names"] == ["background", "organ (label 1)", "core"]
+    assert "| organ | organ (label 1), core |" in (bundle / "docs" / "README.md").read_text()
+    _cli("train", "--bundle", str(bundle), "budget_minutes=0.1", "epoch_length=2")
+    _cli("evaluate", "--bundle", str(bundle))
+    summary = json.loads((bundle / "eval" / "metrics_summary.json").read_text())["metrics"]
+    assert 0.0 <= summary["val_region_dice_organ"] <= 1.0 and "val_region_dice_core" in summary
+
+    def per_case(name: str, column: int) -> dict[str, float]:
+        rows = [r.split(",") for r in (bundle / "eval" / f"{name}_raw.csv").read_text().splitlines()[1:] if r]
+        return {r[0]: float(r[column]) for r in rows}
+
+    core = per_case("val_region_dice_core", 1)  # columns: the case, then foreground classes (the region's one)
+    assert core and core == pytest.approx(per_case("val_mean_dice", 2), nan_ok=True)  # class 2 is the core
+
+
+def test_region_pair_scores_the_union_of_classes():
+    """A region's Dice through ``region_pair`` and MONAI's ``DiceMetric`` equals the Dice of the class union."""
+    rng = np.random.default_rng(0)
+    pred, label = (torch.as_tensor(rng.integers(0, 4, (1, 9, 8, 7))) for _ in range(2))
+    one_hot = [torch.nn.functional.one_hot(x[0], 4).movedim(-1, 0).float() for x in (pred, label)]
+    for classes in ([1, 2, 3], [2, 3], [3]):
+        region = region_pair(([one_hot[0]], [one_hot[1]]), classes)
+        dice = DiceMetric(include_background=False)(torch.stack(region[0]), torch.stack(region[1]))
+        a, b = np.isin(pred.numpy(), classes), np.isin(label.numpy(), classes)
+        assert float(dice) == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()), rel=1e-6)
 
 
 NEOPLASM = {

@@ -154,6 +154,24 @@ def split_file(plan: Plan, dataset: PlanDataset) -> dict[str, list[dict]]:
     return {"training": items(plan.split["training"]), "validation": items(plan.split["validation"])}
 
 
+def _regions_text(plan: Plan, dataset: PlanDataset) -> str:
+    """The README's paragraph on nnU-Net v2's overlapping regions (empty without them)."""
+    if not dataset.regions:
+        return ""
+    rows = "\n".join(
+        f"| {name} | {', '.join(plan.label_names[c] for c in classes)} |" for name, classes in dataset.regions.items()
+    )
+    return f"""
+The dataset's `labels` name overlapping regions (nnU-Net v2's region form). The network learns one class per set
+of label values that belong to the same regions (above), so each region is a union of classes; `evaluate` scores
+each region's Dice too (`val_region_dice_<name>`). The label map the bundle writes holds the classes above.
+
+| region | the union of |
+|---|---|
+{rows}
+"""
+
+
 def _readme(plan: Plan, dataset: PlanDataset, fp: Fingerprint, name: str, folder: Path) -> str:
     class_rows = "\n".join(
         f"| {i} | {_values_text(v)} | {n} |"
@@ -205,7 +223,7 @@ bundle's validation cases.
 | class | label value(s) in the files | name |
 |---|---|---|
 {class_rows}
-
+{_regions_text(plan, dataset)}
 ### The data as measured
 
 | | min | median | max |
@@ -286,6 +304,7 @@ def write_bundle(
             if dataset.labels_found
             else "the dataset's 'labels'",
             "plan": plan.to_dict(),
+            **({"regions": {n: list(c) for n, c in dataset.regions.items()}} if dataset.regions else {}),
             "postprocessing": {
                 "keep_largest_labels": [],
                 "tta_axes": [],
@@ -297,7 +316,7 @@ def write_bundle(
         }
         files = {
             configs / "train.json": train_config(plan, dataset),
-            configs / "evaluate.json": evaluate_config(plan),
+            configs / "evaluate.json": evaluate_config(plan, dataset.regions),
             configs / "inference.json": inference_config(plan, dataset),
             configs / "multi_gpu_train.json": multi_gpu_config(),
             configs / "multi_gpu_inference.json": multi_gpu_inference_config(),

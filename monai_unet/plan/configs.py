@@ -123,6 +123,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         "$from ignite.engine import Events",
         "$from monai_unet.handlers import new_run_dir",
         "$from monai_unet.io.datalist import split_datalist",
+        *(["$from monai_unet.metrics import region_pair"] if dataset.regions else []),  # evaluate.json's region Dice
     ]
     config.update(
         {

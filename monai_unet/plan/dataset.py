@@ -9,8 +9,8 @@ Two forms are accepted:
   multi-modal BrainTumour and Prostate files), one volume per ``modality`` entry. An optional ``"group"`` per
   training item keeps cases of one patient (or one video) in the same cross-validation fold. ``labels`` may also be
   written the nnU-Net v2 way, name → value or list of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``):
-  the listed values merge into one class (values given the same name in the MSD form merge too); a value may belong
-  to one class only. An optional
+  the listed values merge into one class (values given the same name in the MSD form merge too); entries that
+  share values are nnU-Net v2's regions (:mod:`~monai_unet.plan.regions`). An optional
   ``terminology`` gives each class its SNOMED CT codes, keyed by class name (or by a label value of the class):
   ``{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], "type": ["SCT",
   "108369006", "Neoplasm"], "region": ["SCT", "12738006", "Brain"]}}`` (:mod:`monai_unet.io.terminology`);
@@ -36,6 +36,7 @@ from monai_unet.errors import InputError
 from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 from monai_unet.io.terminology import parse_entry
 from monai_unet.plan.label_scan import found_labels
+from monai_unet.plan.regions import overlapping, split_regions
 
 __all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
 
@@ -79,6 +80,8 @@ class PlanDataset:
         validation: the dataset's own validation cases (empty: cross-validation folds are used).
         labels: class name → the label value(s) in the files that make the class, in class order (background
             first); a class of several values merges them.
+        regions: nnU-Net v2's overlapping ``labels`` entries: region name → the classes whose union it is (empty
+            for datasets without them).
         modality: one name per input channel as the dataset states it (may be fewer than the files hold).
         terms: the dataset's licence or terms, when it states them.
         info: other descriptive fields (``description``, ``reference``).
@@ -94,6 +97,7 @@ class PlanDataset:
     training: tuple[Case, ...]
     validation: tuple[Case, ...]
     labels: dict[str, tuple[int, ...]]
+    regions: dict[str, tuple[int, ...]]
     modality: tuple[str, ...]
     terms: str | None
     info: dict[str, str]
@@ -163,8 +167,9 @@ def _integer(key: Any) -> int | None:
     return number if str(number) == str(key).strip() else None
 
 
-def _ordered_labels(labels: Any, source: Path) -> dict[str, tuple[int, ...]]:
-    """``labels`` as the dataset writes it → class name → label values, background first.
+def _ordered_labels(labels: Any, source: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """``labels`` as the dataset writes it → (class name → label values, background first; region name → class
+    indices, empty unless entries overlap: :mod:`~monai_unet.plan.regions`).
 
     Two forms: MSD, label value → name (``{"0": "background", "2": "liver"}``), where values that share a name
     merge; and nnU-Net v2, name → value or list of values (``{"background": 0, "tumour": [1, 2]}``). The background
@@ -195,28 +200,21 @@ def _ordered_labels(labels: Any, source: Path) -> dict[str, tuple[int, ...]]:
                     "name → value(s) for every label)"
                 )
             classes.setdefault(str(name), []).append(number)
-    owner: dict[int, str] = {}
-    for name, values in classes.items():
-        for value in values:
-            if value in owner and owner[value] != name:
-                raise DatasetError(
-                    f"{source}: label value {value} is listed under both {owner[value]!r} and {name!r}; a value may "
-                    "belong to one class only (overlapping regions are not supported)"
-                )
-            owner[value] = name
     named = [n for n in classes if n.strip().lower() == "background"]
     if len(named) > 1:
         raise DatasetError(f"{source}: more than one label is named 'background' ({named})")
-    if named:
-        background = named[0]
-    elif 0 in owner:
-        background = owner[0]
-    else:
+    background = named[0] if named else next((n for n, values in classes.items() if 0 in values), None)
+    if background is None:
         raise DatasetError(f"{source}: no label is named 'background' and there is no value 0 to take as background")
     if len(classes) < 2:
         raise DatasetError(f"{source}: 'labels' names only one class ({background!r}); there is nothing to segment")
+    if overlapping(classes):  # nnU-Net v2 regions: one class per atom, each region a union of classes
+        try:
+            return split_regions(classes, background, source)
+        except ValueError as error:
+            raise DatasetError(str(error)) from None
     order = [background, *sorted((n for n in classes if n != background), key=lambda n: min(classes[n]))]
-    return {n: tuple(sorted(set(classes[n]))) for n in order}
+    return {n: tuple(sorted(set(classes[n]))) for n in order}, {}
 
 
 def _terminology(table: Any, labels: dict[str, tuple[int, ...]], source: Path) -> dict[int, dict]:
@@ -352,7 +350,7 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
     if not training:
         raise DatasetError(f"{meta_source}: the 'training' list is empty; there is nothing to train on")
     found = "labels" not in data  # then read from the label files, once the cases are known
-    labels = {} if found else _ordered_labels(data["labels"], meta_source)
+    labels, regions = ({}, {}) if found else _ordered_labels(data["labels"], meta_source)
     train_cases = [_case(item, root, meta_source, "training", i) for i, item in enumerate(training)]
     validation_items = data.get("validation") or []
     if not isinstance(validation_items, list):
@@ -376,7 +374,7 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
             table = found_labels([c.label for c in train_cases + val_cases], meta_source, progress)
         except InputError as error:
             raise DatasetError(str(error)) from None
-        labels = _ordered_labels(table, meta_source)
+        labels, regions = _ordered_labels(table, meta_source)
     terms = data.get("licence") or data.get("license")
     info = {k: str(data[k]) for k in ("description", "reference", "release", "tensorImageSize") if k in data}
     return PlanDataset(
@@ -386,6 +384,7 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
         training=tuple(train_cases),
         validation=tuple(val_cases),
         labels=labels,
+        regions=regions,
         modality=_modality(data.get("modality", data.get("channel_names")), meta_source),
         terms=str(terms) if terms else None,
         info=info,
