@@ -155,3 +155,18 @@ def write_msd_folder(root: Path, cases: int = 4, shape: tuple[int, int, int] = (
     }
     (root / "dataset.json").write_text(json.dumps(data))
     return root
+
+
+def write_sparse_dataset(root: Path, cases: int = 5, annotated_every: int = 3, seed: int = 0) -> Path:
+    """:func:`write_nifti_dataset` annotated sparsely, as the 3D U-Net's training data: only every
+    ``annotated_every``-th slice along the last axis keeps its labels, the others hold the ``ignore`` value 3."""
+    source = write_nifti_dataset(root, cases=cases, seed=seed)
+    data = json.loads(source.read_text())
+    for item in data["training"]:
+        path = root / item["label"]
+        label = np.asarray(nib.load(path).dataobj).copy()
+        label[..., np.arange(label.shape[-1]) % annotated_every != 0] = 3
+        nib.save(nib.Nifti1Image(label, nib.load(path).affine), path)
+    data["labels"] = {**data["labels"], "3": "ignore"}
+    source.write_text(json.dumps(data))
+    return source

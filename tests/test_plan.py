@@ -26,6 +26,7 @@ from plan_datasets import (
     write_nifti_dataset,
     write_png_dataset,
     write_rgb_dataset,
+    write_sparse_dataset,
 )
 
 from monai_unet.metrics import region_pair
@@ -261,6 +262,83 @@ def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, monk
 
     core = per_case("val_region_dice_core", 1)  # columns: the case, then foreground classes (the region's one)
     assert core and core == pytest.approx(per_case("val_mean_dice", 2), nan_ok=True)  # class 2 is the core
+
+
+@pytest.mark.parametrize(
+    "labels,message",
+    [
+        ({"background": 0, "organ": 1, "ignore": 1}, r"'ignore' \(voxels nobody annotated\) must be one value above"),
+        ({"background": 0, "organ": 2, "ignore": 1}, r"must be one value above every other label value \(got \[1\]"),
+        ({"background": 0, "organ": 1, "ignore": [2, 3]}, r"must be one value above"),
+        ({"background": 0, "ignore": 1}, r"names only one class \('background'\); there is nothing to segment"),
+    ],
+)
+def test_a_bad_ignore_label_is_refused(tmp_path, labels, message):
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(_dataset_json(tmp_path, labels=labels))
+
+
+def test_sparse_annotation_is_measured_on_the_annotated_voxels_only(tmp_path):
+    """The ignore label is no class: its voxels are not counted, and its edges are no class's boundary (a class
+    measured between unannotated slices keeps its thickness)."""
+    sparse = read_dataset(write_sparse_dataset(tmp_path / "sparse", cases=3, annotated_every=1))  # all annotated
+    dense = read_dataset(_dataset_json(tmp_path / "dense"))
+    assert sparse.labels == dense.labels and sparse.ignore_value == 3 and dense.ignore_value is None
+    assert [c.class_voxels for c in measure(sparse, progress=False).cases] == [
+        c.class_voxels for c in measure(dense, progress=False).cases
+    ]
+    thinned = read_dataset(write_sparse_dataset(tmp_path / "thinned", cases=3, annotated_every=2))
+    fp = measure(thinned, progress=False)
+    for case, source in zip(fp.cases, thinned.training, strict=True):
+        raw = np.asarray(nib.load(source.label).dataobj)
+        assert case.class_voxels == [int((raw == c).sum()) for c in range(3)], "ignored voxels counted in no class"
+    dense_fp = measure(dense, progress=False)
+    for thin, full in zip(fp.cases, dense_fp.cases, strict=True):
+        # counting the unannotated neighbours would make every voxel of a kept slice a boundary: thickness 2.0
+        assert all(t > 2.0 for t in thin.class_thickness[1:]), thin.class_thickness
+        assert thin.class_thickness[2] == pytest.approx(full.class_thickness[2], rel=0.35)
+
+
+def test_sparse_annotation_trains_and_scores_only_annotated_voxels(tmp_path, capsys, monkeypatch):
+    """nnU-Net v2's ignore label end to end: the loss leaves it out, training and ``evaluate`` run, and each case's
+    evaluated Dice is the Dice of ``infer``'s label map on the annotated voxels alone."""
+    import monai_unet.plan as planner
+
+    make_plan_timed = planner.make_plan
+    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
+    source = write_sparse_dataset(tmp_path / "data")
+    bundle = tmp_path / "bundle"
+    planned = run_in_process(capsys, "plan", source, "-o", bundle, "--budget-min", "1", "--no-progress")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    plan = json.loads((bundle / "configs" / "plans.json").read_text())["plan"]
+    assert plan["ignore_value"] == 3 and plan["loss"]["ignore_index"] == 3 and plan["num_classes"] == 3
+    loss = json.loads((bundle / "configs" / "train.json").read_text())["loss"]
+    assert loss["_target_"] == "monai_unet.losses.IgnoreLabelDiceCELoss" and loss["ignore_index"] == 3
+    assert "Label value 3 marks voxels nobody annotated" in (bundle / "docs" / "README.md").read_text()
+    _cli("train", "--bundle", str(bundle), "budget_minutes=0.1", "epoch_length=2")
+    _cli("evaluate", "--bundle", str(bundle))
+    validation = [read_dataset(source).training[i] for i in range(5)]
+    validation = [
+        c
+        for c in validation
+        if c.name in json.loads((bundle / "configs" / "plans.json").read_text())["plan"]["split"]["validation"]
+    ]
+    held_out = tmp_path / "validation.json"
+    held_out.write_text(json.dumps({"test": [{"image": str(c.images[0])} for c in validation]}))
+    out = tmp_path / "out"
+    _cli("infer", "--bundle", str(bundle), "--dataset-dir", str(held_out), "--output-dir", str(out))
+    rows = [r.split(",") for r in (bundle / "eval" / "val_mean_dice_raw.csv").read_text().splitlines()[1:] if r]
+    evaluated = {Path(r[0]).name: [float(v) for v in r[1:3]] for r in rows}
+    assert len(evaluated) == len(validation) >= 1
+    for case in validation:
+        truth = np.asarray(nib.load(case.label).dataobj)
+        predicted = np.asarray(nib.load(out / f"{case.name}_seg.nii.gz").dataobj)
+        annotated = truth != 3
+        expected = []
+        for c in (1, 2):
+            a, b = (predicted == c) & annotated, (truth == c) & annotated
+            expected.append(2 * (a & b).sum() / (a.sum() + b.sum()) if a.sum() + b.sum() else float("nan"))
+        assert evaluated[case.images[0].name] == pytest.approx(expected, abs=1e-4, nan_ok=True), case.name
 
 
 def test_region_pair_scores_the_union_of_classes():

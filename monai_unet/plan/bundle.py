@@ -154,6 +154,17 @@ def split_file(plan: Plan, dataset: PlanDataset) -> dict[str, list[dict]]:
     return {"training": items(plan.split["training"]), "validation": items(plan.split["validation"])}
 
 
+def _ignore_text(plan: Plan) -> str:
+    """The README's line on the ignore label (empty without one)."""
+    if plan.ignore_value is None:
+        return ""
+    return (
+        f"\nLabel value {plan.ignore_value} marks voxels nobody annotated (the dataset's `ignore` label, the 3D "
+        "U-Net's sparse annotation): they count in neither the training loss nor any validation metric, and the "
+        "network predicts a class for every voxel.\n"
+    )
+
+
 def _regions_text(plan: Plan, dataset: PlanDataset) -> str:
     """The README's paragraph on nnU-Net v2's overlapping regions (empty without them)."""
     if not dataset.regions:
@@ -223,7 +234,7 @@ bundle's validation cases.
 | class | label value(s) in the files | name |
 |---|---|---|
 {class_rows}
-{_regions_text(plan, dataset)}
+{_ignore_text(plan)}{_regions_text(plan, dataset)}
 ### The data as measured
 
 | | min | median | max |

@@ -16,6 +16,7 @@ from monai_unet.plan.loss import loss_config
 from monai_unet.plan.pipeline import (
     augmentation_steps,
     network_def,
+    one_hot_steps,
     preprocessing_steps,
     tile_inferer,
 )
@@ -30,15 +31,6 @@ _IMPORTS = [
     "$from monai_unet.plan import read_plans",
     "$from monai_unet.plan import record_training",
 ]
-
-
-def _one_hot_pair(pred_key: str, label_key: str) -> dict[str, Any]:
-    return {
-        "_target_": "AsDiscreted",
-        "keys": [pred_key, label_key],
-        "argmax": [True, False],
-        "to_onehot": "@num_classes",
-    }
 
 
 def topology_guards(plan: Plan) -> dict[str, int]:
@@ -279,7 +271,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     "_target_": "Compose",
                     "transforms": [
                         {"_target_": "Activationsd", "keys": "pred", "softmax": True},
-                        _one_hot_pair("pred", "label"),
+                        *one_hot_steps(plan, "pred", "label"),
                     ],
                 },
                 "components": {

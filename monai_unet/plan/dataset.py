@@ -10,7 +10,8 @@ Two forms are accepted:
   training item keeps cases of one patient (or one video) in the same cross-validation fold. ``labels`` may also be
   written the nnU-Net v2 way, name → value or list of values (``{"background": 0, "whole tumour": [1, 2, 3, 4]}``):
   the listed values merge into one class (values given the same name in the MSD form merge too); entries that
-  share values are nnU-Net v2's regions (:mod:`~monai_unet.plan.regions`). An optional
+  share values are nnU-Net v2's regions, and a label named ``ignore`` marks unannotated voxels
+  (:mod:`~monai_unet.plan.labels`). An optional
   ``terminology`` gives each class its SNOMED CT codes, keyed by class name (or by a label value of the class):
   ``{"tumour": {"category": ["SCT", "49755003", "Morphologically Abnormal Structure"], "type": ["SCT",
   "108369006", "Neoplasm"], "region": ["SCT", "12738006", "Brain"]}}`` (:mod:`monai_unet.io.terminology`);
@@ -36,9 +37,9 @@ from monai_unet.errors import InputError
 from monai_unet.io.naming import CHANNEL_FILE, case_name, image_files, strip_image_suffix
 from monai_unet.io.terminology import parse_entry
 from monai_unet.plan.label_scan import found_labels
-from monai_unet.plan.regions import overlapping, split_regions
+from monai_unet.plan.labels import LabelTable, integer, label_table
 
-__all__ = ["Case", "DatasetError", "PlanDataset", "class_of_value", "group_of", "label_mapping", "read_dataset"]
+__all__ = ["Case", "DatasetError", "PlanDataset", "group_of", "read_dataset"]
 
 #: A trailing time-point marker in a case name (``patient001_frame01``, ``sub-3_ES``): cases that differ only by it
 #: are one patient, kept in one fold.
@@ -82,6 +83,8 @@ class PlanDataset:
             first); a class of several values merges them.
         regions: nnU-Net v2's overlapping ``labels`` entries: region name → the classes whose union it is (empty
             for datasets without them).
+        ignore_value: the label value of voxels nobody annotated (nnU-Net v2's ``ignore`` label), or None
+            (:mod:`~monai_unet.plan.labels`).
         modality: one name per input channel as the dataset states it (may be fewer than the files hold).
         terms: the dataset's licence or terms, when it states them.
         info: other descriptive fields (``description``, ``reference``).
@@ -98,6 +101,7 @@ class PlanDataset:
     validation: tuple[Case, ...]
     labels: dict[str, tuple[int, ...]]
     regions: dict[str, tuple[int, ...]]
+    ignore_value: int | None
     modality: tuple[str, ...]
     terms: str | None
     info: dict[str, str]
@@ -141,80 +145,11 @@ def group_of(name: str) -> str:
     return _TIME_POINT.sub("", name) or name
 
 
-def class_of_value(label_values: list[int | list[int]]) -> dict[int, int]:
-    """Label value in the files → class index, from ``label_values`` as :attr:`PlanDataset.label_values` gives it."""
-    lookup: dict[int, int] = {}
-    for index, entry in enumerate(label_values):
-        for value in entry if isinstance(entry, list) else [entry]:
-            lookup[int(value)] = index
-    return lookup
-
-
-def label_mapping(label_values: list[int | list[int]]) -> tuple[list[int], list[int]] | None:
-    """``(orig_labels, target_labels)`` for ``MapLabelValued``, or None when the files already hold the classes
-    ``0 .. C-1`` one value each (nothing to map)."""
-    lookup = class_of_value(label_values)
-    if lookup == {c: c for c in range(len(label_values))}:
-        return None
-    return list(lookup), list(lookup.values())
-
-
-def _integer(key: Any) -> int | None:
+def _label_table(labels: Any, source: Path) -> LabelTable:
     try:
-        number = int(key)
-    except (TypeError, ValueError):
-        return None
-    return number if str(number) == str(key).strip() else None
-
-
-def _ordered_labels(labels: Any, source: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-    """``labels`` as the dataset writes it → (class name → label values, background first; region name → class
-    indices, empty unless entries overlap: :mod:`~monai_unet.plan.regions`).
-
-    Two forms: MSD, label value → name (``{"0": "background", "2": "liver"}``), where values that share a name
-    merge; and nnU-Net v2, name → value or list of values (``{"background": 0, "tumour": [1, 2]}``). The background
-    is the class named ``background`` (any case), else the class holding value 0; the others follow in ascending
-    order of their smallest value and become classes 1, 2, ...
-    """
-    if not isinstance(labels, dict) or len(labels) < 2:
-        raise DatasetError(
-            f"{source}: 'labels' must map at least two label values to names, e.g. "
-            '{"0": "background", "1": "tumour"}; got ' + json.dumps(labels)
-        )
-    classes: dict[str, list[int]] = {}
-    if all(_integer(key) is None for key in labels):  # nnU-Net v2: name → value(s)
-        for name, values in labels.items():
-            listed = values if isinstance(values, list) else [values]
-            if not listed or not all(isinstance(v, int) and not isinstance(v, bool) for v in listed):
-                raise DatasetError(
-                    f"{source}: label {name!r} in 'labels' must give an integer value or a list of them "
-                    f"(got {json.dumps(values)})"
-                )
-            classes[str(name)] = list(listed)
-    else:  # MSD: value → name
-        for key, name in labels.items():
-            number = _integer(key)
-            if number is None:
-                raise DatasetError(
-                    f"{source}: label value {key!r} in 'labels' is not an integer (write either value → name, or "
-                    "name → value(s) for every label)"
-                )
-            classes.setdefault(str(name), []).append(number)
-    named = [n for n in classes if n.strip().lower() == "background"]
-    if len(named) > 1:
-        raise DatasetError(f"{source}: more than one label is named 'background' ({named})")
-    background = named[0] if named else next((n for n, values in classes.items() if 0 in values), None)
-    if background is None:
-        raise DatasetError(f"{source}: no label is named 'background' and there is no value 0 to take as background")
-    if len(classes) < 2:
-        raise DatasetError(f"{source}: 'labels' names only one class ({background!r}); there is nothing to segment")
-    if overlapping(classes):  # nnU-Net v2 regions: one class per atom, each region a union of classes
-        try:
-            return split_regions(classes, background, source)
-        except ValueError as error:
-            raise DatasetError(str(error)) from None
-    order = [background, *sorted((n for n in classes if n != background), key=lambda n: min(classes[n]))]
-    return {n: tuple(sorted(set(classes[n]))) for n in order}, {}
+        return label_table(labels, source)
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
 
 
 def _terminology(table: Any, labels: dict[str, tuple[int, ...]], source: Path) -> dict[int, dict]:
@@ -228,7 +163,7 @@ def _terminology(table: Any, labels: dict[str, tuple[int, ...]], source: Path) -
     by_value = {value: index for index, values in enumerate(labels.values()) for value in values}
     entries: dict[int, dict] = {}
     for key, entry in table.items():
-        value = _integer(key)
+        value = integer(key)
         index = by_name.get(str(key).lower(), by_value.get(value) if value is not None else None)
         if index is None or index == 0:
             raise DatasetError(
@@ -350,7 +285,7 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
     if not training:
         raise DatasetError(f"{meta_source}: the 'training' list is empty; there is nothing to train on")
     found = "labels" not in data  # then read from the label files, once the cases are known
-    labels, regions = ({}, {}) if found else _ordered_labels(data["labels"], meta_source)
+    table = LabelTable({}, {}, None) if found else _label_table(data["labels"], meta_source)
     train_cases = [_case(item, root, meta_source, "training", i) for i, item in enumerate(training)]
     validation_items = data.get("validation") or []
     if not isinstance(validation_items, list):
@@ -371,10 +306,10 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
         seen[case.name] = case
     if found:
         try:
-            table = found_labels([c.label for c in train_cases + val_cases], meta_source, progress)
+            found_table = found_labels([c.label for c in train_cases + val_cases], meta_source, progress)
         except InputError as error:
             raise DatasetError(str(error)) from None
-        labels, regions = _ordered_labels(table, meta_source)
+        table = _label_table(found_table, meta_source)
     terms = data.get("licence") or data.get("license")
     info = {k: str(data[k]) for k in ("description", "reference", "release", "tensorImageSize") if k in data}
     return PlanDataset(
@@ -383,11 +318,12 @@ def read_dataset(path: str | Path, progress: bool = False) -> PlanDataset:
         name=str(data.get("name") or root.name),
         training=tuple(train_cases),
         validation=tuple(val_cases),
-        labels=labels,
-        regions=regions,
+        labels=table.classes,
+        regions=table.regions,
+        ignore_value=table.ignore,
         modality=_modality(data.get("modality", data.get("channel_names")), meta_source),
         terms=str(terms) if terms else None,
         info=info,
-        terminology=_terminology(data.get("terminology"), labels, meta_source),
+        terminology=_terminology(data.get("terminology"), table.classes, meta_source),
         labels_found=found,
     )

@@ -30,8 +30,9 @@ from monai.data.utils import affine_to_spacing
 from monai_unet.io import ImageInputError, LoadScan, SimpleITKReader
 from monai_unet.io.axes import reversed_axes_contiguous
 from monai_unet.io.image_file import is_colour_palette
-from monai_unet.plan.dataset import Case, DatasetError, PlanDataset, class_of_value
+from monai_unet.plan.dataset import Case, DatasetError, PlanDataset
 from monai_unet.plan.label_scan import is_lossy, label_file_hint, value_counts
+from monai_unet.plan.labels import class_of_value
 from monai_unet.transforms.picture_label import picture_label
 
 __all__ = ["CaseFingerprint", "ChannelStats", "Fingerprint", "measure", "summarise_shapes"]
@@ -137,8 +138,8 @@ def _c_order(array: np.ndarray) -> np.ndarray:
 
 def _classes(label: np.ndarray, lookup: dict[int, int], num_classes: int) -> tuple[np.ndarray, list[int], list[float]]:
     """The class-index map of the label map ``label`` (``lookup``: label value → class; merged values become one
-    class) as uint8 up to 256 classes, its voxel count per class, and the values ``label`` holds that ``lookup``
-    lacks (then the map and counts are empty).
+    class; the ignore label → ``num_classes``) as uint8 up to 256 classes, its voxel count per class (unannotated
+    voxels not counted), and the values ``label`` holds that ``lookup`` lacks (then the map and counts are empty).
 
     Integer labels are counted per value (:func:`~monai_unet.plan.label_scan.value_counts`) and mapped through a
     table indexed by value; others (float files, negative values) go through a sorted search."""
@@ -152,14 +153,14 @@ def _classes(label: np.ndarray, lookup: dict[int, int], num_classes: int) -> tup
         for value, index in lookup.items():
             if 0 <= value < counts.size:
                 table[value] = index
-        voxels = np.bincount(table, weights=counts, minlength=num_classes)
+        voxels = np.bincount(table, weights=counts, minlength=num_classes)[:num_classes]
         return table[label], [int(v) for v in voxels], []
     undeclared = [v for v in np.unique(label).tolist() if v not in lookup]
     if undeclared:
         return np.empty(0, dtype), [], undeclared
     values = np.array(sorted(lookup))
     classes = np.array([lookup[v] for v in values], dtype=dtype)[np.searchsorted(values, label)]
-    return classes, np.bincount(classes.ravel(), minlength=num_classes).tolist(), []
+    return classes, np.bincount(classes.ravel(), minlength=num_classes)[:num_classes].tolist(), []
 
 
 def _bounding_box_fraction(mask: np.ndarray) -> float:
@@ -177,17 +178,18 @@ def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Seque
     """Per class of a class-index map ``label`` (``class_voxels``: its voxel count per class): 2 × voxels /
     boundary voxels across the fine axes, in units of the finest spacing; None for a class absent from ``label``.
     A voxel is on the boundary when a face neighbour along a fine axis has another class (the volume's own edges
-    are not boundaries)."""
+    are not boundaries, nor are unannotated voxels, index ``len(class_voxels)``: sparse annotation)."""
     fine = [a for a in range(label.ndim) if spacing[a] <= 2.0 * spacing.min()]
     boundary = np.zeros(label.shape, dtype=bool)
+    annotated = label < len(class_voxels)
     for axis in fine:
-        differs = np.diff(label, axis=axis) != 0
         low = [slice(None)] * label.ndim
         high = [slice(None)] * label.ndim
         low[axis], high[axis] = slice(None, -1), slice(1, None)
+        differs = (np.diff(label, axis=axis) != 0) & annotated[tuple(low)] & annotated[tuple(high)]
         boundary[tuple(low)] |= differs
         boundary[tuple(high)] |= differs
-    edges = np.bincount(label[boundary].ravel(), minlength=len(class_voxels))
+    edges = np.bincount(label[boundary].ravel(), minlength=len(class_voxels))[: len(class_voxels)]
     return [
         round(float(2.0 * count / max(int(edge), 1) * spacing.min()), 3) if count else None
         for count, edge in zip(class_voxels, edges, strict=True)
@@ -269,7 +271,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
     loader = LoadScan(SimpleITKReader(allow_4d=True), dtype=np.float32, ensure_channel_first=True)
     label_loader = LoadScan(SimpleITKReader(palette_indices=True), dtype=None, ensure_channel_first=True)
     rng = np.random.default_rng(seed)
-    lookup = class_of_value(dataset.label_values)
+    lookup = class_of_value(dataset.label_values, dataset.ignore_value)  # unannotated voxels: index num_classes
     cases: list[CaseFingerprint] = []
     samples: list[list[np.ndarray]] = []
     first: tuple[int, int, str] | None = None
@@ -300,7 +302,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 f"case {case.name}: label {case.label} holds value(s) {shown} not declared in 'labels' "
                 f"({', '.join(map(str, lookup))}){label_file_hint(case.label)}"
             )
-        foreground_mask = classes != 0
+        foreground_mask = (classes != 0) & (classes < dataset.num_classes)
         nonzero = np.any(image != 0, axis=0)
         intensities, case_samples = [], []
         for channel in image:

@@ -29,12 +29,23 @@ def choose_loss(
     scale: float,
     names: Sequence[str],
     deep_supervision: bool = False,
+    ignore_index: int | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The loss for a plan on the grid ``spacing`` (3D, mm) or ``scale`` (2D pictures), with its reason; ``names``
     are the class names, background first; ``deep_supervision``: scored at every decoder resolution but the two
-    lowest (the network's heads, :func:`~monai_unet.plan.ladder.deep_supervision_heads`)."""
-    loss, reason = _loss_terms(fp, spacing, scale, names)
+    lowest (the network's heads, :func:`~monai_unet.plan.ladder.deep_supervision_heads`); ``ignore_index``: the
+    training label of unannotated voxels (the index past the classes), which the loss leaves out."""
+    if ignore_index is not None:  # sparse annotation: no skeleton of a class whose extent is unknown
+        loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
+        reason = (
+            "Dice + cross-entropy (batch Dice, background left out of the Dice term), voxels under the ignore label "
+            "left out of both terms (the 3D U-Net's sparse annotation; no skeleton term: a class's skeleton is not "
+            "known where it is not annotated)."
+        )
+    else:
+        loss, reason = _loss_terms(fp, spacing, scale, names)
     loss["deep_supervision"] = deep_supervision
+    loss["ignore_index"] = ignore_index
     return loss, reason + (DEEP_SUPERVISION if deep_supervision else "")
 
 
@@ -83,6 +94,16 @@ def loss_config(loss: dict[str, Any]) -> dict[str, Any]:
 
 def _term_config(loss: dict[str, Any]) -> dict[str, Any]:
     common = {"include_background": loss["include_background"], "batch": loss["batch"]}
+    ignore_index = loss.get("ignore_index")
+    if loss["name"] == "DiceCELoss" and ignore_index is not None:
+        return {
+            "_target_": "monai_unet.losses.IgnoreLabelDiceCELoss",
+            "ignore_index": ignore_index,
+            "to_onehot_y": True,
+            "softmax": True,
+            **common,
+            "_desc_": "Dice + cross-entropy without the voxels under the ignore label (plans.json: reasons.loss)",
+        }
     if loss["name"] == "DiceCELoss":
         return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **common}
     return {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monai_unet.plan.pipeline import label_steps
+from monai_unet.plan.pipeline import label_steps, one_hot_steps
 from monai_unet.plan.recipe import Plan
 
 __all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config", "region_metrics"]
@@ -84,11 +84,7 @@ def evaluate_config(plan: Plan, regions: dict[str, tuple[int, ...]] | None = Non
                     "names": "ground_truth",
                 },
                 *label_steps(plan, "ground_truth"),
-                {
-                    "_target_": "AsDiscreted",
-                    "keys": ["pred", "ground_truth"],
-                    "to_onehot": "@num_classes",
-                },
+                *one_hot_steps(plan, "pred", "ground_truth", argmax=False),
             ],
         },
         "validate#key_metric": {

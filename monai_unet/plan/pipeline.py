@@ -7,10 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from monai_unet.plan.augmentation import patch_augmentation_steps
-from monai_unet.plan.dataset import class_of_value, label_mapping
+from monai_unet.plan.labels import class_of_value, label_mapping
 from monai_unet.plan.recipe import Plan
 
-__all__ = ["KEYS", "augmentation_steps", "label_steps", "network_def", "preprocessing_steps", "tile_inferer"]
+__all__ = [
+    "KEYS",
+    "augmentation_steps",
+    "label_steps",
+    "network_def",
+    "one_hot_steps",
+    "preprocessing_steps",
+    "tile_inferer",
+]
 
 KEYS = ["image", "label"]
 
@@ -56,8 +64,8 @@ def _normalise(plan: Plan) -> dict[str, Any]:
 def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[dict[str, Any]]:
     """From the loaded label file to classes ``0 .. C-1``: its channel axis (for label pictures, RGB-stored grey masks
     and JPEG, the one grey map they hold; palette pictures are loaded as their indices already), then a
-    ``MapLabelValued`` from the files' values to classes (merged values to one class) unless the files hold those
-    classes already. Shared by training, validation and evaluation."""
+    ``MapLabelValued`` from the files' values to classes (merged values to one class; the ignore label to the index
+    past the classes) unless the files hold those classes already. Shared by training, validation and evaluation."""
     optional = {"allow_missing_keys": True} if allow_missing_keys else {}
     steps: list[dict[str, Any]] = []
     if not (plan.label_decoding.get("colour") or plan.label_decoding.get("lossy")):
@@ -69,14 +77,14 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
             {
                 "_target_": "monai_unet.transforms.PictureLabeld",
                 "keys": key,
-                "values": sorted(class_of_value(plan.label_values)),
+                "values": sorted(class_of_value(plan.label_values, plan.ignore_value)),
                 "lossy": lossy,
                 **optional,
                 "_desc_": "label pictures: a grey mask stored as RGB to one channel"
                 + ("; JPEG values to the nearest declared label value" if lossy else ""),
             },
         ]
-    mapping = label_mapping(plan.label_values)
+    mapping = label_mapping(plan.label_values, plan.ignore_value)
     if mapping is not None:
         steps.append(
             {
@@ -90,6 +98,26 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
             }
         )
     return steps
+
+
+def one_hot_steps(plan: Plan, pred_key: str, label_key: str, argmax: bool = True) -> list[dict[str, Any]]:
+    """The prediction (``argmax``: from probabilities) and the label as one-hot maps for the metrics; with an ignore
+    label, both set to the background where nobody annotated first (:class:`~monai_unet.transforms.MaskIgnoredd`).
+    Shared by validation and evaluation."""
+    if plan.ignore_value is None:
+        argmax_pair = {"argmax": [True, False]} if argmax else {}
+        return [{"_target_": "AsDiscreted", "keys": [pred_key, label_key], **argmax_pair, "to_onehot": "@num_classes"}]
+    return [
+        *([{"_target_": "AsDiscreted", "keys": pred_key, "argmax": True}] if argmax else []),
+        {
+            "_target_": "monai_unet.transforms.MaskIgnoredd",
+            "keys": [pred_key, label_key],
+            "label_key": label_key,
+            "ignore_index": plan.num_classes,
+            "_desc_": "unannotated voxels (the ignore label) count in no metric",
+        },
+        {"_target_": "AsDiscreted", "keys": [pred_key, label_key], "to_onehot": "@num_classes"},
+    ]
 
 
 def _load_step(keys: str | list[str], reader: dict[str, Any], what: str) -> dict[str, Any]:

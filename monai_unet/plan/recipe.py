@@ -26,19 +26,18 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   budget less the validations and the final reserve of :class:`~monai_unet.handlers.TimeBudget` (the last
   validation and the mirroring check); when the budget would then hold fewer than ``40 × minutes`` iterations,
   and never fewer than 800, the plan steps down a ladder (base width 32 → 16, then the patch by 15 % per step; the
-  batch stays) until it does, or reaches the smallest configuration. The floor matters for short budgets (ACDC,
-  10 minutes: 387 steps of 112 × 128 × 10 gave mean Dice 0.62, 1,309 of 64 × 80 × 10 0.75; ISBI level).
+  batch stays) until it does, or reaches the smallest configuration (ACDC, 10 min: 387 steps, Dice 0.62; 1,309, 0.75).
 - **Loss and sampling**: Dice + cross-entropy (MONAI's ``DiceCELoss``, batch Dice, background left out of the
   Dice term; nnU-Net's deep supervision only on request: it did not win here); in 2D, for classes thinner than 8
   voxels on the planned grid (membranes, walls) the recall of their skeleton is added
   (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do not break (ISBI: Rand
   error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`); one patch in three is
-  centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net does.
+  centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net does. Voxels under an
+  ``ignore`` label (sparse annotation) count in neither the loss nor the validation metrics.
 - **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
   (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
   intensity scale, shift, gamma and noise (MONAI's).
-- **Optimiser and schedule**: Adam, learning rate 1e-3, weight decay 1e-5, polynomial decay (power 0.9) driven
-  by elapsed time so that it reaches zero when the budget ends (:class:`monai_unet.handlers.TimeBudget`).
+- **Optimiser and schedule**: Adam, 1e-3, weight decay 1e-5, poly decay (0.9) by elapsed time to zero at the budget.
 - **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
   groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
   ``--fold all``: every case on both sides); neighbouring names are usually one patient, series or video.
@@ -47,8 +46,7 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   when the best model, validated again mirrored, gained and, for thin 2D classes, kept their Rand error (ISBI: it rose
   on five runs of six; :class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of the budget;
   anisotropic 3D data falls back to the in-plane axes, and when neither fits it is skipped (mirroring off).
-- **Memory**: the preprocessed cases are cached while they take at most half the memory available when planning;
-  beyond it, that share of them (``cache_rate``, :mod:`~monai_unet.plan.cache`).
+- **Memory**: the preprocessed cases cached take at most half the memory available (:mod:`~monai_unet.plan.cache`).
 """
 
 from __future__ import annotations
@@ -103,8 +101,7 @@ VALIDATION_SHARE = 0.10
 MAX_VALIDATIONS = 10
 ITERATIONS_PER_MINUTE = 40
 MIN_ITERATIONS = 800
-#: A rung timed this many times slower than predicted from its measured neighbour is timed again (ACDC: 1.08 s for a
-#: 0.34 s step while another job ran; the prediction errs by 0.75-1.1x on a quiet machine).
+#: A rung timed this many times slower than predicted from its measured neighbour is timed again (ACDC: 1.08 s, 0.34 s).
 SLOW_TIMING = 1.5
 #: Validation metrics that can pick the best model (``make_plan(selection=...)``, ``monai-unet plan --select-by``).
 SELECTION_METRICS = ("dice", "rand_error")
@@ -138,6 +135,7 @@ class Plan:
     selection: str = "dice"
     precision: str = "auto"
     label_decoding: dict[str, bool] = field(default_factory=dict)  # label pictures: see Fingerprint.label_decoding
+    ignore_value: int | None = None  # the label value of unannotated voxels (PlanDataset.ignore_value)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -184,10 +182,11 @@ def make_plan(
     reasons: dict[str, str] = {}
     if selection not in SELECTION_METRICS:
         raise ValueError(f"selection metric {selection!r}: expected one of {', '.join(SELECTION_METRICS)}")
-    if selection == "rand_error" and (dims != 2 or fp.num_classes != 2):
+    if selection == "rand_error" and (dims != 2 or fp.num_classes != 2 or dataset.ignore_value is not None):
         raise DatasetError(
-            f"{dataset.source}: the Rand error scores a 2D boundary map (one foreground class); this dataset is "
-            f"{dims}D with {fp.num_classes - 1} foreground class(es); select by dice"
+            f"{dataset.source}: the Rand error scores a 2D boundary map (one foreground class, every pixel annotated); "
+            f"this dataset is {dims}D with {fp.num_classes - 1} foreground class(es)"
+            f"{'' if dataset.ignore_value is None else ' and unannotated pixels'}; select by dice"
         )
     split = choose_split(dataset, fold)
     reasons["split"] = (
@@ -223,7 +222,8 @@ def make_plan(
     anisotropic_axis = flat  # rotation about it only; mirroring and tiling in-plane
     if spacing is not None and flat is None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
-    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names, deep_supervision)
+    ignore_index = None if dataset.ignore_value is None else fp.num_classes  # unannotated voxels, after the classes
+    loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names, deep_supervision, ignore_index)
     step_loss = loss_config(loss)  # the calibration times the step with the bundle's own loss
 
     def evaluate(candidate: Candidate, timing: StepTiming) -> dict[str, float]:
@@ -395,5 +395,6 @@ def make_plan(
         selection=selection,
         precision=precision,
         label_decoding=fp.label_decoding,
+        ignore_value=dataset.ignore_value,
         reasons={**reasons, **decoding_reason(fp.label_decoding)},
     )
