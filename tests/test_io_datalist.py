@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from PIL import Image
 
 from monai_unet.io import ImageInputError
 from monai_unet.io.datalist import list_inputs, split_datalist
@@ -79,3 +80,19 @@ def test_a_folder_of_files_holding_every_channel_is_one_case_per_file(tmp_path):
     ]
     with pytest.raises(ImageInputError, match="case_0000"):
         list_inputs(plain, channels=2)
+
+
+def test_a_one_channel_nnunet_test_folder_names_cases_without_the_channel(tmp_path):
+    """nnU-Net's ``imagesTs`` of a one-channel set (``case_0000.nii.gz``): outputs are named after ``case``, as
+    nnU-Net names them; a folder where not every file is channel 0000 keeps the file names (``slice_0001``,
+    ``slice_0002`` are two cases, not one)."""
+    for folder, names in (("nnunet", ["la_003_0000", "la_007_0000"]), ("numbered", ["slice_0000", "slice_0001"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / folder / f"{name}.nii.gz")
+    assert [c["case"] for c in list_inputs(tmp_path / "nnunet")] == ["la_003", "la_007"]
+    assert [c["case"] for c in list_inputs(tmp_path / "numbered")] == ["slice_0000", "slice_0001"]
+    (tmp_path / "rgb").mkdir()  # RGB pictures hold their three channels in one file, named case_0000 by nnU-Net
+    for name in ("polyp1_0000", "polyp2_0000"):
+        Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "rgb" / f"{name}.png")
+    assert [c["case"] for c in list_inputs(tmp_path / "rgb", channels=3)] == ["polyp1", "polyp2"]
