@@ -96,3 +96,19 @@ def test_a_one_channel_nnunet_test_folder_names_cases_without_the_channel(tmp_pa
     for name in ("polyp1_0000", "polyp2_0000"):
         Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "rgb" / f"{name}.png")
     assert [c["case"] for c in list_inputs(tmp_path / "rgb", channels=3)] == ["polyp1", "polyp2"]
+
+
+def test_a_dataset_folder_gives_its_test_images(tmp_path):
+    """An MSD/nnU-Net dataset folder (the ``dataset_dir`` a planned bundle points at) gives the cases in
+    ``imagesTs/``, named as nnU-Net names them; a folder with images of its own gives those."""
+    for folder in ("imagesTr", "imagesTs"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for folder, name in (("imagesTr", "train_0000"), ("imagesTs", "new_0000")):
+        nib.save(
+            nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / "data" / folder / f"{name}.nii.gz"
+        )
+    assert list_inputs(tmp_path / "data") == [
+        {"image": str(tmp_path / "data" / "imagesTs" / "new_0000.nii.gz"), "case": "new"}
+    ]
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / "data" / "own.nii.gz")
+    assert [c["case"] for c in list_inputs(tmp_path / "data")] == ["own"]

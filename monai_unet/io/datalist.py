@@ -33,7 +33,8 @@ def list_inputs(
     Args:
         dataset_dir: a folder (every file whose name ends with one of ``suffixes``, sorted by name; label maps named
             ``*.seg.nrrd`` and hidden files, such as the ``._*`` copies macOS leaves in the Decathlon's archives, are
-            skipped), or a ``dataset.json`` whose ``list_key`` list holds the cases (paths
+            skipped; a dataset folder holding no image itself but ``imagesTs/``, as MSD and nnU-Net lay them out,
+            gives the images in ``imagesTs/``), or a ``dataset.json`` whose ``list_key`` list holds the cases (paths
             relative to the JSON file's folder, as ``monai.data.load_decathlon_datalist`` reads them).
         suffixes: file name endings that count as images in a folder.
         list_key: the list to read from a ``dataset.json``.
@@ -53,6 +54,9 @@ def list_inputs(
             raise ImageInputError(path, f"no '{list_key}' list of cases ({error})") from error
     elif path.is_dir():
         files = image_files(path, suffixes)
+        if not files and (path / "imagesTs").is_dir():  # an MSD/nnU-Net dataset folder: its test images
+            path = path / "imagesTs"
+            files = image_files(path, suffixes)
         items = [{"image": str(p)} for p in files]
         if channels > 1 and not (files and all(channels_in_file(f) == channels for f in files)):
             return _channel_groups(path, files, channels)
