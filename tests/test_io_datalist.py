@@ -82,25 +82,23 @@ def test_a_folder_of_files_holding_every_channel_is_one_case_per_file(tmp_path):
         list_inputs(plain, channels=2)
 
 
-def test_a_one_channel_nnunet_test_folder_names_cases_without_the_channel(tmp_path):
-    """nnU-Net's ``imagesTs`` of a one-channel set (``case_0000.nii.gz``): outputs are named after ``case``, as
-    nnU-Net names them; a folder where not every file is channel 0000 keeps the file names (``slice_0001``,
-    ``slice_0002`` are two cases, not one)."""
+def test_one_file_per_case_is_named_after_the_file(tmp_path):
+    """``<case>`` of ``<case>_seg<ext>`` is the input file's name without its image suffix, also for nnU-Net's
+    ``imagesTs`` (``la_003_0000``) and RGB pictures; only several channel files of one case share the case name."""
     for folder, names in (("nnunet", ["la_003_0000", "la_007_0000"]), ("numbered", ["slice_0000", "slice_0001"])):
         (tmp_path / folder).mkdir()
         for name in names:
             nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / folder / f"{name}.nii.gz")
-    assert [c["case"] for c in list_inputs(tmp_path / "nnunet")] == ["la_003", "la_007"]
-    assert [c["case"] for c in list_inputs(tmp_path / "numbered")] == ["slice_0000", "slice_0001"]
-    (tmp_path / "rgb").mkdir()  # RGB pictures hold their three channels in one file, named case_0000 by nnU-Net
+        assert [c["case"] for c in list_inputs(tmp_path / folder)] == names
+    (tmp_path / "rgb").mkdir()
     for name in ("polyp1_0000", "polyp2_0000"):
         Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "rgb" / f"{name}.png")
-    assert [c["case"] for c in list_inputs(tmp_path / "rgb", channels=3)] == ["polyp1", "polyp2"]
+    assert [c["case"] for c in list_inputs(tmp_path / "rgb", channels=3)] == ["polyp1_0000", "polyp2_0000"]
 
 
 def test_a_dataset_folder_gives_its_test_images(tmp_path):
     """An MSD/nnU-Net dataset folder (the ``dataset_dir`` a planned bundle points at) gives the cases in
-    ``imagesTs/``, named as nnU-Net names them; a folder with images of its own gives those."""
+    ``imagesTs/``; a folder with images of its own gives those."""
     for folder in ("imagesTr", "imagesTs"):
         (tmp_path / "data" / folder).mkdir(parents=True)
     for folder, name in (("imagesTr", "train_0000"), ("imagesTs", "new_0000")):
@@ -108,7 +106,7 @@ def test_a_dataset_folder_gives_its_test_images(tmp_path):
             nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / "data" / folder / f"{name}.nii.gz"
         )
     assert list_inputs(tmp_path / "data") == [
-        {"image": str(tmp_path / "data" / "imagesTs" / "new_0000.nii.gz"), "case": "new"}
+        {"image": str(tmp_path / "data" / "imagesTs" / "new_0000.nii.gz"), "case": "new_0000"}
     ]
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.float32), np.eye(4)), tmp_path / "data" / "own.nii.gz")
     assert [c["case"] for c in list_inputs(tmp_path / "data")] == ["own"]

@@ -40,8 +40,8 @@ def list_inputs(
         list_key: the list to read from a ``dataset.json``.
         channels: channels per case. With more than one, a folder is one case per file when every file holds them
             all (RGB pictures, 4D files: :func:`~monai_unet.io.image_file.channels_in_file`), else read in the
-            MSD/nnU-Net layout: ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the files of ``case``. A folder
-            of one file per case, each named ``<case>_0000`` (nnU-Net's ``imagesTs``), names its cases ``<case>``.
+            MSD/nnU-Net layout: ``case_0000.nii.gz``, ``case_0001.nii.gz``, ... are the files of ``case``. One file
+            per case is named after the file (``case_0000.nii.gz`` → ``case_0000``, the name ``infer`` promises).
 
     Raises:
         ImageInputError: the path does not exist, or holds no image.
@@ -64,10 +64,6 @@ def list_inputs(
         raise ImageInputError(path, "no such folder or dataset.json", "Give a folder of images or a dataset.json")
     if not items:
         raise ImageInputError(path, f"no images found (looked for {', '.join(suffixes)})")
-    if path.is_dir():  # nnU-Net's imagesTs, one file per case (one channel, or RGB): case_0000.ext is case `case`
-        matches = [CHANNEL_FILE.match(strip_image_suffix(Path(item["image"]).name)) for item in items]
-        if all(m is not None and m["channel"] == "0000" for m in matches):
-            return [{**item, "case": m["case"]} for item, m in zip(items, matches, strict=True) if m is not None]
     return [{**item, "case": case_name(item["image"])} for item in items]
 
 
