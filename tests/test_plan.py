@@ -29,7 +29,7 @@ from plan_datasets import (
     write_sparse_dataset,
 )
 
-from monai_unet.metrics import region_pair
+from monai_unet.metrics import region_maps
 from monai_unet.plan import DatasetError, make_plan, measure, read_dataset
 from monai_unet.plan.bundle import write_bundle
 from monai_unet.plan.calibrate import StepTiming
@@ -237,8 +237,9 @@ def test_a_region_may_not_share_the_background(tmp_path):
 
 
 def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, monkeypatch):
-    """Region labels end to end: planned (its step timing stood in for), trained by the stock runner, and
-    ``evaluate`` scores each region: the one-class region's Dice is that class's, case by case."""
+    """Region labels end to end: planned (its step timing stood in for), trained by the stock runner with the mean
+    Dice of the regions selecting the model, and ``evaluate`` scores each region: the one-class region's Dice is that
+    class's, case by case."""
     import monai_unet.plan as planner
 
     make_plan_timed = planner.make_plan
@@ -252,9 +253,17 @@ def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, monk
     assert plans["plan"]["label_names"] == ["background", "organ (label 1)", "core"]
     assert "| organ | organ (label 1), core |" in (bundle / "docs" / "README.md").read_text()
     _cli("train", "--bundle", str(bundle), "budget_minutes=0.1", "epoch_length=2")
+    trained = json.loads((bundle / "configs" / "plans.json").read_text())["training"]
+    (run,) = (bundle / "runs").iterdir()
+    history = [r.split(",") for r in (run / "validation_history.csv").read_text().splitlines()]
+    column = history[0].index("val_mean_region_dice")
+    assert trained["best_metric"] == pytest.approx(max(float(r[column]) for r in history[1:])), "the regions select"
     _cli("evaluate", "--bundle", str(bundle))
     summary = json.loads((bundle / "eval" / "metrics_summary.json").read_text())["metrics"]
     assert 0.0 <= summary["val_region_dice_organ"] <= 1.0 and "val_region_dice_core" in summary
+    assert summary["val_mean_region_dice"] == pytest.approx(
+        np.nanmean([summary["val_region_dice_organ"], summary["val_region_dice_core"]]), abs=1e-6
+    )
 
     def per_case(name: str, column: int) -> dict[str, float]:
         rows = [r.split(",") for r in (bundle / "eval" / f"{name}_raw.csv").read_text().splitlines()[1:] if r]
@@ -341,16 +350,23 @@ def test_sparse_annotation_trains_and_scores_only_annotated_voxels(tmp_path, cap
         assert evaluated[case.images[0].name] == pytest.approx(expected, abs=1e-4, nan_ok=True), case.name
 
 
-def test_region_pair_scores_the_union_of_classes():
-    """A region's Dice through ``region_pair`` and MONAI's ``DiceMetric`` equals the Dice of the class union."""
+def test_region_maps_score_the_union_of_classes():
+    """Regions' Dice through ``region_maps`` and MONAI's ``DiceMetric``: each region's equals the Dice of its class
+    union, and for several regions at once the metric gives each of them (their mean selects the model)."""
     rng = np.random.default_rng(0)
     pred, label = (torch.as_tensor(rng.integers(0, 4, (1, 9, 8, 7))) for _ in range(2))
     one_hot = [torch.nn.functional.one_hot(x[0], 4).movedim(-1, 0).float() for x in (pred, label)]
-    for classes in ([1, 2, 3], [2, 3], [3]):
-        region = region_pair(([one_hot[0]], [one_hot[1]]), classes)
-        dice = DiceMetric(include_background=False)(torch.stack(region[0]), torch.stack(region[1]))
+    regions = [[1, 2, 3], [2, 3], [3]]
+    expected = []
+    for classes in regions:
+        maps = region_maps(([one_hot[0]], [one_hot[1]]), [classes])
+        dice = DiceMetric(include_background=False)(torch.stack(maps[0]), torch.stack(maps[1]))
         a, b = np.isin(pred.numpy(), classes), np.isin(label.numpy(), classes)
-        assert float(dice) == pytest.approx(2 * (a & b).sum() / (a.sum() + b.sum()), rel=1e-6)
+        expected.append(2 * (a & b).sum() / (a.sum() + b.sum()))
+        assert float(dice) == pytest.approx(expected[-1], rel=1e-6)
+    maps = region_maps(([one_hot[0]], [one_hot[1]]), regions)
+    each = DiceMetric(include_background=False)(torch.stack(maps[0]), torch.stack(maps[1]))
+    assert each[0].tolist() == pytest.approx(expected, rel=1e-6)
 
 
 NEOPLASM = {

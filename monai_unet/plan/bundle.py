@@ -174,8 +174,9 @@ def _regions_text(plan: Plan, dataset: PlanDataset) -> str:
     )
     return f"""
 The dataset's `labels` name overlapping regions (nnU-Net v2's region form). The network learns one class per set
-of label values that belong to the same regions (above), so each region is a union of classes; `evaluate` scores
-each region's Dice too (`val_region_dice_<name>`). The label map the bundle writes holds the classes above.
+of label values that belong to the same regions (above), so each region is a union of classes. Validation and
+`evaluate` score each region's Dice (`val_region_dice_<name>`) and their mean (`val_mean_region_dice`), which selects
+the model. The label map the bundle writes holds the classes above.
 
 | region | the union of |
 |---|---|

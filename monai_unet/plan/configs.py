@@ -8,6 +8,7 @@ them; a test checks that the written copies are equal, so train and inference ca
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from monai_unet.plan.dataset import PlanDataset
@@ -22,7 +23,7 @@ from monai_unet.plan.pipeline import (
 )
 from monai_unet.plan.recipe import Plan
 
-__all__ = ["common_config", "network_def", "preprocessing_steps", "topology_guards", "train_config"]
+__all__ = ["common_config", "network_def", "preprocessing_steps", "region_metrics", "topology_guards", "train_config"]
 
 _IMPORTS = [
     "$import os",
@@ -60,10 +61,33 @@ def _rand_error(channel: int, desc: str) -> dict[str, Any]:
     }
 
 
-def _additional_metrics(plan: Plan) -> dict[str, Any]:
+def region_metrics(regions: dict[str, tuple[int, ...]], label_key: str) -> dict[str, Any]:
+    """With nnU-Net v2's regions (:mod:`~monai_unet.plan.regions`): their mean Dice, ``val_mean_region_dice`` (what
+    selects the model, as nnU-Net selects on its regions), and each region's, ``val_region_dice_<name>``; a region is
+    the union of its classes in the one-hot prediction and ``label_key``."""
+
+    def dice(selected: list[list[int]], desc: str) -> dict[str, Any]:
+        pair = f"monai.handlers.from_engine(['pred', '{label_key}'])(x)"
+        return {
+            "_target_": "MeanDice",
+            "include_background": False,
+            "output_transform": f"$lambda x: region_maps({pair}, {selected})",
+            "_desc_": desc,
+        }
+
+    if not regions:
+        return {}
+    metrics = {"val_mean_region_dice": dice([list(c) for c in regions.values()], "mean Dice of the regions")}
+    for name, classes in regions.items():
+        key = "val_region_dice_" + re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+        metrics[key] = dice([list(classes)], f"Dice of the region {name!r}: the union of classes {list(classes)}")
+    return metrics
+
+
+def _additional_metrics(plan: Plan, regions: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """Validation metrics beside the Dice: the ISBI Rand error (one-hot prediction, foreground channel 1) when it
-    picks the best model, and the :func:`topology_guards` of thin 2D classes."""
-    metrics = {}
+    picks the best model, the :func:`topology_guards` of thin 2D classes and the :func:`region_metrics`."""
+    metrics = region_metrics(regions, "label")
     if plan.selection == "rand_error":
         metrics["val_rand_error"] = _rand_error(1, "the task's own metric picks the best model (plans.json: selection)")
     for name, channel in topology_guards(plan).items():
@@ -108,6 +132,8 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     loader_batch = max(1, plan.batch_size // plan.samples_per_case)
     mirror_axes = plan.inference["mirror_check_axes"]
     key_metric = "val_rand_error" if plan.selection == "rand_error" else "val_mean_dice"
+    if dataset.regions and plan.selection == "dice":
+        key_metric = "val_mean_region_dice"  # the regions, not the classes they are made of (nnU-Net's choice)
     averaging = plan.optimiser["average_half_life"]  # None: validations score the weights as trained
     config = common_config(plan, dataset)
     config["imports"] = [
@@ -115,7 +141,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
         "$from ignite.engine import Events",
         "$from monai_unet.handlers import new_run_dir",
         "$from monai_unet.io.datalist import split_datalist",
-        *(["$from monai_unet.metrics import region_pair"] if dataset.regions else []),  # evaluate.json's region Dice
+        *(["$from monai_unet.metrics import region_maps"] if dataset.regions else []),  # the regions' Dice
     ]
     config.update(
         {
@@ -296,7 +322,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                     {"_target_": "StatsHandler", "iteration_log": False},
                 ],
                 "key_metric": _mean_dice(),
-                "additional_metrics": _additional_metrics(plan),
+                "additional_metrics": _additional_metrics(plan, dataset.regions),
                 "evaluator": {
                     "_target_": "SupervisedEvaluator",
                     "device": "@device",
@@ -320,7 +346,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                         "inferer": "@validate#mirrored#inferer",
                         "postprocessing": "@validate#postprocessing",
                         "key_val_metric": _mean_dice(),
-                        "additional_metrics": _additional_metrics(plan),
+                        "additional_metrics": _additional_metrics(plan, dataset.regions),
                         "_desc_": "the validation again, tiles averaged over the flips of mirror_axes; saves nothing",
                     },
                 },

@@ -4,13 +4,13 @@ grid, with the post-processing and mirroring training chose), ``multi_gpu_train.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from monai_unet.plan.configs import region_metrics
 from monai_unet.plan.pipeline import label_steps, one_hot_steps
 from monai_unet.plan.recipe import Plan
 
-__all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config", "region_metrics"]
+__all__ = ["evaluate_config", "multi_gpu_config", "multi_gpu_inference_config"]
 
 # torchrun: one process per GPU (NCCL), or per CPU process group member (gloo); each on its LOCAL_RANK's device
 _RANK_DEVICE = "$torch.device('cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu')"
@@ -22,24 +22,9 @@ _JOIN_PROCESS_GROUP = [
 _LEAVE_PROCESS_GROUP = "$dist.is_initialized() and dist.destroy_process_group()"
 
 
-def region_metrics(regions: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-    """One Dice per region of nnU-Net v2's overlapping labels (:mod:`~monai_unet.plan.regions`), named
-    ``val_region_dice_<name>``: the union of the region's classes in the prediction and the label."""
-    return {
-        "val_region_dice_" + re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_"): {
-            "_target_": "MeanDice",
-            "include_background": False,
-            "output_transform": "$lambda x: region_pair(monai.handlers.from_engine(['pred', 'ground_truth'])(x), "
-            f"{list(classes)})",
-            "_desc_": f"Dice of the region {name!r}: the union of classes {list(classes)}",
-        }
-        for name, classes in regions.items()
-    }
-
-
 def evaluate_config(plan: Plan, regions: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """``configs/evaluate.json``: overrides train.json to score the best model on the input's own grid; a dataset with
-    ``regions`` (nnU-Net v2's overlapping labels) also gets each region's Dice (train.json imports ``region_pair``)."""
+    ``regions`` (nnU-Net v2's overlapping labels) also gets each region's Dice and their mean."""
     distances = (
         "HD95 in pixels of each picture" if plan.spatial_dims == 2 else "HD95 in voxels of each scan's own grid, not mm"
     )
@@ -101,7 +86,7 @@ def evaluate_config(plan: Plan, regions: dict[str, tuple[int, ...]] | None = Non
                 "percentile": 95,
                 "output_transform": "$monai.handlers.from_engine(['pred', 'ground_truth'])",
             },
-            **region_metrics(regions or {}),
+            **region_metrics(regions or {}, "ground_truth"),
         },
         "validate#handlers": [
             {

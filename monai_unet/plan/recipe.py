@@ -34,19 +34,18 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`); one patch in three is
   centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net does. Voxels under an
   ``ignore`` label (sparse annotation) count in neither the loss nor the validation metrics.
-- **Augmentation**: our ``RandElasticGridd`` (3×3(×3) control grid, σ = 3 % of the patch per axis) with rotation
-  (±15°; in-plane only for anisotropic data), zoom 0.85-1.2 and flips of every axis, all in one resampling;
-  intensity scale, shift, gamma and noise (MONAI's).
+- **Augmentation**: ``RandElasticGridd`` (3×3(×3) grid, σ 3 % of the patch per axis) with rotation (±15°; in-plane
+  for anisotropic data), zoom 0.85-1.2, flips of every axis, in one resampling; intensity scale, shift, gamma, noise.
 - **Optimiser and schedule**: Adam, 1e-3, weight decay 1e-5, poly decay (0.9) by elapsed time to zero at the budget.
 - **Validation**: the dataset's own ``validation`` list, or fold K of 5 (of fewer when there are fewer than 5
   groups) over the training cases grouped by patient, folds as contiguous blocks of the sorted case names (or
   ``--fold all``: every case on both sides); neighbouring names are usually one patient, series or video.
-  Validations fill about 10 % of the budget; the best network by mean foreground Dice is kept.
+  Validations fill about 10 % of the budget; the best network by mean foreground (or region) Dice is kept. Cached
+  preprocessed cases take at most half the memory (:mod:`~monai_unet.plan.cache`).
 - **Inference**: the patch as tile, overlap 0.5, Gaussian blending. Test-time mirroring (2^axes the cost) is on
   when the best model, validated again mirrored, gained and, for thin 2D classes, kept their Rand error (ISBI: it rose
   on five runs of six; :class:`monai_unet.handlers.MirroringCheck`). The check must fit in 10 % of the budget;
   anisotropic 3D data falls back to the in-plane axes, and when neither fits it is skipped (mirroring off).
-- **Memory**: the preprocessed cases cached take at most half the memory available (:mod:`~monai_unet.plan.cache`).
 """
 
 from __future__ import annotations
@@ -366,7 +365,8 @@ def make_plan(
         "the best model is the one with the lowest Rand error of the foreground as a membrane map (ISBI 2012), the "
         "task's own metric, at threshold 0.5 on the validation cases"
         if selection == "rand_error"
-        else "the best model is the one with the highest mean foreground Dice on the validation cases"
+        else f"the best model is the one with the highest mean {'region' if dataset.regions else 'foreground'} Dice on "
+        "the validation cases"
     )
     inference, reasons["inference"] = choose_inference(dims, patch, anisotropic_axis, outcome["validation_s"], budget_s)
     optimiser, reasons["optimiser"] = choose_optimiser(int(outcome["iterations"]), average_weights)
