@@ -78,8 +78,9 @@ def region_metrics(regions: dict[str, tuple[int, ...]], label_key: str) -> dict[
     if not regions:
         return {}
     metrics = {"val_mean_region_dice": dice([list(c) for c in regions.values()], "mean Dice of the regions")}
-    for name, classes in regions.items():
-        key = "val_region_dice_" + re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+    for index, (name, classes) in enumerate(regions.items(), start=1):
+        key = "val_region_dice_" + (re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or str(index))
+        key = key if key not in metrics else f"{key}_{index}"  # names that differ only in case or punctuation
         metrics[key] = dice([list(classes)], f"Dice of the region {name!r}: the union of classes {list(classes)}")
     return metrics
 
