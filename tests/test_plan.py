@@ -686,6 +686,44 @@ def test_the_cache_takes_at_most_half_the_available_memory(tmp_path, monkeypatch
     assert train_set.cache_num == len(split["training"]) // 2 < len(split["training"])
 
 
+def test_in_training_validation_keeps_an_evenly_spaced_subset_when_a_pass_is_too_long():
+    from monai_unet.plan.validation_budget import VALIDATION_SHARE, in_training_cases
+
+    usable = 1000.0
+    allowed = VALIDATION_SHARE / 2 * usable  # 50 s
+    assert in_training_cases([5.0] * 10, usable) == list(range(10)), "50 s: every case"
+    kept = in_training_cases([10.0] * 10, usable)  # 100 s: the 5 cases that fit, first and last included
+    assert kept == [0, 2, 4, 7, 9] and 10.0 * len(kept) <= allowed
+    assert in_training_cases([400.0] * 3, usable) == [1], "one case at least, from the middle"
+    assert in_training_cases([400.0], usable) == [0]
+
+
+def test_training_validates_a_subset_when_validating_every_case_costs_too_much(tmp_path):
+    """Validation cases whose pass would take most of the budget: training validates a subset (split.json's
+    ``validation_in_training``), caches only those, and ``evaluate`` still scores every validation case."""
+
+    def slow_forward(*args, **kwargs):
+        return StepTiming(train_step_s=fixed_timer(*args, **kwargs).train_step_s, forward_s=2.0)
+
+    dataset = read_dataset(write_nifti_dataset(tmp_path / "data", cases=10))
+    plan = make_plan(dataset, measure(dataset, progress=False), 1.0, fold=0, timer=slow_forward)
+    kept = plan.split["validation_in_training"]
+    assert 1 <= len(kept) < len(plan.split["validation"]) and set(kept) <= set(plan.split["validation"])
+    assert "Training validates" in plan.reasons["split"]
+    bundle = write_bundle(tmp_path / "bundle", plan, dataset, measure(dataset, progress=False), "subset")
+    split = json.loads((bundle / "configs" / "split.json").read_text())
+    assert len(split["validation_in_training"]) == len(kept) and len(split["validation"]) == len(
+        plan.split["validation"]
+    )
+    for names, side in (([], "validation_in_training"), (["evaluate"], "validation")):
+        parser = ConfigParser()
+        parser.read_config([str(bundle / "configs" / f"{n}.json") for n in ["train", *names]])
+        parser["bundle_root"] = str(bundle)
+        assert len(parser.get_parsed_content("validate#dataset#data")) == len(split[side]), side
+    quick = make_plan(dataset, measure(dataset, progress=False), 1.0, fold=0, timer=fixed_timer)
+    assert "validation_in_training" not in quick.split, "cheap validations: every case in training"
+
+
 def test_the_validation_cost_is_estimated_on_the_cropped_cases(tmp_path):
     """Skull-stripped-like cases (an imaged region of an eighth of the volume, zero around it) are cropped to that
     region for training and validation alike, so the validation's tiles are counted on the cropped shape."""

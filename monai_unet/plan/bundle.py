@@ -145,13 +145,15 @@ def metadata(plan: Plan, dataset: PlanDataset, name: str) -> dict[str, Any]:
 
 
 def split_file(plan: Plan, dataset: PlanDataset) -> dict[str, list[dict]]:
-    """``configs/split.json``: the items of each side, paths relative to ``dataset_dir``."""
+    """``configs/split.json``: the items of each side, paths relative to ``dataset_dir``; ``validation_in_training``
+    when training validates a subset of the validation cases (:mod:`~monai_unet.plan.validation_budget`)."""
     by_name = {c.name: c for c in dataset.all_cases()}
 
     def items(names: list[str]) -> list[dict]:
         return [{"image": by_name[n].relative["image"], "label": by_name[n].relative["label"]} for n in names]
 
-    return {"training": items(plan.split["training"]), "validation": items(plan.split["validation"])}
+    sides = ("training", "validation", "validation_in_training")
+    return {side: items(plan.split[side]) for side in sides if side in plan.split}
 
 
 def _ignore_text(plan: Plan) -> str:

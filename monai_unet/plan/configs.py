@@ -136,6 +136,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
     if dataset.regions and plan.selection == "dice":
         key_metric = "val_mean_region_dice"  # the regions, not the classes they are made of (nnU-Net's choice)
     averaging = plan.optimiser["average_half_life"]  # None: validations score the weights as trained
+    validation_side = "validation_in_training" if "validation_in_training" in plan.split else "validation"
     config = common_config(plan, dataset)
     config["imports"] = [
         *config["imports"],
@@ -276,7 +277,7 @@ def train_config(plan: Plan, dataset: PlanDataset) -> dict[str, Any]:
                 "preprocessing": {"_target_": "Compose", "transforms": "@preprocessing_steps"},
                 "dataset": {
                     "_target_": "CacheDataset",
-                    "data": "$split_datalist(@split_file, 'validation', @dataset_dir)",
+                    "data": f"$split_datalist(@split_file, '{validation_side}', @dataset_dir)",
                     "transform": "@validate#preprocessing",
                     "cache_rate": "@cache_rate",
                     "num_workers": "@num_workers",

@@ -56,7 +56,6 @@ from typing import Any
 
 import numpy as np
 
-from monai_unet.handlers.budget import RESERVE_FACTOR
 from monai_unet.inferers import uses_bf16
 from monai_unet.io.integrity import available_memory
 from monai_unet.plan.augmentation import choose_augmentation
@@ -80,9 +79,7 @@ from monai_unet.plan.geometry import (
 from monai_unet.plan.inference_choice import (
     VALIDATION_OVERLAP,
     choose_inference,
-    mirror_check_axes,
     tile_count,
-    validations_after_training,
 )
 from monai_unet.plan.label_scan import decoding_reason
 from monai_unet.plan.ladder import FEATURE_CAP, Candidate, ladder, network_kwargs
@@ -91,13 +88,12 @@ from monai_unet.plan.normalisation import choose_normalisation
 from monai_unet.plan.optimiser import choose_optimiser
 from monai_unet.plan.sampling import choose_sampling
 from monai_unet.plan.split import choose_split
+from monai_unet.plan.validation_budget import VALIDATION_SHARE, validation_outcome
 
 __all__ = ["SELECTION_METRICS", "Plan", "make_plan"]
 
 MIN_PATCH = {2: 64, 3: 32}
 LARGE_PICTURE = 1024
-VALIDATION_SHARE = 0.10
-MAX_VALIDATIONS = 10
 ITERATIONS_PER_MINUTE = 40
 MIN_ITERATIONS = 800
 #: A rung timed this many times slower than predicted from its measured neighbour is timed again (ACDC: 1.08 s, 0.34 s).
@@ -216,8 +212,8 @@ def make_plan(
     bf16 = uses_bf16(precision, device)
     min_iterations = max(MIN_ITERATIONS, int(ITERATIONS_PER_MINUTE * budget_minutes))
     startup_s = 1.5 * read_seconds
-    validating = set(split["validation"])
-    val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in fp.cases if c.name in validating]
+    validating = [c for c in fp.cases if c.name in set(split["validation"])]
+    val_shapes = [case_shape_at(c, spacing, scale, cropped) for c in validating]
     anisotropic_axis = flat  # rotation about it only; mirroring and tiling in-plane
     if spacing is not None and flat is None and max(spacing) > ANISOTROPY * min(spacing):
         anisotropic_axis = int(np.argmax(spacing))
@@ -225,21 +221,11 @@ def make_plan(
     loss, reasons["loss"] = choose_loss(fp, spacing, scale, dataset.label_names, deep_supervision, ignore_index)
     step_loss = loss_config(loss)  # the calibration times the step with the bundle's own loss
 
-    def evaluate(candidate: Candidate, timing: StepTiming) -> dict[str, float]:
+    def evaluate(candidate: Candidate, timing: StepTiming) -> dict[str, Any]:
         patch, _pools, _ = fit_patch(candidate.patch, grid_spacing, dims)
-        windows = sum(tile_count(s, patch, VALIDATION_OVERLAP) for s in val_shapes)
-        validation_s = windows * timing.forward_s * 1.2  # + blending and metrics
+        seconds = [tile_count(s, patch, VALIDATION_OVERLAP) * timing.forward_s * 1.2 for s in val_shapes]  # + metrics
         usable = budget_s - startup_s
-        n_val = int(np.clip(VALIDATION_SHARE * usable / max(validation_s, 1e-6), 1, MAX_VALIDATIONS))
-        after = validations_after_training(mirror_check_axes(dims, anisotropic_axis, validation_s, budget_s))
-        reserve_s = RESERVE_FACTOR * after * validation_s
-        train_s = max(usable - (n_val - 1) * validation_s - reserve_s, 0.1 * usable)
-        return {
-            "validation_s": validation_s,
-            "validations": n_val,
-            "iterations": train_s / timing.train_step_s,
-            "train_s": train_s,
-        }
+        return validation_outcome(seconds, usable, budget_s, timing.train_step_s, dims, anisotropic_axis)
 
     # Time the cheapest configuration, predict the others from it (cost ∝ batch × voxels × width²), then time
     # the first predicted to fit and step down until a measured one does: a few short measurements in all.
@@ -328,8 +314,12 @@ def make_plan(
         "network's pooling factors."
     )
     samples_per_case = 1 if dims == 2 else 2
+    if len(outcome["validation_cases"]) < len(validating):  # too many, or too large, to validate them all in training
+        split["validation_in_training"] = [validating[i].name for i in outcome["validation_cases"]]
+        reasons["split"] += f" Training validates {len(outcome['validation_cases'])} of them; evaluate scores all."
     epoch_length = max(1, int(outcome["iterations"] / max(outcome["validations"], 1)))
-    cached = cached_bytes(fp, split["training"] + split["validation"], spacing, scale, cropped)
+    validated = split.get("validation_in_training", split["validation"])
+    cached = cached_bytes(fp, split["training"] + validated, spacing, scale, cropped)
     rate, reasons["cache"] = cache_rate(cached, available_memory())
     budget = {
         "cache_rate": rate,
