@@ -138,12 +138,12 @@ def _c_order(array: np.ndarray) -> np.ndarray:
 
 def _classes(label: np.ndarray, lookup: dict[int, int], num_classes: int) -> tuple[np.ndarray, list[int], list[float]]:
     """The class-index map of the label map ``label`` (``lookup``: label value → class; merged values become one
-    class; the ignore label → ``num_classes``) as uint8 up to 256 classes, its voxel count per class (unannotated
+    class; the ignore label → ``num_classes``) as uint8 below 256 classes, its voxel count per class (unannotated
     voxels not counted), and the values ``label`` holds that ``lookup`` lacks (then the map and counts are empty).
 
     Integer labels are counted per value (:func:`~monai_unet.plan.label_scan.value_counts`) and mapped through a
     table indexed by value; others (float files, negative values) go through a sorted search."""
-    dtype = np.uint8 if num_classes <= 256 else np.int32
+    dtype = np.uint8 if num_classes < 256 else np.int32  # the ignore label, if any, is index num_classes
     counts = value_counts(label)
     if counts is not None:
         undeclared = [float(v) for v in np.flatnonzero(counts) if int(v) not in lookup]
