@@ -23,6 +23,11 @@ DEEP_SUPERVISION = (
 )
 
 
+def _dice_ce() -> dict[str, Any]:
+    """MONAI's Dice + cross-entropy as plans.json records it: batch Dice, background left out of the Dice term."""
+    return {"name": "DiceCELoss", "include_background": False, "batch": True}
+
+
 def choose_loss(
     fp: Fingerprint,
     spacing: Sequence[float] | None,
@@ -36,7 +41,7 @@ def choose_loss(
     lowest (the network's heads, :func:`~monai_unet.plan.ladder.deep_supervision_heads`); ``ignore_index``: the
     training label of unannotated voxels (the index past the classes), which the loss leaves out."""
     if ignore_index is not None:  # sparse annotation: no skeleton of a class whose extent is unknown
-        loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
+        loss = _dice_ce()
         reason = (
             "Dice + cross-entropy (batch Dice, background left out of the Dice term), voxels under the ignore label "
             "left out of both terms (the 3D U-Net's sparse annotation; no skeleton term: a class's skeleton is not "
@@ -53,7 +58,7 @@ def _loss_terms(
     fp: Fingerprint, spacing: Sequence[float] | None, scale: float, names: Sequence[str]
 ) -> tuple[dict[str, Any], str]:
     """Dice + cross-entropy, plus the skeleton recall where the plan's classes call for it; the reason."""
-    loss: dict[str, Any] = {"name": "DiceCELoss", "include_background": False, "batch": True}
+    loss = _dice_ce()
     thin = thin_classes(fp, spacing, scale)
     plain = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
     if not thin:
