@@ -49,6 +49,15 @@ def fixed_timer(network_kwargs, patch, batch, device="cpu", precision="auto", lo
     return StepTiming(train_step_s=work * 2e-8, forward_s=work * 5e-9 / batch)
 
 
+@pytest.fixture
+def fixed_step_timing(monkeypatch):
+    """``monai-unet plan`` run in this process with :func:`fixed_timer` standing in for the step calibration."""
+    import monai_unet.plan as planner
+
+    make_plan_timed = planner.make_plan
+    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
+
+
 def _plan(source, budget=20.0, fold=0):
     dataset = read_dataset(source)
     fingerprint = measure(dataset, progress=False)
@@ -236,14 +245,10 @@ def test_a_region_may_not_share_the_background(tmp_path):
         read_dataset(path)
 
 
-def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, monkeypatch):
+def test_a_region_bundle_trains_and_evaluates_each_region(tmp_path, capsys, fixed_step_timing):
     """Region labels end to end: planned (its step timing stood in for), trained by the stock runner with the mean
     Dice of the regions selecting the model, and ``evaluate`` scores each region: the one-class region's Dice is that
     class's, case by case."""
-    import monai_unet.plan as planner
-
-    make_plan_timed = planner.make_plan
-    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
     source = _dataset_json(tmp_path / "data", labels={"background": 0, "organ": [1, 2], "core": 2})
     bundle = tmp_path / "bundle"
     planned = run_in_process(capsys, "plan", source, "-o", bundle, "--budget-min", "1", "--no-progress")
@@ -308,13 +313,9 @@ def test_sparse_annotation_is_measured_on_the_annotated_voxels_only(tmp_path):
         assert thin.class_thickness[2] == pytest.approx(full.class_thickness[2], rel=0.35)
 
 
-def test_sparse_annotation_trains_and_scores_only_annotated_voxels(tmp_path, capsys, monkeypatch):
+def test_sparse_annotation_trains_and_scores_only_annotated_voxels(tmp_path, capsys, fixed_step_timing):
     """nnU-Net v2's ignore label end to end: the loss leaves it out, training and ``evaluate`` run, and each case's
     evaluated Dice is the Dice of ``infer``'s label map on the annotated voxels alone."""
-    import monai_unet.plan as planner
-
-    make_plan_timed = planner.make_plan
-    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
     source = write_sparse_dataset(tmp_path / "data")
     bundle = tmp_path / "bundle"
     planned = run_in_process(capsys, "plan", source, "-o", bundle, "--budget-min", "1", "--no-progress")
@@ -1005,14 +1006,10 @@ def test_batch_norm_on_request(tmp_path):
     assert default.network["norm"] == "instance" and "instance norm" in default.reasons["network"]
 
 
-def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path, capsys, monkeypatch):
+def test_a_deeply_supervised_bundle_trains_and_infers(tmp_path, capsys, fixed_step_timing):
     """``plan --deep-supervision`` (its step timing stood in for), then the stock runner trains the bundle (the
     trainer's loss takes the list of outputs, validation and the saved model the one output) and ``segment`` writes
     a label map on the image's grid."""
-    import monai_unet.plan as planner
-
-    make_plan_timed = planner.make_plan
-    monkeypatch.setattr(planner, "make_plan", lambda *a, **k: make_plan_timed(*a, **{**k, "timer": fixed_timer}))
     source = write_png_dataset(tmp_path / "data", size=(128, 128))
     bundle = tmp_path / "bundle"
     planned = run_in_process(

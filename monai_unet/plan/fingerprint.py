@@ -174,19 +174,23 @@ def _bounding_box_fraction(mask: np.ndarray) -> float:
     return float(extent)
 
 
-def _class_thickness(label: np.ndarray, spacing: np.ndarray, class_voxels: Sequence[int]) -> list[float | None]:
+def _class_thickness(
+    label: np.ndarray, spacing: np.ndarray, class_voxels: Sequence[int], sparse: bool = False
+) -> list[float | None]:
     """Per class of a class-index map ``label`` (``class_voxels``: its voxel count per class): 2 × voxels /
     boundary voxels across the fine axes, in units of the finest spacing; None for a class absent from ``label``.
     A voxel is on the boundary when a face neighbour along a fine axis has another class (the volume's own edges
-    are not boundaries, nor are unannotated voxels, index ``len(class_voxels)``: sparse annotation)."""
+    are not boundaries; with ``sparse`` annotation, nor are the unannotated voxels, index ``len(class_voxels)``)."""
     fine = [a for a in range(label.ndim) if spacing[a] <= 2.0 * spacing.min()]
     boundary = np.zeros(label.shape, dtype=bool)
-    annotated = label < len(class_voxels)
+    annotated = label < len(class_voxels) if sparse else None  # an extra pass only where there is an ignore label
     for axis in fine:
         low = [slice(None)] * label.ndim
         high = [slice(None)] * label.ndim
         low[axis], high[axis] = slice(None, -1), slice(1, None)
-        differs = (np.diff(label, axis=axis) != 0) & annotated[tuple(low)] & annotated[tuple(high)]
+        differs = np.diff(label, axis=axis) != 0
+        if annotated is not None:
+            differs &= annotated[tuple(low)] & annotated[tuple(high)]
         boundary[tuple(low)] |= differs
         boundary[tuple(high)] |= differs
     edges = np.bincount(label[boundary].ravel(), minlength=len(class_voxels))[: len(class_voxels)]
@@ -302,7 +306,9 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 f"case {case.name}: label {case.label} holds value(s) {shown} not declared in 'labels' "
                 f"({', '.join(map(str, lookup))}){label_file_hint(case.label)}"
             )
-        foreground_mask = (classes != 0) & (classes < dataset.num_classes)
+        foreground_mask = classes != 0
+        if dataset.ignore_value is not None:  # unannotated voxels are no foreground
+            foreground_mask &= classes < dataset.num_classes
         nonzero = np.any(image != 0, axis=0)
         intensities, case_samples = [], []
         for channel in image:
@@ -319,7 +325,7 @@ def measure(dataset: PlanDataset, seed: int = 0, progress: bool = True) -> Finge
                 spacing=[float(s) for s in spacing],
                 channels=int(image.shape[0]),
                 class_voxels=class_voxels,
-                class_thickness=_class_thickness(classes, spacing, class_voxels),
+                class_thickness=_class_thickness(classes, spacing, class_voxels, dataset.ignore_value is not None),
                 nonzero_fraction=float(nonzero.mean()),
                 nonzero_crop_fraction=_bounding_box_fraction(nonzero),
                 intensities=intensities,

@@ -23,6 +23,9 @@ DEEP_SUPERVISION = (
 )
 
 
+_PLAIN = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
+
+
 def _dice_ce() -> dict[str, Any]:
     """MONAI's Dice + cross-entropy as plans.json records it: batch Dice, background left out of the Dice term."""
     return {"name": "DiceCELoss", "include_background": False, "batch": True}
@@ -43,9 +46,8 @@ def choose_loss(
     if ignore_index is not None:  # sparse annotation: no skeleton of a class whose extent is unknown
         loss = _dice_ce()
         reason = (
-            "Dice + cross-entropy (batch Dice, background left out of the Dice term), voxels under the ignore label "
-            "left out of both terms (the 3D U-Net's sparse annotation; no skeleton term: a class's skeleton is not "
-            "known where it is not annotated)."
+            f"{_PLAIN}, voxels under the ignore label left out of both terms (the 3D U-Net's sparse annotation; no "
+            "skeleton term: a class's skeleton is not known where it is not annotated)."
         )
     else:
         loss, reason = _loss_terms(fp, spacing, scale, names)
@@ -60,12 +62,11 @@ def _loss_terms(
     """Dice + cross-entropy, plus the skeleton recall where the plan's classes call for it; the reason."""
     loss = _dice_ce()
     thin = thin_classes(fp, spacing, scale)
-    plain = "Dice + cross-entropy (batch Dice, background left out of the Dice term)"
     if not thin:
-        return loss, f"{plain}; no class is thin."
+        return loss, f"{_PLAIN}; no class is thin."
     if fp.spatial_dims == 3:  # measured: ACDC's myocardium with the term lost (benchmarks/RESULTS.md)
         return loss, (
-            f"{plain}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term in "
+            f"{_PLAIN}. The thin classes ({', '.join(names[k] for k in sorted(thin))}) get no skeleton-recall term in "
             "3D: on ACDC it lowered the mean Dice (0.736 against 0.779 without it, same patch)."
         )
     loss.update(
@@ -99,18 +100,14 @@ def loss_config(loss: dict[str, Any]) -> dict[str, Any]:
 
 def _term_config(loss: dict[str, Any]) -> dict[str, Any]:
     common = {"include_background": loss["include_background"], "batch": loss["batch"]}
-    ignore_index = loss.get("ignore_index")
-    if loss["name"] == "DiceCELoss" and ignore_index is not None:
-        return {
-            "_target_": "monai_unet.losses.IgnoreLabelDiceCELoss",
-            "ignore_index": ignore_index,
-            "to_onehot_y": True,
-            "softmax": True,
-            **common,
-            "_desc_": "Dice + cross-entropy without the voxels under the ignore label (plans.json: reasons.loss)",
-        }
     if loss["name"] == "DiceCELoss":
-        return {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True, **common}
+        ignore_index = loss.get("ignore_index")  # the sparse-annotation loss: MONAI's with those voxels masked out
+        target = (
+            {"_target_": "DiceCELoss"}
+            if ignore_index is None
+            else {"_target_": "monai_unet.losses.IgnoreLabelDiceCELoss", "ignore_index": ignore_index}
+        )
+        return {**target, "to_onehot_y": True, "softmax": True, **common}
     return {
         "_target_": "monai_unet.losses.DiceCESkeletonRecallLoss",
         "skeleton_classes": loss["skeleton_classes"],

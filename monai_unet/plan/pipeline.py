@@ -101,19 +101,24 @@ def label_steps(plan: Plan, key: str, allow_missing_keys: bool = False) -> list[
 
 
 def one_hot_steps(plan: Plan, pred_key: str, label_key: str, argmax: bool = True) -> list[dict[str, Any]]:
-    """The prediction (``argmax``: from probabilities) and the label as one-hot maps for the metrics; with an ignore
-    label, both set to the background where nobody annotated first (:class:`~monai_unet.transforms.MaskIgnoredd`).
-    Shared by validation and evaluation."""
+    """The prediction (``argmax``: from probabilities) and the label as one-hot maps for the metrics. Shared by
+    validation and evaluation.
+
+    With an ignore label (index ``num_classes``, which cannot be one-hot encoded), the prediction and then the label
+    are first set to the background where nobody annotated (MONAI's ``MaskIntensityd``, the label last so that it
+    masks the prediction before itself): every foreground class keeps its true and false positives and negatives on
+    the annotated voxels, so its Dice, HD95 and component check do not see the others (the background, which would
+    count them as agreement, is left out of the mean)."""
     if plan.ignore_value is None:
         argmax_pair = {"argmax": [True, False]} if argmax else {}
         return [{"_target_": "AsDiscreted", "keys": [pred_key, label_key], **argmax_pair, "to_onehot": "@num_classes"}]
     return [
         *([{"_target_": "AsDiscreted", "keys": pred_key, "argmax": True}] if argmax else []),
         {
-            "_target_": "monai_unet.transforms.MaskIgnoredd",
+            "_target_": "MaskIntensityd",
             "keys": [pred_key, label_key],
-            "label_key": label_key,
-            "ignore_index": plan.num_classes,
+            "mask_key": label_key,
+            "select_fn": f"$lambda label: label != {plan.num_classes}",
             "_desc_": "unannotated voxels (the ignore label) count in no metric",
         },
         {"_target_": "AsDiscreted", "keys": [pred_key, label_key], "to_onehot": "@num_classes"},

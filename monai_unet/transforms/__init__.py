@@ -5,7 +5,6 @@ from __future__ import annotations
 from monai_unet.transforms.class_locations import ClassLocations, ClassLocationsd
 from monai_unet.transforms.elastic import RandElasticGrid
 from monai_unet.transforms.elastic_dict import RandElasticGridd
-from monai_unet.transforms.ignore import MaskIgnored, MaskIgnoredd
 from monai_unet.transforms.intensity import (
     CT_WINDOWS,
     ClipZScore,
@@ -32,8 +31,6 @@ __all__: list[str] = [
     "ClipZScored",
     "ForegroundZScore",
     "ForegroundZScored",
-    "MaskIgnored",
-    "MaskIgnoredd",
     "OrientSpacingd",
     "PictureLabel",
     "PictureLabeld",
