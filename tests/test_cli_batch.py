@@ -157,3 +157,45 @@ def test_torchrun_shards_the_cases_of_the_inference_config(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     written = sorted(p.name for p in out.rglob("*.nii.gz"))
     assert written == ["a_seg.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz"], written
+
+
+def test_voxels_are_decoded_once_and_damaged_voxels_set_the_case_aside(tmp_path, capsys, monkeypatch):
+    """Before the bundle runs, only headers are read; each scan is decoded once, by the bundle. A scan whose header
+    is sound but whose voxels the reader refuses (a NaN voxel) stops the run there: it is set aside with the
+    reader's message and the cases after it are still written, by a second run; one scan alone is refused (exit 2)."""
+    from monai_unet.io import SimpleITKReader
+
+    decoded = []
+    original = SimpleITKReader.get_data
+    monkeypatch.setattr(
+        SimpleITKReader,
+        "get_data",
+        lambda self, img, **k: decoded.append(Path(img.name).name) or original(self, img, **k),
+    )
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "a.nii.gz", (40, 36, 20), (1.0, 1.0, 2.0), 1)
+    _scan(scans / "c.nii.gz", (32, 44, 16), (0.8, 0.8, 3.0), 2)
+    damaged = np.random.default_rng(3).normal(size=(20, 36, 40)).astype(np.float32)
+    damaged[4, 5, 6] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(damaged), str(scans / "b.nii.gz"))
+    out = tmp_path / "segmentations"
+
+    result = run_in_process(capsys, "segment", "-i", scans, "-o", out, "--bundle", bundle, "--no-progress")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "2 written, 0 skipped (output exists), 1 failed" in result.stderr
+    assert "failed: b: " in result.stderr and "b.nii.gz: holds 1 NaN or infinite voxel(s)" in result.stderr
+    assert result.stdout.split() == [str(out / "a_seg.nii.gz"), str(out / "c_seg.nii.gz")]
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "c_seg.nii.gz"], "no temporaries left"
+    assert decoded == ["a.nii.gz", "b.nii.gz", "c.nii.gz"], "each scan decoded once, by the bundle"
+
+    decoded.clear()
+    alone = run_in_process(capsys, "segment", scans / "b.nii.gz", "-o", tmp_path / "b_seg.nii.gz", "--bundle", bundle)
+    assert (
+        alone.returncode == 2 and "b.nii.gz: holds 1 NaN or infinite voxel(s)" in alone.stderr.strip().splitlines()[-1]
+    )
+    assert not (tmp_path / "b_seg.nii.gz").exists() and decoded == ["b.nii.gz"]
+    decoded.clear()
+    one = run_in_process(capsys, "segment", scans / "a.nii.gz", "-o", tmp_path / "a_seg.nii.gz", "--bundle", bundle)
+    assert one.returncode == 0 and (tmp_path / "a_seg.nii.gz").is_file() and decoded == ["a.nii.gz"]

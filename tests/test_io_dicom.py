@@ -14,6 +14,7 @@ import pytest
 from monai.transforms import LoadImage
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from reading import read_checking_header
 
 from monai_unet.io import ImageInputError, SimpleITKReader, list_dicom_series, read_dicom_series
 
@@ -99,8 +100,7 @@ def z_positions(zs) -> list[tuple[float, float, float]]:
 
 
 def read(source, **options):
-    reader = SimpleITKReader(**options)
-    return reader.get_data(reader.read(source))
+    return read_checking_header(source, **options)
 
 
 def test_slices_ordered_along_normal_with_hu_and_geometry(tmp_path):

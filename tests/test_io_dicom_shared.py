@@ -16,6 +16,7 @@ import pytest
 from monai.data import NibabelReader
 from monai.transforms import LoadImage
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+from reading import read_checking_header
 
 from monai_unet.io import ImageInputError, SimpleITKReader
 
@@ -56,9 +57,8 @@ def on_reference_axes(array: np.ndarray, affine: np.ndarray, reference_affine: n
 
 def compare_case(root: Path, case: str, options: dict) -> tuple[str, str]:
     """("match" | "refused" | "MISMATCH", detail) for one dicom2nifti case."""
-    reader = SimpleITKReader(**options)
     try:
-        array, meta = reader.get_data(reader.read(root / D2N / case))
+        array, meta = read_checking_header(root / D2N / case, **options)
     except ImageInputError as error:
         return "refused", error.problem
     reference = nib.load(reference_path(root, case))
@@ -105,8 +105,7 @@ def test_totalsegmentator_series_lines_up_with_its_segmentation(shared_data):
 
 def test_enhanced_ct_multiframe_affine(shared_data):
     path = shared_data / "pydicom_data_selected" / "eCT_Supplemental.dcm"
-    reader = SimpleITKReader(min_slices=2)  # a 2-frame sample
-    array, meta = reader.get_data(reader.read(path))
+    array, meta = read_checking_header(path, min_slices=2)  # a 2-frame sample
     assert array.shape == (512, 512, 2) and meta["frame_order"] == [1, 0]
     # IOP [-1,0,0, 0,1,0] → normal (0,0,-1): z runs from frame 2 (z = -149) to frame 1 (z = -159).
     expected_lps = np.array([[-0.388672, 0, 0, 99.5], [0, 0.388672, 0, -301.5], [0, 0, -10.0, -149.0], [0, 0, 0, 1]])

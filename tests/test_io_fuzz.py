@@ -26,11 +26,10 @@ import numpy as np
 import SimpleITK as sitk
 from cli_in_process import run_in_process
 from PIL import Image
+from reading import read_checking_header
 from test_io_dicom import write_series, z_positions
 
 from monai_unet.io import ImageInputError
-from monai_unet.io.image_file import read_image_file
-from monai_unet.io.reader import SimpleITKReader
 
 VOLUME = np.random.default_rng(7).integers(0, 3000, size=(20, 18, 6)).astype(np.int16)  # (x, y, z)
 PICTURE = np.random.default_rng(8).integers(0, 255, size=(24, 32)).astype(np.uint8)  # rows, columns
@@ -70,10 +69,7 @@ def _mha_header(path: Path) -> int:
 
 
 def _read(path: Path) -> np.ndarray:
-    if path.is_dir():
-        reader = SimpleITKReader()
-        return np.asarray(reader.get_data(reader.read(path))[0])
-    return np.asarray(read_image_file(path).array)
+    return np.asarray(read_checking_header(path)[0])
 
 
 def _variants(name: str, path: Path, header: int) -> list[tuple[str, bytes]]:

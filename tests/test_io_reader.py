@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from monai.data import NibabelReader
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged
 from PIL import Image
+from reading import read_checking_header
 
 from monai_unet.io import ImageInputError, SimpleITKReader
 
@@ -31,8 +32,7 @@ def write_nifti(path, array, affine=None) -> str:
 
 
 def read(path, **options):
-    reader = SimpleITKReader(**options)
-    return reader.get_data(reader.read(path))
+    return read_checking_header(path, **options)
 
 
 def test_nifti_matches_monai_nibabel_reader(tmp_path):

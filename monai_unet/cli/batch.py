@@ -3,10 +3,12 @@
 Steps: list the cases (:func:`monai_unet.io.datalist.list_inputs`: a folder of images, one file per case or
 ``case_0000``/``case_0001``... per channel, or a ``dataset.json``'s ``test`` list); skip the cases whose output
 ``OUTDIR/<case>_seg<ext>`` exists (unless ``--overwrite``), so an interrupted batch resumes where it stopped; read
-every remaining case once, so that a damaged or awkward file is set aside with its reason instead of stopping the
-batch; run the bundle's inference config once over the readable cases, writing straight into OUTDIR (each file is
-written to a temporary name and renamed, so a file that exists is complete); check each output's grid against its
-input's; then one summary line (written, skipped, failed) on stderr and the written paths on stdout.
+every remaining case's headers (no voxel is decoded), so that an unreadable header or an awkward series is set aside
+with its reason; run the bundle's inference config once over the other cases, writing straight into OUTDIR (each file
+is written to a temporary name and renamed, so a file that exists is complete). A case whose voxels the bundle's
+reader refuses (damaged data: a truncated ``.nii.gz``, NaN voxels) stops that run: it is set aside with the reader's
+message and the run starts again over the cases not yet written. Then each output's grid is checked against its
+input's, and one summary line (written, skipped, failed) goes to stderr and the written paths to stdout.
 
 ``--num-parts P --part-id I`` (nnU-Net's convention) keeps every P-th case of the sorted list starting at the
 I-th, so P jobs of a cluster array (or P processes on one machine) share a batch without overlap, each loading the
@@ -168,7 +170,7 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
         if target.exists() and not args.overwrite:
             report.skipped.append(target)
             continue
-        images = case["image"] if isinstance(case["image"], list) else [case["image"]]
+        images = _images(case)
         try:
             scans[case["case"]] = read_source_scan(
                 [Path(p) for p in images], resample=args.resample, channels=bundle.input_channels
@@ -196,23 +198,30 @@ def run_batch(args: argparse.Namespace) -> BatchReport:
 
 
 def _run(args, bundle, pending: list[dict], scans: dict, ext: str, device, report: BatchReport) -> None:
-    """One run of the inference config over ``pending``, then each output checked against its input's grid."""
-    from monai_unet.io.naming import strip_image_suffix
+    """Runs of the inference config over ``pending`` (one, unless a case's voxels turn out damaged: that case is set
+    aside and the others not yet written run again), then each output checked against its input's grid."""
+    from monai_unet.io import ImageInputError
 
     ndim = next(iter(scans.values())).grid.ndim
-    overrides = inference_overrides(args, pending, args.output.resolve(), ext, device, ndim)
+    remaining = list(pending)
     try:
-        with bundle_logs_on_stderr(verbose=args.verbose):
-            run_bundle_config(bundle, ["inference"], overrides)
+        while remaining:
+            overrides = inference_overrides(args, remaining, args.output.resolve(), ext, device, ndim)
+            try:
+                with bundle_logs_on_stderr(verbose=args.verbose):
+                    run_bundle_config(bundle, ["inference"], overrides)
+                remaining = []
+            except ImageInputError as error:
+                damaged = _damaged_case(error, remaining)
+                if damaged is None:
+                    raise
+                report.failed[damaged["case"]] = str(error)
+                say(args, f"set aside case {damaged['case']}: {error}")
+                remaining = [c for c in remaining if c is not damaged and _settled(args, c, ext) is None]
     finally:
         for case in pending:
-            target = _target(args.output, case, ext)
-            first = case["image"][0] if isinstance(case["image"], list) else case["image"]
-            # a bundle that ignores the "case" id names the output after its first file: give it the case's name
-            by_file = args.output / f"{strip_image_suffix(Path(first).name)}_{OUTPUT_POSTFIX}{ext}"
-            if not target.exists() and by_file.exists():
-                os.replace(by_file, target)
-            if not target.exists():
+            target = _settled(args, case, ext)
+            if target is None:
                 report.failed.setdefault(case["case"], "no output (the run stopped before this case)")
                 continue
             try:
@@ -222,3 +231,35 @@ def _run(args, bundle, pending: list[dict], scans: dict, ext: str, device, repor
                 report.failed[case["case"]] = str(error)
                 continue
             report.written.append(target)
+
+
+def _images(case: dict) -> list[str]:
+    return case["image"] if isinstance(case["image"], list) else [case["image"]]
+
+
+def _settled(args: argparse.Namespace, case: dict, ext: str) -> Path | None:
+    """The case's output in OUTDIR once written, else None. A bundle that ignores the "case" id names the output
+    after its first file: it is given the case's name."""
+    from monai_unet.io.naming import strip_image_suffix
+
+    target = _target(args.output, case, ext)
+    by_file = args.output / f"{strip_image_suffix(Path(_images(case)[0]).name)}_{OUTPUT_POSTFIX}{ext}"
+    if not target.exists() and by_file.exists():
+        os.replace(by_file, target)
+    return target if target.exists() else None
+
+
+def _damaged_case(error: Exception, cases: list[dict]) -> dict | None:
+    """The one case whose input the reader's ``error`` names (a file, the DICOM folder or a file in it); None for a
+    write error or an error that names no single case."""
+    from monai_unet.io import OutputWriteError
+
+    if isinstance(error, OutputWriteError):
+        return None
+    where = Path(error.path).resolve()
+    matches = [
+        case
+        for case in cases
+        if any(where == (source := Path(image).resolve()) or where.is_relative_to(source) for image in _images(case))
+    ]
+    return matches[0] if len(matches) == 1 else None

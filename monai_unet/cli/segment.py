@@ -1,9 +1,10 @@
 """``monai-unet segment``: a scan in, a segmentation on the scan's own grid out, through a bundle's inference config.
 
 Steps: check the arguments (inputs exist, the bundle has ``configs/inference.json``, the output's form follows
-from its name, one input per channel the bundle expects); read every input once with
-:class:`~monai_unet.io.SimpleITKReader`, so that a damaged file or an awkward DICOM series is refused with one line
-naming it before any work; run the bundle's ``configs/inference.json`` exactly as ``python -m monai.bundle run``
+from its name, one input per channel the bundle expects); read every input's headers with
+:class:`~monai_unet.io.SimpleITKReader` (no voxel is decoded), so that an unreadable header or an awkward DICOM series
+is refused with one line naming it before any work (damaged voxel data is refused the same way when the bundle reads
+the scan, its only decoding); run the bundle's ``configs/inference.json`` exactly as ``python -m monai.bundle run``
 would (see :mod:`monai_unet.cli.bundle`), with ``datalist``, ``output_dir`` (a fresh folder beside OUTPUT),
 ``output_ext``, ``device``, ``tta_axes``, ``precise``, ``save_probabilities`` and ``progress`` overridden; check
 that the written segmentation has the input's size, origin, spacing and direction; and only then move it to

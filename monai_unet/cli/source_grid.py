@@ -1,11 +1,13 @@
 """The input's grid as ``monai-unet segment`` reads it, and the check that an output lies on it.
 
-The CLI reads every input once before inference and keeps its grid in LPS terms. It decodes the voxels rather than
-reading headers alone (:meth:`~monai_unet.io.VoxelGrid.from_header`): a truncated or bit-flipped file is only found by
-decoding it, and so a damaged case is refused, or set aside in a batch, before the bundle's one run starts; the grid
-is the reader's own, the one the bundle inverts its preprocessing to. The voxels are not reordered and are dropped
-at once. After inference, each written segmentation must have the same size, origin, spacing and direction, else the
-bundle's inverse preprocessing is wrong (an internal error, never a silently shifted result).
+The CLI reads every input's headers before inference (:meth:`~monai_unet.io.SimpleITKReader.read_header`: no voxel
+is decoded) and keeps the grid in LPS terms; it is the reader's own, the one the bundle inverts its preprocessing to.
+So a scan the headers already refuse (an awkward DICOM series, a 4D file for a 3D bundle, channels on different
+grids) is refused, or set aside in a batch, before the bundle's run starts. Damaged voxel data (a truncated
+``.nii.gz``, NaN voxels) is found when the bundle reads the scan: the command then stops with the reader's message,
+and a batch sets that case aside and goes on with the others. After inference, each written segmentation must have
+the same size, origin, spacing and direction, else the bundle's inverse preprocessing is wrong (an internal error,
+never a silently shifted result).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def add_resample_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def read_source_scan(inputs: list[Path], resample: bool = False, channels: int | None = None) -> SourceScan:
-    """Read every input as the bundle will (all checks of :class:`~monai_unet.io.SimpleITKReader`); keep the grid.
+    """Read every input's headers as the bundle's reader will (:class:`~monai_unet.io.SimpleITKReader`'s header
+    checks); keep the grid. No voxel is decoded.
 
     Args:
         inputs: one file or DICOM folder per channel, or one 4D file holding every channel as a volume.
@@ -61,27 +64,24 @@ def read_source_scan(inputs: list[Path], resample: bool = False, channels: int |
         channels: the channels the bundle takes (None: unstated); a single input for several is read as 4D.
 
     Raises:
-        ImageInputError: an unreadable or damaged file, an awkward DICOM series, channels on different grids, one
-            input whose volumes are not the bundle's channels.
+        ImageInputError: an unreadable header, an awkward DICOM series, channels on different grids, one input
+            whose volumes are not the bundle's channels.
     """
     from monai_unet.io import ImageInputError, SimpleITKReader
-    from monai_unet.io.grid import VoxelGrid
 
     packed = len(inputs) == 1 and (channels or 1) > 1
     reader = SimpleITKReader(resample=resample, allow_4d=packed)
-    pending = reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0]))
-    array, meta = reader.get_data(pending, contiguous=False)
-    held = array.shape[-1] if meta.get("original_channel_dim") == -1 else 1  # a 4D file's volumes, RGB's colours
-    if packed and held != channels:
+    header = reader.read_header(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
+    if packed and header.channels != channels:
         raise ImageInputError(
             inputs[0],
-            f"holds {held} channel(s), but the bundle takes {channels}",
+            f"holds {header.channels} channel(s), but the bundle takes {channels}",
             "give one file per channel, or one file holding them all (a 4D file, an RGB picture)",
         )
     return SourceScan(
-        grid=VoxelGrid.from_meta(meta),
-        is_dicom=meta.get("source_format") == "dicom",
-        frame_of_reference=str(meta.get("FrameOfReferenceUID", "") or ""),
+        grid=header.grid,
+        is_dicom=header.meta.get("source_format") == "dicom",
+        frame_of_reference=str(header.meta.get("FrameOfReferenceUID", "") or ""),
     )
 
 

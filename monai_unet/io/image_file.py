@@ -36,7 +36,6 @@ Voxels are then reordered into (x, y, z) and converted to the requested type in 
 
 from __future__ import annotations
 
-import warnings
 from os import PathLike
 from pathlib import Path
 
@@ -48,29 +47,20 @@ from numpy.typing import DTypeLike
 from monai_unet.io.axes import reversed_axes_contiguous, reversed_axes_view
 from monai_unet.io.errors import ImageInputError, last_line
 from monai_unet.io.grid import VoxelGrid
+from monai_unet.io.image_header import (
+    FILE_SUFFIXES,
+    channels_in_file,
+    check_fourth_axis,
+    drops_alpha,
+    is_colour_palette,
+    pillow_mode,
+    read_image_header,
+)
 from monai_unet.io.integrity import InflatedVoxels, check_declared_size, check_nifti_complete
 from monai_unet.io.volume import Volume
 
 __all__ = ["FILE_SUFFIXES", "channels_in_file", "is_colour_palette", "read_image_file"]
 
-#: Suffixes read by :func:`read_image_file` (lower case).
-FILE_SUFFIXES = (
-    ".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp"
-)  # fmt: skip
-
-#: Suffixes read through Pillow rather than SimpleITK.
-_PILLOW_SUFFIXES = (".gif", ".bmp")
-#: Suffixes of the picture formats that can hold a palette.
-_PALETTE_SUFFIXES = (".png", ".gif", ".bmp")
-
-
-def _drops_alpha(path: Path, components: int) -> bool:
-    """Whether ITK's reading of ``path`` is an RGBA PNG whose alpha channel is dropped (ITK has no pixel type for
-    grey + alpha: those PNGs, GIF and BMP go through Pillow, which drops it)."""
-    return components == 4 and path.name.lower().endswith(".png")
-
-
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _ITK_INTEGER_TYPES = {
     sitk.sitkUInt8: np.dtype(np.uint8),
     sitk.sitkInt8: np.dtype(np.int8),
@@ -90,57 +80,20 @@ def _arrange(buffer: np.ndarray, spatial_dims: int, dtype: DTypeLike, contiguous
     return reversed_axes_view(buffer, spatial_dims, dtype)
 
 
-def _nearest_orthonormal(matrix: np.ndarray) -> np.ndarray:
-    """The orthonormal matrix closest to ``matrix`` in the Frobenius norm (polar decomposition via SVD)."""
-    u, _, vt = np.linalg.svd(matrix)
-    return u @ vt
-
-
 def _read_nifti_with_nibabel(
-    path: Path, allow_4d: bool, orthonormal_tolerance: float, dtype: DTypeLike, contiguous: bool, raw: bytes | None
+    path: Path, grid: VoxelGrid, allow_4d: bool, dtype: DTypeLike, contiguous: bool, raw: bytes | None
 ) -> Volume:
-    """Read a floating-point NIfTI, or one whose direction cosines ITK refuses, through nibabel (from ``raw``, the
-    verified uncompressed bytes of a ``.nii.gz``, where given)."""
-    stored, origin, spacing, direction = _nibabel_voxels_and_geometry(path, orthonormal_tolerance, raw)
-    meta = {"source_format": "nifti", "source_dtype": stored.dtype.name}
-    # nibabel's voxels are (x, y[, z][, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer. A 2D
-    # file stays 2D, on the first two axes of its affine, as ITK reads the integer (label) files of the same set.
-    spatial = min(stored.ndim, 3)
-    array = _arrange(np.asfortranarray(stored).T, stored.ndim, dtype, contiguous)
-    grid = VoxelGrid(array.shape[:spatial], spacing[:spatial], origin[:spatial], direction[:spatial, :spatial])
-    volume = Volume(array, grid, meta)
-    return _drop_or_keep_fourth_axis(path, volume, allow_4d)
-
-
-def _nibabel_voxels_and_geometry(
-    path: Path, orthonormal_tolerance: float, raw: bytes | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Voxels (x, y, z[, t]) and the 3D LPS origin, spacing (mm) and direction (columns = axes) from nibabel; the
-    direction orthonormalised (warning if needed)."""
+    """The voxels of a floating-point NIfTI, or of one whose direction cosines ITK refuses, through nibabel (from
+    ``raw``, the verified uncompressed bytes of a ``.nii.gz``, where given), on ``grid`` (the header read's,
+    :func:`~monai_unet.io.image_header.read_image_header`)."""
     image = nib.load(path, mmap=False)
     if raw is not None:  # the file's bytes, already inflated and checked: no second inflation
         image = type(image).from_bytes(raw)
-    ras = np.asarray(image.affine, dtype=np.float64)
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
-    scaled = lps[:3, :3]
-    spacing = np.linalg.norm(scaled, axis=0)
-    direction = scaled / spacing
-    orthonormal = _nearest_orthonormal(direction)
-    deviation = float(np.abs(direction - orthonormal).max())
-    if deviation > orthonormal_tolerance:
-        raise ImageInputError(
-            path,
-            f"its voxel axes are sheared (direction cosines {deviation:.3g} from orthonormal, more than the "
-            f"tolerance {orthonormal_tolerance:g})",
-            "resample it onto an orthogonal grid first, or raise orthonormal_tolerance if the shear is harmless",
-        )
-    if deviation > 1e-6:
-        warnings.warn(
-            f"{path}: direction cosines are not orthonormal (off by up to {deviation:.2g}); read with nibabel and "
-            "replaced by the nearest orthonormal directions",
-            stacklevel=4,
-        )
-    return np.asanyarray(image.dataobj), lps[:3, 3].copy(), spacing, orthonormal
+    stored = np.asanyarray(image.dataobj)
+    # nibabel's voxels are (x, y[, z][, t]) in Fortran order, i.e. their transpose is ITK's C-ordered buffer
+    array = _arrange(np.asfortranarray(stored).T, stored.ndim, dtype, contiguous)
+    volume = Volume(array, grid, {"source_format": "nifti", "source_dtype": stored.dtype.name})
+    return _drop_or_keep_fourth_axis(path, volume, allow_4d)
 
 
 def read_image_file(
@@ -176,19 +129,17 @@ def read_image_file(
         ImageInputError: missing, truncated or unreadable file, or a 4D file where 3D is expected.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageInputError(path, "does not exist or is not a file", "check the path")
-    if palette_indices and is_colour_palette(path):
-        return _read_with_pillow(path, dtype, contiguous, indices=True)
-    if path.name.lower().endswith(_PILLOW_SUFFIXES):
-        return _read_with_pillow(path, dtype, contiguous)
-    is_nifti = path.name.lower().endswith(_NIFTI_SUFFIXES)
-    raw = None
+    header = read_image_header(
+        path, allow_4d=allow_4d, orthonormal_tolerance=orthonormal_tolerance, palette_indices=palette_indices
+    )
+    if header.decoder == "pillow":
+        return _read_with_pillow(path, dtype, contiguous, indices=palette_indices and is_colour_palette(path))
+    is_nifti = header.meta["source_format"] == "nifti"
     if is_nifti:
-        header, offset, raw = check_nifti_complete(path)
-        if header.get_data_dtype().kind in "fc":
-            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
-        inflated = None if raw is None else _volume_from_inflated(path, header, offset, raw, dtype, contiguous)
+        nifti, offset, raw = check_nifti_complete(path)
+        if header.decoder == "nibabel":
+            return _read_nifti_with_nibabel(path, header.grid, allow_4d, dtype, contiguous, raw)
+        inflated = None if raw is None else _volume_from_inflated(path, nifti, offset, raw, dtype, contiguous)
         if inflated is not None:
             return inflated
     else:
@@ -199,83 +150,23 @@ def read_image_file(
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        message = str(error)
-        if is_nifti and "orthonormal" in message:
-            return _read_nifti_with_nibabel(path, allow_4d, orthonormal_tolerance, dtype, contiguous, raw)
-        if path.name.lower().endswith(".png"):  # e.g. grey + alpha, which ITK has no pixel type for
-            return _read_with_pillow(path, dtype, contiguous)
         raise ImageInputError(
-            path, f"cannot be read ({last_line(message)})", "the file is corrupt or not in a supported format"
+            path, f"cannot be read ({last_line(str(error))})", "the file is corrupt or not in a supported format"
         ) from None
-    ndim = image.GetDimension()
-    if ndim not in (2, 3, 4):
-        raise ImageInputError(path, f"has {ndim} dimensions", "only 2D, 3D and (with allow_4d) 4D images are read")
+    ndim = image.GetDimension()  # 2, 3 or 4: the header read refuses others
     buffer = sitk.GetArrayViewFromImage(image)  # read-only, valid while ``image`` lives: copied by _arrange
-    if ndim == 2 and _drops_alpha(path, image.GetNumberOfComponentsPerPixel()):
+    if ndim == 2 and drops_alpha(path, image.GetNumberOfComponentsPerPixel()):
         buffer = buffer[..., :3]
     array = _arrange(buffer, ndim, dtype, contiguous)
-    fmt = "nifti" if is_nifti else path.name.lower().rsplit(".", 1)[-1]
-    meta = {"source_format": fmt, "source_dtype": buffer.dtype.name}
+    meta = {**header.meta, "source_dtype": buffer.dtype.name}
     volume = Volume(array, VoxelGrid.from_sitk(image).first_axes(3), meta)  # a 4D image's fourth axis is not spatial
     return _drop_or_keep_fourth_axis(path, volume, allow_4d) if ndim == 4 else volume
 
 
-def channels_in_file(path: str | PathLike) -> int:
-    """Channels one file holds, from its header alone (no voxel is decoded): N for a 4D file (x, y, z, N), the
-    components of a colour picture (3 for RGB), else 1; 1 also for a DICOM folder and for a header that cannot be
-    read (the reader refuses the file later, naming the problem)."""
-    path = Path(path)
-    if not path.is_file() or not path.name.lower().endswith(FILE_SUFFIXES):
-        return 1
-    if path.name.lower().endswith(_PILLOW_SUFFIXES):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as picture:  # the header only: no pixel is decoded
-                return 3 if _pillow_mode(path, picture) == "RGB" else 1
-        except (OSError, UnidentifiedImageError, ImageInputError):
-            return 1
-    info = sitk.ImageFileReader()
-    info.SetFileName(str(path))
-    try:
-        info.ReadImageInformation()
-    except RuntimeError:
-        return 1
-    if info.GetDimension() == 4:
-        return int(info.GetSize()[3])
-    components = int(info.GetNumberOfComponents())
-    return 3 if _drops_alpha(path, components) else components
-
-
-def is_colour_palette(path: str | PathLike) -> bool:
-    """Whether ``path`` is a PNG, GIF or BMP picture whose palette holds colours, not only grey levels (from its
-    header; False for any other file or one Pillow cannot read)."""
-    if not str(path).lower().endswith(_PALETTE_SUFFIXES):
-        return False
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as picture:  # the header and palette only: no pixel is decoded
-            return picture.mode == "P" and _pillow_mode(Path(path), picture) == "RGB"
-    except (OSError, UnidentifiedImageError):
-        return False
-
-
-def _pillow_mode(path: Path, picture) -> str:
-    """The mode a Pillow picture is read in, from its header: L, I;16 or RGB. A palette picture gives the colours it
-    shows (a grey palette, as GIF masks have, one grey channel); 1-bit and grey + alpha give grey, RGBA its RGB."""
-    if picture.mode == "P":
-        palette = np.asarray(picture.getpalette() or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
-        return "L" if (palette == palette[:, :1]).all() else "RGB"
-    mode = {"1": "L", "LA": "L", "RGBA": "RGB"}.get(picture.mode, picture.mode)
-    if mode not in ("L", "I;16", "RGB"):
-        raise ImageInputError(path, f"is a {picture.mode} picture", "save it as 8-bit grey, 16-bit grey or RGB")
-    return mode
-
-
 def _pillow_picture(path: Path, indices: bool = False):
-    """The first frame of a GIF, BMP or PNG as a Pillow image in the mode :func:`_pillow_mode` gives (with
-    ``indices``, a palette picture keeps its palette indices)."""
+    """The first frame of a GIF, BMP or PNG as a Pillow image in the mode
+    :func:`~monai_unet.io.image_header.pillow_mode` gives (with ``indices``, a palette picture keeps its palette
+    indices)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -283,7 +174,7 @@ def _pillow_picture(path: Path, indices: bool = False):
             picture.load()
     except (OSError, UnidentifiedImageError) as error:
         raise ImageInputError(path, f"cannot be read ({error})", "the file is corrupt or not a picture") from None
-    mode = "P" if indices and picture.mode == "P" else _pillow_mode(path, picture)
+    mode = "P" if indices and picture.mode == "P" else pillow_mode(path, picture)
     return picture if picture.mode == mode else picture.convert(mode)
 
 
@@ -367,14 +258,7 @@ def _volume_from_verified(voxels: InflatedVoxels, dtype: DTypeLike, contiguous: 
 
 
 def _drop_or_keep_fourth_axis(path: Path, volume: Volume, allow_4d: bool) -> Volume:
-    array = volume.array
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
-    elif array.ndim == 4 and not allow_4d:
-        raise ImageInputError(
-            path,
-            f"is a 4D image of shape {tuple(array.shape)} (x, y, z, t) where a 3D volume is expected",
-            "extract one volume first (e.g. fslroi), or read it with allow_4d=True to get the fourth axis as channels",
-        )
-    volume.array = array
+    check_fourth_axis(path, volume.array.shape, allow_4d)
+    if volume.array.ndim == 4 and volume.array.shape[3] == 1:
+        volume.array = volume.array[..., 0]
     return volume

@@ -28,13 +28,19 @@ try:  # libdeflate inflates gzip faster than zlib
 except ImportError:  # pragma: no cover - depends on the environment
     _gzip_decompress, _DeflateError = None, OSError
 
-__all__ = ["InflatedVoxels", "available_memory", "check_declared_size", "check_nifti_complete"]
+__all__ = [
+    "InflatedVoxels",
+    "available_memory",
+    "check_declared_size",
+    "check_nifti_complete",
+    "check_nifti_geometry",
+]
 
 #: Deflate cannot expand data more than about 1032:1 (RFC 1951: 258 bytes from a 2-bit code at best).
 _MAX_DEFLATE_RATIO = 1032
 
 
-def _check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
+def check_nifti_geometry(path: Path, header: nib.Nifti1Header) -> None:
     """Refuse a voxel-to-world mapping that places no voxel: a zero, NaN or singular affine (for a 2D image: its
     two voxel axes parallel or zero), or a voxel size of 0
     (or NaN) along an axis with more than one voxel (SimpleITK would read it as 1 mm, silently). Along an axis of
@@ -81,7 +87,7 @@ def check_nifti_complete(path: Path) -> tuple[nib.Nifti1Header, int, bytes | Non
     except Exception as error:  # nibabel raises many types for a damaged header
         raise ImageInputError(path, f"is not a readable NIfTI file ({error})", "re-export or re-download it") from None
     header = image.header
-    _check_nifti_geometry(path, header)
+    check_nifti_geometry(path, header)
     offset = int(image.dataobj.offset)  # the loaded header's vox_offset reads 0; the array proxy has the file's
     expected = offset + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
     if not path.name.lower().endswith(".gz"):

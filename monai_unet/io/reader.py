@@ -63,9 +63,10 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys
 from numpy.typing import DTypeLike
 
-from monai_unet.io.dicom import is_dicom_file, read_dicom_series
+from monai_unet.io.dicom import is_dicom_file, read_dicom_header, read_dicom_series
 from monai_unet.io.errors import ImageInputError
 from monai_unet.io.image_file import FILE_SUFFIXES, read_image_file
+from monai_unet.io.image_header import ImageHeader, read_image_header
 from monai_unet.io.volume import Volume
 
 __all__ = ["PendingImage", "SimpleITKReader"]
@@ -189,23 +190,8 @@ class SimpleITKReader(ImageReader):
             metas.append(meta)
         if len(items) == 1:
             return arrays[0], metas[0]
-        first, first_meta = items[0], metas[0]
-        for item, array, meta in zip(items[1:], arrays[1:], metas[1:], strict=True):
-            if array.shape != arrays[0].shape:
-                raise ImageInputError(
-                    item.name,
-                    f"has shape {tuple(array.shape)}, but {first.name} (the first channel) has "
-                    f"{tuple(arrays[0].shape)}",
-                    "channels read together must lie on the same grid; resample one onto the other first",
-                )
-            difference = float(np.abs(meta[MetaKeys.AFFINE] - first_meta[MetaKeys.AFFINE]).max())
-            if difference > _GRID_TOLERANCE_MM:
-                raise ImageInputError(
-                    item.name,
-                    f"has a different affine from {first.name} (the first channel), by up to {difference:.4g} mm",
-                    "channels read together must lie on the same grid; resample one onto the other first",
-                )
-        meta = dict(first_meta)
+        _check_same_grid(items, [a.shape for a in arrays], [m[MetaKeys.AFFINE] for m in metas])
+        meta = dict(metas[0])
         meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
         if not contiguous and all(a.T.flags.c_contiguous for a in arrays):
             # Stack in memory order (C, z, y, x), then view it as (C, x, y, z): no reordering copy.
@@ -213,16 +199,55 @@ class SimpleITKReader(ImageReader):
             return stacked.transpose(0, *range(stacked.ndim - 1, 0, -1)), meta
         return np.stack(arrays, axis=0), meta
 
+    def read_header(self, img: PendingImage | Sequence[PendingImage]) -> ImageHeader:
+        """What :meth:`get_data` would return, from the headers alone (no voxel is decoded): the grid, the channels
+        (of one image: its 4D volumes or colours; of several: one each) and the meta keys the headers give. Every
+        header check runs (an awkward DICOM series, a 4D file, channels on different grids); damaged voxel data is
+        only found by :meth:`get_data`.
+
+        Raises:
+            ImageInputError: as :meth:`get_data`, for problems visible in the headers.
+        """
+        items = [img] if isinstance(img, PendingImage) else list(img)
+        headers = [self._header_one(item) for item in items]
+        if len(items) == 1:
+            return headers[0]
+        sizes = [h.grid.size + ((h.channels,) if h.channels > 1 else ()) for h in headers]
+        _check_same_grid(items, sizes, [h.grid.ras_affine() for h in headers])
+        return ImageHeader(headers[0].grid, len(items), headers[0].meta)
+
+    def _header_one(self, item: PendingImage) -> ImageHeader:
+        options = dict(item.options)
+        source = self._dicom_source(item)
+        if source is not None:
+            grid, meta = read_dicom_header(source, **self._dicom_options(options))
+            return ImageHeader(grid, 1, meta, "dicom")
+        return read_image_header(
+            item.paths[0],
+            allow_4d=options["allow_4d"],
+            orthonormal_tolerance=options["orthonormal_tolerance"],
+            palette_indices=options["palette_indices"],
+        )
+
+    @staticmethod
+    def _dicom_source(item: PendingImage) -> str | list[str] | None:
+        """The DICOM series ``item`` names (a folder, or a list of files), or None for an image file."""
+        path = item.paths[0]
+        is_dicom_file_ = Path(path).is_file() and is_dicom_file(path)
+        if len(item.paths) > 1 or Path(path).is_dir() or is_dicom_file_:
+            return list(item.paths) if len(item.paths) > 1 or is_dicom_file_ else path
+        return None
+
+    @staticmethod
+    def _dicom_options(options: dict[str, Any]) -> dict[str, Any]:
+        return {k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample", "skip_unreadable")}
+
     def _read_one(self, item: PendingImage, contiguous: bool) -> tuple[np.ndarray, dict]:
         options = dict(item.options)
         path = item.paths[0]
-        dicom_options = {
-            k: options[k] for k in ("series_uid", "min_slices", "spacing_tolerance", "resample", "skip_unreadable")
-        }
-        is_dicom_file_ = Path(path).is_file() and is_dicom_file(path)
-        if len(item.paths) > 1 or Path(path).is_dir() or is_dicom_file_:
-            source = list(item.paths) if len(item.paths) > 1 or is_dicom_file_ else path
-            volume = read_dicom_series(source, **dicom_options)  # stored type, C-contiguous (x, y, z)
+        source = self._dicom_source(item)
+        if source is not None:
+            volume = read_dicom_series(source, **self._dicom_options(options))  # stored type, C-contiguous (x, y, z)
             volume.meta["source_dtype"] = volume.array.dtype.name
             if options["dtype"] is not None:
                 volume.array = volume.array.astype(options["dtype"], copy=False)  # in memory order: cheap
@@ -258,6 +283,25 @@ class SimpleITKReader(ImageReader):
         else:
             meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = float("nan") if volume.array.ndim == ndim else -1
         return meta
+
+
+def _check_same_grid(items: list[PendingImage], shapes: list[tuple[int, ...]], affines: list[np.ndarray]) -> None:
+    """Refuse channels read from several files whose shapes or RAS affines differ (beyond 1e-4 mm)."""
+    first = items[0]
+    for item, shape, affine in zip(items[1:], shapes[1:], affines[1:], strict=True):
+        if tuple(shape) != tuple(shapes[0]):
+            raise ImageInputError(
+                item.name,
+                f"has shape {tuple(shape)}, but {first.name} (the first channel) has {tuple(shapes[0])}",
+                "channels read together must lie on the same grid; resample one onto the other first",
+            )
+        difference = float(np.abs(affine - affines[0]).max())
+        if difference > _GRID_TOLERANCE_MM:
+            raise ImageInputError(
+                item.name,
+                f"has a different affine from {first.name} (the first channel), by up to {difference:.4g} mm",
+                "channels read together must lie on the same grid; resample one onto the other first",
+            )
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:

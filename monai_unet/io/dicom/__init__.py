@@ -31,6 +31,6 @@ so only use it when that is acceptable.
 """
 
 from monai_unet.io.dicom.headers import DicomSeriesInfo, is_dicom_file, list_dicom_series
-from monai_unet.io.dicom.series import read_dicom_series
+from monai_unet.io.dicom.series import read_dicom_header, read_dicom_series
 
-__all__ = ["DicomSeriesInfo", "is_dicom_file", "list_dicom_series", "read_dicom_series"]
+__all__ = ["DicomSeriesInfo", "is_dicom_file", "list_dicom_series", "read_dicom_header", "read_dicom_series"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,7 +27,7 @@ from monai_unet.io.errors import ImageInputError
 from monai_unet.io.grid import VoxelGrid
 from monai_unet.io.volume import Volume
 
-__all__ = ["read_dicom_series"]
+__all__ = ["read_dicom_header", "read_dicom_series"]
 
 _ORIENTATION_TOLERANCE = 1e-3  # largest difference between direction cosines of slices of one volume
 _DUPLICATE_TOLERANCE_MM = 1e-3  # slices closer than this along the normal are at the same position
@@ -175,30 +176,19 @@ def _read_multiframe_pixels(path: Path) -> np.ndarray:
 # --- resampling of irregular stacks ---------------------------------------------------------------------------------
 
 
-def _resample_regular(stack: np.ndarray, geometry: _StackGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Trilinear resampling of a tilted or unevenly spaced stack onto a regular grid.
-
-    Args:
-        stack: (slices, rows, columns) voxels in the order of ``geometry``.
-        geometry: the stack's slice positions and in-plane axes.
-
-    Returns:
-        (volume (x, y, z) float32, origin LPS (3,), direction (3, 3) with axis columns, z spacing in mm).
-    """
-    from scipy.ndimage import map_coordinates
-
-    positions, normal = geometry.positions, geometry.normal
+def _regular_grid(geometry: _StackGeometry, rows: int, cols: int) -> VoxelGrid:
+    """The regular grid a tilted or unevenly spaced stack of ``rows`` × ``cols`` slices is resampled onto: z along
+    the table (first → last slice position), x the row direction, in-plane spacing the pixel spacing, z spacing the
+    median step; its extent covers every corner of every slice."""
+    positions = geometry.positions
     dy, dx = geometry.pixel_spacing
-    rows, cols = stack.shape[1:]
     z_axis = positions[-1] - positions[0]
     z_axis /= np.linalg.norm(z_axis)
     x_axis = geometry.row - (geometry.row @ z_axis) * z_axis
     x_axis /= np.linalg.norm(x_axis)
     y_axis = np.cross(z_axis, x_axis)
     direction = np.stack([x_axis, y_axis, z_axis], axis=1)
-    z_steps = np.diff(positions @ z_axis)
-    dz = float(np.median(z_steps))
-    # Extent: every corner of every source slice, in the target axes.
+    dz = float(np.median(np.diff(positions @ z_axis)))
     corners = []
     for p in positions:
         for u in (0, cols - 1):
@@ -206,9 +196,28 @@ def _resample_regular(stack: np.ndarray, geometry: _StackGeometry) -> tuple[np.n
                 corners.append(p + u * dx * geometry.row + v * dy * geometry.column)
     local = np.stack(corners) @ direction
     low, high = local.min(axis=0), local.max(axis=0)
-    step = np.array([dx, dy, dz])
-    size = np.floor((high - low) / step + 1e-6).astype(int) + 1
-    origin = direction @ low
+    size = np.floor((high - low) / np.array([dx, dy, dz]) + 1e-6).astype(int) + 1
+    return VoxelGrid(tuple(int(n) for n in size), (dx, dy, dz), direction @ low, direction)
+
+
+def _resample_regular(stack: np.ndarray, geometry: _StackGeometry, grid: VoxelGrid) -> np.ndarray:
+    """Trilinear resampling of a tilted or unevenly spaced stack onto ``grid`` (:func:`_regular_grid`).
+
+    Args:
+        stack: (slices, rows, columns) voxels in the order of ``geometry``.
+        geometry: the stack's slice positions and in-plane axes.
+        grid: the regular target grid.
+
+    Returns:
+        The volume (x, y, z), float32.
+    """
+    from scipy.ndimage import map_coordinates
+
+    positions, normal = geometry.positions, geometry.normal
+    dy, dx = geometry.pixel_spacing
+    dz = grid.spacing[2]
+    size, origin = grid.size, np.asarray(grid.origin)
+    x_axis, y_axis, z_axis = grid.direction.T
     grid_x = np.arange(size[0]) * dx
     grid_y = np.arange(size[1]) * dy
     plane = origin + grid_x[:, None, None] * x_axis + grid_y[None, :, None] * y_axis  # (nx, ny, 3)
@@ -230,7 +239,7 @@ def _resample_regular(stack: np.ndarray, geometry: _StackGeometry) -> tuple[np.n
         u = offset @ geometry.row / dx
         v = offset @ geometry.column / dy
         out[:, :, k] = map_coordinates(source, [kf, v, u], order=1, mode="constant", cval=fill)
-    return out, origin, direction, dz
+    return out
 
 
 # --- entry point ----------------------------------------------------------------------------------------------------
@@ -265,6 +274,46 @@ def read_dicom_series(
     Raises:
         ImageInputError: any of the problems listed in the module docstring.
     """
+    layout = _layout(source, series_uid, min_slices, spacing_tolerance, resample, skip_unreadable)
+    geometry = layout.geometry
+    if layout.multiframe is not None:
+        path, rescale = layout.multiframe
+        stack = _apply_rescale(_read_multiframe_pixels(path), rescale)[geometry.order]
+    else:
+        stack = _read_classic_pixels(layout.files)
+    if geometry.regular:
+        return Volume(reversed_axes_contiguous(stack, 3), layout.grid, layout.meta)  # (slices, rows, cols) → (x, y, z)
+    return Volume(_resample_regular(stack, geometry, layout.grid), layout.grid, {**layout.meta, "resampled": True})
+
+
+def read_dicom_header(source: str | PathLike | Sequence[str | PathLike], **options: Any) -> tuple[VoxelGrid, dict]:
+    """The grid and meta :func:`read_dicom_series` would return, from the headers alone (no pixel is decoded);
+    every check on the series' headers runs. ``options`` and errors as there (its keyword arguments); a pixel
+    payload that cannot be decoded is only found by reading the series."""
+    layout = _layout(source, **options)
+    return layout.grid, layout.meta if layout.geometry.regular else {**layout.meta, "resampled": True}
+
+
+@dataclass
+class _Layout:
+    """What the headers of a series say: its stack geometry, grid (resampled or not), meta and where the pixels
+    are (the classic files in slice order, or the multi-frame file with each frame's rescale)."""
+
+    geometry: _StackGeometry
+    grid: VoxelGrid
+    meta: dict
+    files: list[Path]
+    multiframe: tuple[Path, list[tuple[float, float]]] | None
+
+
+def _layout(
+    source: str | PathLike | Sequence[str | PathLike],
+    series_uid: str | None,
+    min_slices: int,
+    spacing_tolerance: float,
+    resample: bool,
+    skip_unreadable: bool,
+) -> _Layout:
     folder, headers = _scan(source, skip_unreadable)
     members = _select(folder, headers, series_uid)
     multiframe = [(p, h) for p, h in members if int(h.get("NumberOfFrames", 1) or 1) > 1]
@@ -281,26 +330,25 @@ def read_dicom_series(
         geometry = _check_stack(
             path, slices, min_slices=min_slices, spacing_tolerance=spacing_tolerance, resample=resample
         )
-        frames = _apply_rescale(_read_multiframe_pixels(path), rescale)
-        stack = frames[geometry.order]
         sop = _uid(header, "SOPInstanceUID", "MediaStorageSOPInstanceUID")
-        meta = _series_meta(header, [sop], [path])
-        meta["frame_order"] = geometry.order
+        meta = {**_series_meta(header, [sop], [path]), "frame_order": geometry.order}
+        files, pixels = [path], (path, rescale)
     else:
         slices = _classic_slices(members)
         geometry = _check_stack(
             folder, slices, min_slices=min_slices, spacing_tolerance=spacing_tolerance, resample=resample
         )
         ordered = [members[i] for i in geometry.order]
-        stack = _read_classic_pixels([p for p, _ in ordered])
+        header = ordered[0][1]
         sops = [_uid(h, "SOPInstanceUID", "MediaStorageSOPInstanceUID") for _, h in ordered]
-        meta = _series_meta(ordered[0][1], sops, [p for p, _ in ordered])
-    dy, dx = geometry.pixel_spacing
+        files, pixels = [p for p, _ in ordered], None
+        meta = _series_meta(header, sops, files)
+    rows, cols = int(header.Rows), int(header.Columns)
     if geometry.regular:
-        array = reversed_axes_contiguous(stack, 3)  # (slices, rows, columns) → (x, y, z)
+        dy, dx = geometry.pixel_spacing
         direction = np.stack([geometry.row, geometry.column, geometry.normal], axis=1)
-        grid = VoxelGrid(array.shape, (dx, dy, geometry.slice_spacing), geometry.positions[0], direction)
-        return Volume(array, grid, meta)
-    array, origin, direction, dz = _resample_regular(stack, geometry)
-    meta["resampled"] = True
-    return Volume(array, VoxelGrid(array.shape, (dx, dy, dz), origin, direction), meta)
+        size = (cols, rows, len(geometry.order))
+        grid = VoxelGrid(size, (dx, dy, geometry.slice_spacing), geometry.positions[0], direction)
+    else:
+        grid = _regular_grid(geometry, rows, cols)
+    return _Layout(geometry, grid, meta, files, pixels)
