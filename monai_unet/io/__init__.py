@@ -13,10 +13,13 @@ from typing import Any
 _WHERE = {
     "DicomSeriesInfo": "dicom",
     "list_dicom_series": "dicom",
+    "read_dicom_header": "dicom",
     "read_dicom_series": "dicom",
     "ImageInputError": "errors",
     "OutputWriteError": "errors",
     "read_image_file": "image_file",
+    "ImageHeader": "image_header",
+    "read_image_header": "image_header",
     "LoadScan": "load",
     "LoadScand": "load",
     "SimpleITKReader": "reader",

@@ -201,7 +201,7 @@ def read_image_header(
             return _nibabel_header(path, allow_4d, orthonormal_tolerance)
         if name.endswith(".png"):  # e.g. grey + alpha, which ITK has no pixel type for
             return _pillow_header(path, palette_indices)
-        if is_nifti:  # ITK's NIfTI header read inflates the file: name the damage as the voxel read does
+        if is_nifti:  # ITK refuses the header of some damaged .nii.gz files: name the damage as the voxel read does
             check_nifti_complete(path)
         raise ImageInputError(
             path, f"cannot be read ({last_line(message)})", "the file is corrupt or not in a supported format"

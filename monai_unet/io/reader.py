@@ -18,6 +18,11 @@ copy instead, and ``LoadImage``'s own conversion becomes a no-op: the faster cho
 float32. The default stays the stored type because ``LoadImage(dtype=None)`` and ``monai-unet info`` rely on seeing
 it. :class:`~monai_unet.io.load.LoadScan` goes further and skips the reordering copy (see there).
 
+``read_header()`` gives the grid, the channels and the meta keys a header holds without decoding a voxel (every
+check that the headers allow: awkward DICOM series, 4D files, channels on different grids); ``monai-unet segment``
+uses it to check its inputs before the bundle reads them. The header decisions (which library reads a file, its
+geometry) are made in one place, :mod:`~monai_unet.io.image_header`, for both reads.
+
 Why ``read()`` does no work: ``LoadImage`` given a reader instance catches any exception raised by ``read()``
 and silently tries its other readers (nibabel, pydicom). A DICOM series refused here for a missing slice would
 then be read anyway by a reader without the check. So ``read()`` only records what to read and every check
