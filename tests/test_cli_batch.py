@@ -199,3 +199,31 @@ def test_voxels_are_decoded_once_and_damaged_voxels_set_the_case_aside(tmp_path,
     decoded.clear()
     one = run_in_process(capsys, "segment", scans / "a.nii.gz", "-o", tmp_path / "a_seg.nii.gz", "--bundle", bundle)
     assert one.returncode == 0 and (tmp_path / "a_seg.nii.gz").is_file() and decoded == ["a.nii.gz"]
+
+
+def test_a_bundle_reading_with_monai_loaders_still_gets_damaged_scans_named(tmp_path, capsys):
+    """A bundle that reads with MONAI's own readers fails with their error on a truncated ``.nii.gz`` (its header is
+    sound): ``segment`` decodes that scan with our reader to name it (exit 2), and ``segment -i`` sets it aside and
+    writes the others."""
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    config = bundle / "configs" / "inference.json"
+    inference = json.loads(config.read_text())
+    del inference["preprocessing"]["transforms"][0]["reader"]  # MONAI picks NibabelReader for .nii.gz
+    config.write_text(json.dumps(inference, indent=2))
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "a.nii.gz", (40, 36, 20), (1.0, 1.0, 2.0), 1)
+    _scan(scans / "c.nii.gz", (32, 44, 16), (0.8, 0.8, 3.0), 2)
+    whole = _scan(tmp_path / "b.nii.gz", (40, 36, 20), (1.0, 1.0, 2.0), 3).read_bytes()
+    (scans / "b.nii.gz").write_bytes(whole[: len(whole) // 2])  # cut short after a sound header
+    out = tmp_path / "segmentations"
+
+    result = run_in_process(capsys, "segment", "-i", scans, "-o", out, "--bundle", bundle, "--no-progress")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "2 written, 0 skipped (output exists), 1 failed" in result.stderr
+    assert "failed: b: " in result.stderr and "b.nii.gz: is truncated or corrupt" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "c_seg.nii.gz"]
+
+    alone = run_in_process(capsys, "segment", scans / "b.nii.gz", "-o", tmp_path / "b_seg.nii.gz", "--bundle", bundle)
+    assert alone.returncode == 2 and "b.nii.gz: is truncated or corrupt" in alone.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "b_seg.nii.gz").exists()

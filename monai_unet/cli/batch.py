@@ -32,10 +32,14 @@ from monai_unet.cli.inference_run import (
     open_for_inference,
     say,
 )
-from monai_unet.cli.source_grid import check_output_grid, read_source_scan
+from monai_unet.cli.source_grid import check_output_grid, damaged_input, read_source_scan
 from monai_unet.errors import InputError, UsageError
 
 __all__ = ["BatchReport", "add_batch_arguments", "cases_of_part", "check_part", "run_batch"]
+
+#: After a run failed with an error our reader did not raise, the unwritten cases decoded to find a damaged one: the
+#: case the run stopped at is the first, unless its data loader had read ahead.
+_CASES_CHECKED_AFTER_A_FAILURE = 4
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
@@ -211,13 +215,14 @@ def _run(args, bundle, pending: list[dict], scans: dict, ext: str, device, repor
                 with bundle_logs_on_stderr(verbose=args.verbose):
                     run_bundle_config(bundle, ["inference"], overrides)
                 remaining = []
-            except ImageInputError as error:
-                damaged = _damaged_case(error, remaining)
+            except (ImageInputError, BundleRunError) as error:
+                unwritten = [c for c in remaining if _settled(args, c, ext) is None]
+                damaged, reason = _damaged_case(args, error, unwritten, bundle.input_channels)
                 if damaged is None:
                     raise
-                report.failed[damaged["case"]] = str(error)
-                say(args, f"set aside case {damaged['case']}: {error}")
-                remaining = [c for c in remaining if c is not damaged and _settled(args, c, ext) is None]
+                report.failed[damaged["case"]] = str(reason)
+                say(args, f"set aside case {damaged['case']}: {reason}")
+                remaining = [c for c in unwritten if c is not damaged]
     finally:
         for case in pending:
             target = _settled(args, case, ext)
@@ -249,17 +254,27 @@ def _settled(args: argparse.Namespace, case: dict, ext: str) -> Path | None:
     return target if target.exists() else None
 
 
-def _damaged_case(error: Exception, cases: list[dict]) -> dict | None:
-    """The one case whose input the reader's ``error`` names (a file, the DICOM folder or a file in it); None for a
-    write error or an error that names no single case."""
-    from monai_unet.io import OutputWriteError
+def _damaged_case(
+    args: argparse.Namespace, error: Exception, unwritten: list[dict], channels: int | None
+) -> tuple[dict | None, Exception]:
+    """The case the failed run stopped at, and why: the one case whose input our reader's ``error`` names (a file,
+    the DICOM folder or a file in it); after another error of the run (a bundle whose own reader met damaged voxels),
+    the first of the first few unwritten cases that our reader refuses when it decodes them. ``(None, error)`` for a
+    write error or a failure no input explains."""
+    from monai_unet.io import ImageInputError, OutputWriteError
 
     if isinstance(error, OutputWriteError):
-        return None
-    where = Path(error.path).resolve()
-    matches = [
-        case
-        for case in cases
-        if any(where == (source := Path(image).resolve()) or where.is_relative_to(source) for image in _images(case))
-    ]
-    return matches[0] if len(matches) == 1 else None
+        return None, error
+    if isinstance(error, ImageInputError):
+        where = Path(error.path).resolve()
+        matches = [
+            case
+            for case in unwritten
+            if any(where == (source := Path(p).resolve()) or where.is_relative_to(source) for p in _images(case))
+        ]
+        return (matches[0], error) if len(matches) == 1 else (None, error)
+    for case in unwritten[:_CASES_CHECKED_AFTER_A_FAILURE]:  # the run stopped at one of the first (loader prefetch)
+        damaged = damaged_input([Path(p) for p in _images(case)], resample=args.resample, channels=channels)
+        if damaged is not None:
+            return case, damaged
+    return None, error

@@ -32,7 +32,7 @@ from monai_unet.cli.inference_run import (
     open_for_inference,
     say,
 )
-from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, read_source_scan
+from monai_unet.cli.source_grid import add_resample_argument, check_output_grid, damaged_input, read_source_scan
 from monai_unet.errors import UsageError
 from monai_unet.io.formats import LABEL_FORMATS, find_format
 
@@ -325,6 +325,11 @@ def run(args: argparse.Namespace) -> Path:
                 if args.probabilities is not None and f"_{PROBABILITY_POSTFIX}" in Path(error.path).name:
                     failed = args.probabilities
                 raise OutputWriteError(failed, error.problem, error.hint) from None
+            except BundleRunError as error:  # the bundle's own reader may have met damaged voxels: ours names them
+                damaged = damaged_input(list(args.inputs), resample=args.resample, channels=bundle.input_channels)
+                if damaged is None:
+                    raise
+                raise damaged from error
         recorded = _recorded(workflow, out_dir)
         labels, probabilities = _produced(out_dir, ext, args.probabilities is not None, recorded)
         if ext != "dicomseg":

@@ -5,7 +5,9 @@ is decoded) and keeps the grid in LPS terms; it is the reader's own, the one the
 So a scan the headers already refuse (an awkward DICOM series, a 4D file for a 3D bundle, channels on different
 grids) is refused, or set aside in a batch, before the bundle's run starts. Damaged voxel data (a truncated
 ``.nii.gz``, NaN voxels) is found when the bundle reads the scan: the command then stops with the reader's message,
-and a batch sets that case aside and goes on with the others. After inference, each written segmentation must have
+and a batch sets that case aside and goes on with the others. A bundle whose own reader fails on such data (MONAI's
+``LoadImage``) fails with its own error; then :func:`damaged_input` decodes the input with ours, so that the damaged
+file is still named (exit 2) and set aside. After inference, each written segmentation must have
 the same size, origin, spacing and direction, else the bundle's inverse preprocessing is wrong (an internal error,
 never a silently shifted result).
 """
@@ -22,7 +24,7 @@ from monai_unet.cli.bundle import BundleRunError
 if TYPE_CHECKING:  # torch and SimpleITK are imported when a scan is read, not at start-up
     from monai_unet.io.grid import VoxelGrid
 
-__all__ = ["SourceScan", "add_resample_argument", "check_output_grid", "read_source_scan"]
+__all__ = ["SourceScan", "add_resample_argument", "check_output_grid", "damaged_input", "read_source_scan"]
 
 _GEOMETRY_TOLERANCE_MM = 1e-3  # NIfTI stores the grid in float32: about 3e-5 mm at 500 mm from the origin
 
@@ -83,6 +85,20 @@ def read_source_scan(inputs: list[Path], resample: bool = False, channels: int |
         is_dicom=header.meta.get("source_format") == "dicom",
         frame_of_reference=str(header.meta.get("FrameOfReferenceUID", "") or ""),
     )
+
+
+def damaged_input(inputs: list[Path], resample: bool = False, channels: int | None = None) -> Exception | None:
+    """Our reader's refusal of ``inputs`` when their voxels are damaged, else None: after a bundle's run failed with
+    an error of its own, this decodes the scan (all of :class:`~monai_unet.io.SimpleITKReader`'s checks) to tell
+    damaged input (exit 2, naming the file) from a failure of the bundle."""
+    from monai_unet.io import ImageInputError, SimpleITKReader
+
+    reader = SimpleITKReader(resample=resample, allow_4d=len(inputs) == 1 and (channels or 1) > 1)
+    try:
+        reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])), contiguous=False)
+    except ImageInputError as error:
+        return error
+    return None
 
 
 def check_output_grid(written: Path, grid: VoxelGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:
