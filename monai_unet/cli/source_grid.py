@@ -69,12 +69,11 @@ def read_source_scan(inputs: list[Path], resample: bool = False, channels: int |
         ImageInputError: an unreadable header, an awkward DICOM series, channels on different grids, one input
             whose volumes are not the bundle's channels.
     """
-    from monai_unet.io import ImageInputError, SimpleITKReader
+    from monai_unet.io import ImageInputError
 
-    packed = len(inputs) == 1 and (channels or 1) > 1
-    reader = SimpleITKReader(resample=resample, allow_4d=packed)
-    header = reader.read_header(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])))
-    if packed and header.channels != channels:
+    reader, pending = _as_the_bundle_reads(inputs, resample, channels)
+    header = reader.read_header(pending)
+    if reader.options["allow_4d"] and header.channels != channels:
         raise ImageInputError(
             inputs[0],
             f"holds {header.channels} channel(s), but the bundle takes {channels}",
@@ -91,14 +90,22 @@ def damaged_input(inputs: list[Path], resample: bool = False, channels: int | No
     """Our reader's refusal of ``inputs`` when their voxels are damaged, else None: after a bundle's run failed with
     an error of its own, this decodes the scan (all of :class:`~monai_unet.io.SimpleITKReader`'s checks) to tell
     damaged input (exit 2, naming the file) from a failure of the bundle."""
-    from monai_unet.io import ImageInputError, SimpleITKReader
+    from monai_unet.io import ImageInputError
 
-    reader = SimpleITKReader(resample=resample, allow_4d=len(inputs) == 1 and (channels or 1) > 1)
+    reader, pending = _as_the_bundle_reads(inputs, resample, channels)
     try:
-        reader.get_data(reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0])), contiguous=False)
+        reader.get_data(pending, contiguous=False)
     except ImageInputError as error:
         return error
     return None
+
+
+def _as_the_bundle_reads(inputs: list[Path], resample: bool, channels: int | None):
+    """A reader set as the bundle's (a single input for several channels is read as 4D) and what it will read."""
+    from monai_unet.io import SimpleITKReader
+
+    reader = SimpleITKReader(resample=resample, allow_4d=len(inputs) == 1 and (channels or 1) > 1)
+    return reader, reader.read([str(p) for p in inputs] if len(inputs) > 1 else str(inputs[0]))
 
 
 def check_output_grid(written: Path, grid: VoxelGrid, atol_mm: float = _GEOMETRY_TOLERANCE_MM) -> None:

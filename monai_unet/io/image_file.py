@@ -139,11 +139,13 @@ def read_image_file(
         nifti, offset, raw = check_nifti_complete(path)
         if header.decoder == "nibabel":
             return _read_nifti_with_nibabel(path, header.grid, allow_4d, dtype, contiguous, raw)
-        inflated = None if raw is None else _volume_from_inflated(path, nifti, offset, raw, dtype, contiguous)
+        inflated = (
+            None if raw is None else _volume_from_inflated(header.itk_info, nifti, offset, raw, dtype, contiguous)
+        )
         if inflated is not None:
             return inflated
     else:
-        verified = check_declared_size(path)
+        verified = check_declared_size(path, header.itk_info)
         volume = None if verified is None else _volume_from_verified(verified, dtype, contiguous)
         if volume is not None:
             return volume
@@ -189,10 +191,15 @@ def _read_with_pillow(path: Path, dtype: DTypeLike, contiguous: bool, indices: b
 
 
 def _volume_from_inflated(
-    path: Path, header: nib.Nifti1Header, offset: int, raw: bytes, dtype: DTypeLike, contiguous: bool
+    info: sitk.ImageFileReader,
+    header: nib.Nifti1Header,
+    offset: int,
+    raw: bytes,
+    dtype: DTypeLike,
+    contiguous: bool,
 ) -> Volume | None:
-    """An integer 3D ``.nii.gz`` from its verified uncompressed bytes and SimpleITK's header geometry; None where
-    not applicable.
+    """An integer 3D ``.nii.gz`` from its verified uncompressed bytes and SimpleITK's header geometry (``info``, the
+    header read's); None where not applicable.
 
     None (read it with ``sitk.ReadImage`` instead) unless ITK would return exactly the stored voxels: NIfTI-1, 3D,
     little-endian integers with no intensity rescaling, and ITK's own reading of the header agrees on the pixel type,
@@ -209,13 +216,6 @@ def _volume_from_inflated(
         or header.get_slope_inter() not in ((None, None), (1.0, 0.0))
     ):
         return None
-    info = sitk.ImageFileReader()
-    info.SetFileName(str(path))
-    info.SetImageIO("NiftiImageIO")
-    try:
-        info.ReadImageInformation()
-    except RuntimeError:
-        return None  # e.g. non-orthonormal directions: sitk.ReadImage raises the same and the caller handles it
     if (
         info.GetDimension() != 3
         or tuple(info.GetSize()) != shape

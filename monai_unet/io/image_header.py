@@ -11,7 +11,7 @@ axis that is a channel axis only where allowed. A header read cannot find damage
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -62,6 +62,8 @@ class ImageHeader:
     channels: int
     meta: dict
     decoder: str = "itk"
+    #: SimpleITK's reading of the header (``decoder`` "itk"), which the voxel read reuses instead of reading it again
+    itk_info: sitk.ImageFileReader | None = field(default=None, compare=False, repr=False)
 
 
 def drops_alpha(path: Path, components: int) -> bool:
@@ -156,8 +158,7 @@ def _pillow_header(path: Path, indices: bool) -> ImageHeader:
     return ImageHeader(grid, 3 if mode == "RGB" else 1, {"source_format": fmt}, "pillow")
 
 
-def _nibabel_header(path: Path, allow_4d: bool, orthonormal_tolerance: float) -> ImageHeader:
-    image = nib.load(path)  # the header only: the voxels stay on disk
+def _nibabel_header(path: Path, image: nib.Nifti1Image, allow_4d: bool, orthonormal_tolerance: float) -> ImageHeader:
     shape = tuple(int(n) for n in image.shape)
     check_fourth_axis(path, shape, allow_4d)
     grid = _nibabel_geometry(path, image, orthonormal_tolerance)
@@ -183,14 +184,14 @@ def read_image_header(
     is_nifti = name.endswith(NIFTI_SUFFIXES)
     if is_nifti:
         try:
-            header = nib.load(path).header
+            image = nib.load(path)  # the header only: the voxels stay on disk
         except Exception as error:  # nibabel raises many types for a damaged header
             raise ImageInputError(
                 path, f"is not a readable NIfTI file ({error})", "re-export or re-download it"
             ) from None
-        check_nifti_geometry(path, header)
-        if header.get_data_dtype().kind in "fc":
-            return _nibabel_header(path, allow_4d, orthonormal_tolerance)
+        check_nifti_geometry(path, image.header)
+        if image.header.get_data_dtype().kind in "fc":
+            return _nibabel_header(path, image, allow_4d, orthonormal_tolerance)
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
     try:
@@ -198,7 +199,7 @@ def read_image_header(
     except RuntimeError as error:
         message = str(error)
         if is_nifti and "orthonormal" in message:
-            return _nibabel_header(path, allow_4d, orthonormal_tolerance)
+            return _nibabel_header(path, image, allow_4d, orthonormal_tolerance)
         if name.endswith(".png"):  # e.g. grey + alpha, which ITK has no pixel type for
             return _pillow_header(path, palette_indices)
         if is_nifti:  # ITK refuses the header of some damaged .nii.gz files: name the damage as the voxel read does
@@ -214,7 +215,7 @@ def read_image_header(
     components = int(info.GetNumberOfComponents())
     channels = _held(shape) if ndim == 4 else (3 if drops_alpha(path, components) else components)
     fmt = "nifti" if is_nifti else name.rsplit(".", 1)[-1]
-    return ImageHeader(VoxelGrid.from_sitk(info).first_axes(3), channels, {"source_format": fmt})
+    return ImageHeader(VoxelGrid.from_sitk(info).first_axes(3), channels, {"source_format": fmt}, itk_info=info)
 
 
 def channels_in_file(path: str | PathLike) -> int:

@@ -303,13 +303,17 @@ class InflatedVoxels:
     source_format: str
 
 
-def check_declared_size(path: Path) -> InflatedVoxels | None:
+def check_declared_size(path: Path, info: sitk.ImageFileReader | None = None) -> InflatedVoxels | None:
     """Refuse an NRRD/MetaImage whose header declares more voxel bytes than its files can hold (even compressed, at
     deflate's 1032:1 at most) or than the memory available, before SimpleITK allocates them (a 171-byte NRRD can
     declare 2000³ voxels); an NRRD whose attached gzip stream fails its CRC-32 or length check (ITK inflates the
     declared bytes and never reads the trailer); and a MetaImage whose data file is missing, holds another size than
     declared, or whose zlib stream fails its Adler-32 or length check (ITK prints "Uncompress failed" and returns
     the voxels).
+
+    Args:
+        path: the file.
+        info: SimpleITK's reading of its header, where already made (else it is read here).
 
     Returns:
         For an NRRD with attached gzip voxels or a compressed MetaImage, the verified bytes and the header as read
@@ -322,14 +326,16 @@ def check_declared_size(path: Path) -> InflatedVoxels | None:
     metaimage = _metaimage_data(path, head)
     if metaimage is not None:
         _check_metaimage_data_file(path, metaimage)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        raise ImageInputError(
-            path, f"cannot be read ({last_line(str(error))})", "the file is corrupt or not in a supported format"
-        ) from None
+    reader = info
+    if reader is None:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as error:
+            raise ImageInputError(
+                path, f"cannot be read ({last_line(str(error))})", "the file is corrupt or not in a supported format"
+            ) from None
     voxels = int(np.prod([int(n) for n in reader.GetSize()], dtype=object))
     probe = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
     declared = voxels * sitk.GetArrayViewFromImage(probe).nbytes

@@ -275,15 +275,14 @@ def read_dicom_series(
         ImageInputError: any of the problems listed in the module docstring.
     """
     layout = _layout(source, series_uid, min_slices, spacing_tolerance, resample, skip_unreadable)
-    geometry = layout.geometry
-    if layout.multiframe is not None:
-        path, rescale = layout.multiframe
-        stack = _apply_rescale(_read_multiframe_pixels(path), rescale)[geometry.order]
+    geometry, files = layout.geometry, [Path(f) for f in layout.meta["source_files"]]
+    if layout.frame_rescale is not None:  # one multi-frame file
+        stack = _apply_rescale(_read_multiframe_pixels(files[0]), layout.frame_rescale)[geometry.order]
     else:
-        stack = _read_classic_pixels(layout.files)
+        stack = _read_classic_pixels(files)  # in slice order
     if geometry.regular:
         return Volume(reversed_axes_contiguous(stack, 3), layout.grid, layout.meta)  # (slices, rows, cols) → (x, y, z)
-    return Volume(_resample_regular(stack, geometry, layout.grid), layout.grid, {**layout.meta, "resampled": True})
+    return Volume(_resample_regular(stack, geometry, layout.grid), layout.grid, layout.meta)
 
 
 def read_dicom_header(source: str | PathLike | Sequence[str | PathLike], **options: Any) -> tuple[VoxelGrid, dict]:
@@ -291,19 +290,19 @@ def read_dicom_header(source: str | PathLike | Sequence[str | PathLike], **optio
     every check on the series' headers runs. ``options`` and errors as there (its keyword arguments); a pixel
     payload that cannot be decoded is only found by reading the series."""
     layout = _layout(source, **options)
-    return layout.grid, layout.meta if layout.geometry.regular else {**layout.meta, "resampled": True}
+    return layout.grid, layout.meta
 
 
 @dataclass
 class _Layout:
-    """What the headers of a series say: its stack geometry, grid (resampled or not), meta and where the pixels
-    are (the classic files in slice order, or the multi-frame file with each frame's rescale)."""
+    """What the headers of a series say: its stack geometry, grid (resampled or not) and meta (``source_files``:
+    where the pixels are, in slice order or the one multi-frame file); ``frame_rescale``: each frame's (slope,
+    intercept) of a multi-frame file, None for classic slices (each file applies its own)."""
 
     geometry: _StackGeometry
     grid: VoxelGrid
     meta: dict
-    files: list[Path]
-    multiframe: tuple[Path, list[tuple[float, float]]] | None
+    frame_rescale: list[tuple[float, float]] | None
 
 
 def _layout(
@@ -332,7 +331,6 @@ def _layout(
         )
         sop = _uid(header, "SOPInstanceUID", "MediaStorageSOPInstanceUID")
         meta = {**_series_meta(header, [sop], [path]), "frame_order": geometry.order}
-        files, pixels = [path], (path, rescale)
     else:
         slices = _classic_slices(members)
         geometry = _check_stack(
@@ -341,8 +339,7 @@ def _layout(
         ordered = [members[i] for i in geometry.order]
         header = ordered[0][1]
         sops = [_uid(h, "SOPInstanceUID", "MediaStorageSOPInstanceUID") for _, h in ordered]
-        files, pixels = [p for p, _ in ordered], None
-        meta = _series_meta(header, sops, files)
+        meta, rescale = _series_meta(header, sops, [p for p, _ in ordered]), None
     rows, cols = int(header.Rows), int(header.Columns)
     if geometry.regular:
         dy, dx = geometry.pixel_spacing
@@ -350,5 +347,5 @@ def _layout(
         size = (cols, rows, len(geometry.order))
         grid = VoxelGrid(size, (dx, dy, geometry.slice_spacing), geometry.positions[0], direction)
     else:
-        grid = _regular_grid(geometry, rows, cols)
-    return _Layout(geometry, grid, meta, files, pixels)
+        grid, meta["resampled"] = _regular_grid(geometry, rows, cols), True
+    return _Layout(geometry, grid, meta, rescale)
