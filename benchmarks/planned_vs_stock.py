@@ -6,8 +6,8 @@
 TASK is ``acdc``, ``cvc``, ``isbi`` or ``brats`` (datasets in ``../shared/data``; ISBI through
 ``benchmarks/datasets/isbi2012/dataset.json``; BRATS as the whole-tumour
 task of the MRI bundle and the stock recipe: a ``dataset.json`` in ``outputs/datasets/brats2013`` that merges label
-values 1-4 into one class, beside links to the subject folders; 3 folds, one subject each). Steps, each a real
-command:
+values 1-4 into one class, beside links to the subject folders; 3 folds, one subject each), or ``brats_labels``
+(BRATS with its four labels as four classes, ours only: ``--skip-stock``). Steps, each a real command:
 
 1. ``monai-unet plan DATASET -o DIR/bundle --budget-min M --fold K`` (the split is the planner's: the dataset's
    validation list, or fold K of its contiguous folds);
@@ -59,6 +59,8 @@ TASKS = {
     "cvc": (SHARED / "cvc_clinicdb" / "dataset.json", "benchmarks.baseline_cvc_unet"),
     "isbi": (ROOT / "benchmarks" / "datasets" / "isbi2012" / "dataset.json", "benchmarks.baseline_em_basicunet"),
     "brats": (BRATS / "dataset.json", "benchmarks.baseline_mri_spleen_unet"),
+    #: the four BRATS labels as classes (necrosis, oedema, non-enhancing, enhancing): no stock recipe, --skip-stock
+    "brats_labels": (ROOT / "benchmarks" / "datasets" / "brats2013" / "dataset.json", None),
 }
 
 
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     dataset, baseline = TASKS[args.task]
+    if baseline is None and not args.skip_stock:
+        parser.error(f"{args.task} has no stock recipe: pass --skip-stock")
     if args.task == "brats":
         dataset = brats_dataset()
     fold = args.fold if args.fold is not None else (4 if args.task == "isbi" else 0)
