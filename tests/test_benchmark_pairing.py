@@ -77,3 +77,27 @@ def test_time_to_the_stock_final_and_best_validation():
     assert row["ours_network_to_stock_final_s"] == 150.0 and row["ours_postprocessed_to_stock_final_s"] == 50.0
     assert row["ratio_network_final_to_first"] == 0.75 and row["ratio_postprocessed_final_to_run"] == 0.125
     assert row["ours_network_to_stock_best_s"] is None and row["ratio_postprocessed_best_to_first"] == 0.75
+
+
+def test_brats_regions_are_unions_of_label_values(tmp_path):
+    """Whole tumour, tumour core and enhancing tumour are scored as unions of the predicted and true BRATS labels
+    (a prediction that swaps necrosis for non-enhancing tumour loses nothing on the regions)."""
+    import nibabel as nib
+    import numpy as np
+
+    from benchmarks.planned_vs_stock import brats_region_scores
+
+    truth = np.zeros((8, 8, 4), np.uint8)
+    truth[1:3, 1:3] = 1  # necrosis: 16 voxels
+    truth[3:5, 1:3] = 2  # oedema: 16
+    truth[5:7, 1:3] = 4  # enhancing: 16
+    predicted = truth.copy()
+    predicted[truth == 1] = 3  # non-enhancing instead of necrosis: same core
+    predicted[3:5, 1:3] = 0  # oedema missed: whole tumour 32 of 48
+    for array, name in ((truth, "case_label.nii.gz"), (predicted, "case_seg.nii.gz")):
+        nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / name)
+    split = {"validation": [{"image": str(tmp_path / "case.nii.gz"), "label": str(tmp_path / "case_label.nii.gz")}]}
+    scores = brats_region_scores(tmp_path, split)
+    assert scores["whole tumour"] == pytest.approx(2 * 32 / (32 + 48))
+    assert scores["tumour core"] == pytest.approx(1.0)
+    assert scores["enhancing tumour"] == pytest.approx(1.0)
