@@ -361,8 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
             if side == "ours":  # a re-assembly (--skip-ours) keeps the plan, training and inference seconds
                 comparison["seconds"] = {**recorded.get("seconds", {}), **comparison["seconds"]}
             comparison[side] = {"mean_dice": scores["mean_dice"], "mean": scores["mean"], "n_cases": scores["n_cases"]}
-            if "isbi" in scores:
-                comparison[side]["isbi"] = scores["isbi"]
+            comparison[side].update({key: scores[key] for key in ("isbi", "regions") if key in scores})
     if args.task == "isbi" and (out / "stock" / "summary.json").is_file():
         stock_summary = json.loads((out / "stock" / "summary.json").read_text())["baseline_basicunet"]
         comparison.setdefault("stock", {})["isbi"] = {
