@@ -227,7 +227,7 @@ def augmentation_steps(plan: Plan) -> list[dict[str, Any]]:
             "num_samples": "@samples_per_case",
             "indices_key": "label_locations",
             "warn": False,
-            "_desc_": "patch centres per class, background first: the plan's sampling (plans.json, reasons)",
+            "_desc_": "one patch in three centred on foreground (each class equally often), the rest anywhere",
         },
         {"_target_": "DeleteItemsd", "keys": "label_locations", "_desc_": "the locations are not batched"},
         *patch_augmentation_steps(aug),

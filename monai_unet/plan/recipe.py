@@ -32,8 +32,7 @@ biomedical image segmentation"), adapted to a wall-clock budget on the machine t
   voxels on the planned grid (membranes, walls) the recall of their skeleton is added
   (:class:`~monai_unet.losses.DiceCESkeletonRecallLoss`, weight 1), so that their predictions do not break (ISBI: Rand
   error won, two seeds; in 3D it lost on ACDC and is not used; :mod:`~monai_unet.plan.loss`); one patch in three is
-  centred on a foreground voxel as nnU-Net does, or 2/9 per foreground class where there are several (up to 2/3,
-  classes equally often), the others anywhere (:mod:`~monai_unet.plan.sampling`). Voxels under an
+  centred on a foreground voxel (classes equally often), the others anywhere, as nnU-Net does. Voxels under an
   ``ignore`` label (sparse annotation) count in neither the loss nor the validation metrics.
 - **Augmentation**: ``RandElasticGridd`` (3×3(×3) grid, σ 3 % of the patch per axis) with rotation (±15°; in-plane
   for anisotropic data), zoom 0.85-1.2, flips of every axis, in one resampling; intensity scale, shift, gamma, noise.
