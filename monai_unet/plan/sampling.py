@@ -9,10 +9,13 @@ anywhere. A patch taken anywhere is centred on class ``c`` with probability ``f_
     p_c = (1 - q) f_c + q / K    (each of the K foreground classes)
 
 with ``q`` = 1/3. Rare classes get about ``q / K`` of the patches; common ones (ISBI's membranes, 22 % of the pixels)
-are centred about as often as a random patch would be. ``K`` counts the classes present in the dataset: a class
-named in ``labels`` but in no case (a subset of a larger label list, such as TotalSegmentator's 117 classes) gets no
-centres, instead of a share that MONAI's crop would hand back to every class, background included, diluting the
-forced foreground.
+are centred about as often as a random patch would be. ``q`` = 2/3 lost every measure on ISBI; with several rare
+classes, 2/9 per class (2/3 in all for three or more) won ACDC's three classes on three seeds but not BRATS's four
+labels (one fold lost, one level), so ``q`` stays 1/3 whatever ``K`` (``benchmarks/RESULTS.md``).
+
+``K`` counts the classes present in the dataset: a class named in ``labels`` but in no case (a subset of a larger
+label list, such as TotalSegmentator's 117 classes) gets no centres, instead of a share that MONAI's crop would hand
+back to every class, background included, diluting the forced foreground.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def choose_sampling(fractions: Sequence[float], names: Sequence[str]) -> tuple[d
     reason = (
         f"one patch in three is centred on a foreground class (each equally often), the others anywhere, as nnU-Net "
         f"does: share of the voxels -> share of the patch centres: {shares}. Centring two patches in three on "
-        "foreground lost on every measure on ISBI, where membranes are 22 % of the pixels (benchmarks/RESULTS.md)."
+        "foreground lost on every measure on ISBI, where membranes are 22 % of the pixels, and did not win BRATS's "
+        "four labels (benchmarks/RESULTS.md)."
     )
     if absent:
         reason += f" Classes in no case get no centres: {len(absent)} class(es), {listed(absent)}."
