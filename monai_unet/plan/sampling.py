@@ -11,7 +11,7 @@ anywhere. A patch taken anywhere is centred on class ``c`` with probability ``f_
 with ``q`` = 1/3. Rare classes get about ``q / K`` of the patches; common ones (ISBI's membranes, 22 % of the pixels)
 are centred about as often as a random patch would be. ``q`` = 2/3 lost every measure on ISBI; with several rare
 classes, 2/9 per class (2/3 in all for three or more) won ACDC's three classes on three seeds but not BRATS's four
-labels (one fold lost, one level), so ``q`` stays 1/3 whatever ``K`` (``benchmarks/RESULTS.md``).
+labels (three runs: one lost, one won, one level), so ``q`` stays 1/3 whatever ``K`` (``benchmarks/RESULTS.md``).
 
 ``K`` counts the classes present in the dataset: a class named in ``labels`` but in no case (a subset of a larger
 label list, such as TotalSegmentator's 117 classes) gets no centres, instead of a share that MONAI's crop would hand
@@ -51,7 +51,7 @@ def choose_sampling(fractions: Sequence[float], names: Sequence[str]) -> tuple[d
     reason = (
         f"one patch in three is centred on a foreground class (each equally often), the others anywhere, as nnU-Net "
         f"does: share of the voxels -> share of the patch centres: {shares}. Centring two patches in three on "
-        "foreground lost on every measure on ISBI, where membranes are 22 % of the pixels, and did not win BRATS's "
+        "foreground lost on every measure on ISBI, where membranes are 22 % of the pixels, and was level on BRATS's "
         "four labels (benchmarks/RESULTS.md)."
     )
     if absent:
