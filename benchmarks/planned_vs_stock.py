@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.scoring import find_prediction, finite_json, load_split, score_split
+from benchmarks.scoring import finite_json, load_split, score_split
 from benchmarks.time_to_accuracy import summarise
 from monai_unet.plan.record import history_rows
 
@@ -147,26 +147,20 @@ def _isbi_scores(pred_dir: Path, split: dict) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
-#: BraTS's evaluated regions as sets of the BRATS 2013 label values (whole tumour, tumour core, enhancing tumour)
-BRATS_REGIONS = {"whole tumour": (1, 2, 3, 4), "tumour core": (1, 3, 4), "enhancing tumour": (4,)}
+#: BraTS's evaluated regions, each the union of BRATS 2013 label values in the truth and in a four-label prediction
+BRATS_REGIONS = {
+    index: {"name": name, "values": values, "predicted": values}
+    for index, (name, values) in enumerate(
+        (("whole tumour", [1, 2, 3, 4]), ("tumour core", [1, 3, 4]), ("enhancing tumour", [4])), start=1
+    )
+}
 
 
 def brats_region_scores(pred_dir: Path, split: dict) -> dict[str, float]:
     """Mean Dice over the validation cases of BraTS's three regions, from label maps ``<case>_seg.*`` predicting
-    the four BRATS labels (task ``brats_labels``): each region is the union of its label values on both sides."""
-    from monai_unet.io import read_image_file
-    from monai_unet.io.naming import case_name
-
-    rows = []
-    for item in split["validation"]:
-        predicted = read_image_file(find_prediction(pred_dir, case_name(item["image"]))).array
-        truth = read_image_file(item["label"]).array
-        row = {}
-        for name, values in BRATS_REGIONS.items():
-            p, t = np.isin(predicted, values), np.isin(truth, values)
-            row[name] = 2.0 * np.count_nonzero(p & t) / max(np.count_nonzero(p) + np.count_nonzero(t), 1)
-        rows.append(row)
-    return {name: float(np.mean([row[name] for row in rows])) for name in BRATS_REGIONS}
+    the four BRATS labels (task ``brats_labels``), by :func:`benchmarks.scoring.score_split`."""
+    mean = score_split(pred_dir, split, BRATS_REGIONS)["mean"]
+    return {region["name"]: mean[f"dice_{region['name']}"] for region in BRATS_REGIONS.values()}
 
 
 def _run_folder(out: Path) -> Path:

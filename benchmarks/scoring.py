@@ -14,7 +14,9 @@ ground-truth values that make up that class (default: the value equal to the ind
 - ``{1: "RV", 2: "MYO", 3: "LV"}``: prediction == 1 against truth == 1, and so on;
 - ``{1: "membrane"}`` with ``truth_values={1: [0]}`` (ISBI 2012: membrane = 0, cell = 255);
 - ``{1: "whole tumour"}`` with ``truth_values={1: [1, 2, 3, 4]}`` (BRATS: any tumour label);
-- the same written inline: ``{1: {"name": "membrane", "values": [0]}}`` or ``{1: ["membrane", [0]]}``.
+- the same written inline: ``{1: {"name": "membrane", "values": [0]}}`` or ``{1: ["membrane", [0]]}``;
+- a region, a union of predicted classes too: ``{1: {"name": "tumour core", "values": [1, 3, 4], "predicted": [1, 3,
+  4]}}`` (BraTS's regions scored from a four-label prediction).
 
 Per case and class: Dice (MONAI ``compute_dice``) and HD95 (MONAI ``compute_hausdorff_distance``, symmetric, 95th
 percentile of the surface distances, ``spacing=`` the file's spacing): in mm for 3D files, in pixels for 2D files
@@ -51,16 +53,19 @@ PREDICTION_POSTFIX = "_seg"
 
 def normalise_classes(
     classes: Mapping, truth_values: Mapping | None = None
-) -> list[tuple[int, str, tuple[float, ...]]]:
-    """``(class index, name, ground-truth values)`` per class, sorted by index; JSON string keys are accepted."""
+) -> list[tuple[int, str, tuple[float, ...], tuple[int, ...]]]:
+    """``(class index, name, ground-truth values, predicted indices)`` per class, sorted by index; JSON string keys
+    are accepted. The predicted indices are ``(index,)`` unless a mapping names them (``"predicted"``)."""
     overrides = {int(k): v for k, v in (truth_values or {}).items()}
     out = []
     for key, spec in classes.items():
         index = int(key)
+        predicted = (index,)
         if isinstance(spec, str):
             name, values = spec, [index]
         elif isinstance(spec, Mapping):
             name, values = str(spec["name"]), spec.get("values", [index])
+            predicted = tuple(int(v) for v in spec.get("predicted", predicted))
         elif isinstance(spec, Sequence) and len(spec) == 2:
             name, values = str(spec[0]), spec[1]
         else:
@@ -69,8 +74,8 @@ def normalise_classes(
         values = [values] if isinstance(values, int | float) else list(values)
         if not values:
             raise ValueError(f"class {key} ({name}): no ground-truth values")
-        out.append((index, name, tuple(int(v) if float(v).is_integer() else float(v) for v in values)))
-    names = [name for _, name, _ in out]
+        out.append((index, name, tuple(int(v) if float(v).is_integer() else float(v) for v in values), predicted))
+    names = [name for _, name, _, _ in out]
     if len(set(names)) != len(names):
         raise ValueError(f"class names must be unique, got {names}")
     return sorted(out)
@@ -109,7 +114,7 @@ def _hd95(pred: torch.Tensor, truth: torch.Tensor, spacing: list[float] | None) 
 
 
 def _score_one(
-    pred_path: Path, truth_path: Path, classes: list[tuple[int, str, tuple[float, ...]]], spacing: bool
+    pred_path: Path, truth_path: Path, classes: list[tuple[int, str, tuple[float, ...], tuple[int, ...]]], spacing: bool
 ) -> tuple[dict, str]:
     pred, truth = read_image_file(pred_path), read_image_file(truth_path)
     if pred.array.ndim != pred.spatial_ndim or truth.array.ndim != truth.spatial_ndim:
@@ -122,8 +127,8 @@ def _score_one(
     else:
         unit, voxel = "voxels", None
     row: dict = {}
-    for index, name, values in classes:
-        p = pred.array == index
+    for _, name, values, predicted in classes:
+        p = np.isin(pred.array, predicted)
         t = np.isin(truth.array, values)
         p_any, t_any = bool(p.any()), bool(t.any())
         if not p_any and not t_any:
@@ -177,7 +182,7 @@ def score_cases(
     if len(units) > 1:
         raise ValueError(f"cases mix units of HD95 ({sorted(units)}): score 2D and 3D data separately")
     mean, empty = {}, {}
-    for _, name, _ in spec:
+    for _, name, _, _ in spec:
         for metric in ("dice", "hd95"):
             values = [row[f"{metric}_{name}"] for row in per_case if row[f"{metric}_{name}"] is not None]
             mean[f"{metric}_{name}"] = float(np.mean(values)) if values else None
@@ -188,12 +193,19 @@ def score_cases(
             "only_truth_empty": kinds.count("truth"),
             "hd95_undefined": kinds.count("prediction") + kinds.count("truth"),
         }
-    foreground = [name for index, name, _ in spec if index != 0] or [name for _, name, _ in spec]
+    foreground = [name for index, name, _, _ in spec if index != 0] or [name for _, name, _, _ in spec]
     mean_dice = float(np.mean([row[f"dice_{name}"] for row in per_case for name in foreground]))
     return {
         "n_cases": len(per_case),
         "hd95_unit": units.pop(),
-        "classes": {str(index): {"name": name, "truth_values": list(values)} for index, name, values in spec},
+        "classes": {
+            str(index): {
+                "name": name,
+                "truth_values": list(values),
+                **({"predicted": list(predicted)} if predicted != (index,) else {}),
+            }
+            for index, name, values, predicted in spec
+        },
         "mean_dice": mean_dice,
         "mean": mean,
         "empty": empty,
