@@ -84,3 +84,22 @@ def test_a_real_trainer_keeps_float32_weights_and_learns(precision):
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
     assert all(v.dtype == torch.float32 for s in optimizer.state.values() for v in s.values() if v.is_floating_point())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_bf16_on_the_cpu_runs_channels_last_with_the_same_parameters():
+    """The network's convolution weights are converted in place (the optimiser's parameters stay the network's), the
+    inputs on each call; the outputs equal a contiguous bf16 forward pass to rounding. float32 leaves both alone."""
+    torch.manual_seed(0)
+    net = UNet(3, 1, 3, features=(4, 8), padding="same", norm="instance", dropout=0.0)
+    x = torch.randn(2, 1, 16, 16, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        contiguous = net(x).float()
+    parameters = list(net.parameters())
+    MixedPrecisionInferer("fp32")(x, net)
+    assert all(p.is_contiguous() for p in net.parameters())
+    out = MixedPrecisionInferer("bf16")(x, net)
+    assert [id(p) for p in net.parameters()] == [id(p) for p in parameters]
+    weights = [p for p in net.parameters() if p.dim() == 5]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(out, contiguous, atol=0.02 * contiguous.abs().max().item())

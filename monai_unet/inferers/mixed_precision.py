@@ -7,8 +7,12 @@ This inferer is the trainer's ``inferer``: it runs the network under ``torch.aut
 normalisations and reductions as autocast decides) and returns float32 logits, so the loss and everything after it
 stay in float32. Parameters, gradients and the optimiser's state stay float32 throughout.
 
-Channels-last layout is not used in training: on these CPUs it made the bf16 step 20-35 % slower (measured beside
-this choice in ``benchmarks/RESULTS.md``), unlike at inference (:mod:`monai_unet.inferers.fast_path`).
+On the CPU the bfloat16 forward pass also runs channels-last: the inputs are converted on each call, and the
+network's parameters once, in place (the same ``Parameter`` objects, so the optimiser, checkpoints and weight
+averaging are unaffected; a state dict saved this way loads into any network). oneDNN's bfloat16 convolutions
+reorder contiguous tensors to that layout and back on every call; the U-Net's instance norm keeps it
+(:mod:`monai_unet.networks.instance_norm`), so a planned network's step is 1.3-1.7x faster than contiguous
+(``benchmarks/bench_train_precision.py``). In float32 the layout gains nothing and is not used.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ def uses_bf16(precision: str, device: torch.device | str) -> bool:
     return _check(precision) == "bf16" or (precision == "auto" and bf16_supported(device))
 
 
+def _convert_parameters(network: nn.Module, layout: torch.memory_format, dims: int) -> None:
+    """Store ``network``'s ``dims``-dimensional parameters (convolution weights) in ``layout``, in place, once."""
+    if any(p.dim() == dims and not p.is_contiguous(memory_format=layout) for p in network.parameters()):
+        network.to(memory_format=layout)
+
+
 class MixedPrecisionInferer(Inferer):
     """Run ``network(inputs)`` under bfloat16 autocast (per ``precision``) and return float32 outputs.
 
@@ -46,7 +56,8 @@ class MixedPrecisionInferer(Inferer):
         precision: one of :data:`PRECISIONS`.
 
     ``inputs``: ``(N, C, *spatial)`` float32; returns the network's output ``(N, classes, *spatial)`` in float32, on
-    the inputs' device (a deeply supervised network in training: its list of such outputs, each in float32).
+    the inputs' device (a deeply supervised network in training: its list of such outputs, each in float32),
+    channels-last where the forward pass ran so.
     """
 
     def __init__(self, precision: str = "auto") -> None:
@@ -56,6 +67,10 @@ class MixedPrecisionInferer(Inferer):
         self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
     ) -> torch.Tensor | list[torch.Tensor]:
         enabled = uses_bf16(self.precision, inputs.device)
+        if enabled and inputs.device.type == "cpu" and inputs.dim() in (4, 5):
+            layout = torch.channels_last_3d if inputs.dim() == 5 else torch.channels_last
+            _convert_parameters(network, layout, inputs.dim())
+            inputs = inputs.contiguous(memory_format=layout)
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=enabled):
             outputs = network(inputs, *args, **kwargs)
         if not enabled:

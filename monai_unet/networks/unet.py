@@ -16,11 +16,12 @@ from torch import nn
 
 from monai_unet.networks.flat_axis import FlatAwareConvTranspose3d
 from monai_unet.networks.folded_conv import FoldedConv3d
+from monai_unet.networks.instance_norm import InstanceNorm2d, InstanceNorm3d
 from monai_unet.networks.size_arithmetic import UNetGeometry, per_axis_table
 
 __all__ = ["UNet"]
 
-_NORMS = {None: None, "batch": Norm.BATCH, "instance": Norm.INSTANCE}
+_NORMS = {None: None, "batch": (Norm[Norm.BATCH, 2], Norm[Norm.BATCH, 3]), "instance": (InstanceNorm2d, InstanceNorm3d)}
 
 
 def _center_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
@@ -54,9 +55,9 @@ class _DoubleConv(nn.Sequential):
         for c_in in (in_channels, out_channels):
             layers.append(conv_type(c_in, out_channels, kernel_size=kernel_size, padding=padding, bias=norm is None))
             if norm is not None:
-                norm_type = _NORMS[norm]
+                # instance norm affine, and kept channels-last on a channels-last input (instance_norm.py)
                 kwargs = {"affine": True} if norm == "instance" else {}
-                layers.append(Norm[norm_type, spatial_dims](out_channels, **kwargs))
+                layers.append(_NORMS[norm][spatial_dims - 2](out_channels, **kwargs))
             layers.append(get_act_layer(act))
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
