@@ -80,35 +80,30 @@ def _channels_last(x: torch.Tensor) -> bool:
     return on_cpu and not x.is_contiguous() and x.is_contiguous(memory_format=layout)
 
 
-class InstanceNorm3d(nn.InstanceNorm3d):
+class _KeepsChannelsLast(nn.Module):
+    """The forward pass of the two classes below; ``_get_no_batch_dim`` is ``nn.InstanceNorm*d``'s own (2 or 3)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
+            batched = x.dim() == self._get_no_batch_dim() + 1
+            if not torch.jit.is_tracing() and not self.track_running_stats and batched and _channels_last(x):
+                return self._per_sample(x)
+        return self._apply_instance_norm(x)  # nn.InstanceNorm*d's own (TorchScript compiles no super() call)
+
+    @torch.jit.unused
+    def _per_sample(self, x: torch.Tensor) -> torch.Tensor:
+        return _PerSampleBatchNorm.apply(x, self.weight, self.bias, self.eps)
+
+
+class InstanceNorm3d(_KeepsChannelsLast, nn.InstanceNorm3d):
     """``nn.InstanceNorm3d`` (same parameters and state-dict keys) that keeps a channels-last CPU input channels-last.
 
     ``x``: batched ``(N, C, X, Y, Z)``; returns the same shape, layout and dtype.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
-            if not torch.jit.is_tracing() and not self.track_running_stats and x.dim() == 5 and _channels_last(x):
-                return self._per_sample(x)
-        return self._apply_instance_norm(x)  # nn.InstanceNorm*d's own (TorchScript compiles no super() call)
 
-    @torch.jit.unused
-    def _per_sample(self, x: torch.Tensor) -> torch.Tensor:
-        return _PerSampleBatchNorm.apply(x, self.weight, self.bias, self.eps)
-
-
-class InstanceNorm2d(nn.InstanceNorm2d):
+class InstanceNorm2d(_KeepsChannelsLast, nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` (same parameters and state-dict keys) that keeps a channels-last CPU input channels-last.
 
     ``x``: batched ``(N, C, X, Y)``; returns the same shape, layout and dtype.
     """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
-            if not torch.jit.is_tracing() and not self.track_running_stats and x.dim() == 4 and _channels_last(x):
-                return self._per_sample(x)
-        return self._apply_instance_norm(x)  # nn.InstanceNorm*d's own (TorchScript compiles no super() call)
-
-    @torch.jit.unused
-    def _per_sample(self, x: torch.Tensor) -> torch.Tensor:
-        return _PerSampleBatchNorm.apply(x, self.weight, self.bias, self.eps)
