@@ -754,8 +754,9 @@ def test_the_validation_cost_is_estimated_on_the_cropped_cases(tmp_path):
 def test_the_calibration_says_whether_the_kept_rung_reached_the_iterations(tmp_path):
     """Every rung equally slow: at 95 % of the iterations the kept rung is within the estimate's 10 % and the reason
     says so (not that no rung fitted); at 50 % no rung fits, and the reason says the smallest is used."""
-    from monai_unet.plan.recipe import MIN_ITERATIONS
+    from monai_unet.plan.recipe import ITERATIONS_PER_MINUTE, MIN_ITERATIONS
 
+    floor = max(MIN_ITERATIONS, ITERATIONS_PER_MINUTE * 20)  # the 20-minute plan's
     dataset = read_dataset(write_png_dataset(tmp_path, size=(256, 256)))
     fingerprint = measure(dataset, progress=False)
 
@@ -766,8 +767,8 @@ def test_the_calibration_says_whether_the_kept_rung_reached_the_iterations(tmp_p
         return make_plan(dataset, fingerprint, 20.0, timer=timer)
 
     train_s = plan_at(1.0).budget["iterations_estimate"]  # seconds of training at 1 s a step
-    near, short = plan_at(train_s / (0.95 * MIN_ITERATIONS)), plan_at(train_s / (0.5 * MIN_ITERATIONS))
-    assert 0.9 * MIN_ITERATIONS <= near.budget["iterations_estimate"] < MIN_ITERATIONS
+    near, short = plan_at(train_s / (0.95 * floor)), plan_at(train_s / (0.5 * floor))
+    assert 0.9 * floor <= near.budget["iterations_estimate"] < floor
     assert "within the 10 %" in near.reasons["calibration"] and "smallest" not in near.reasons["calibration"]
     assert "the smallest is used" in short.reasons["calibration"]
 

@@ -5,8 +5,8 @@ one reorders its input to that layout and its output back (one 16 → 16, 3 × 3
 full-resolution level: 11.7 ms contiguous against 3.1 ms channels-last, most of it the reorders). A channels-last
 network avoids the reorders, but ``torch.nn.functional.instance_norm`` makes its input contiguous (it normalises a
 ``(1, N·C, *spatial)`` view), so in a U-Net with instance norm every layer converted back and forth and a
-channels-last training step was slower than a contiguous one (measured in ``benchmarks/RESULTS.md``, twelfth and
-fourteenth sessions).
+channels-last training step was slower than a contiguous one (measured in ``benchmarks/RESULTS.md``, eleventh and
+twentieth sessions).
 
 How: instance norm of one sample is batch norm of a batch of one, and ``torch.native_batch_norm`` has channels-last
 kernels on the CPU (float32 statistics from bfloat16 input, as ``instance_norm``'s). So each sample is normalised by
