@@ -11,7 +11,7 @@ On the CPU the bfloat16 forward pass also runs channels-last: the inputs are con
 network's parameters once, in place (the same ``Parameter`` objects, so the optimiser, checkpoints and weight
 averaging are unaffected; a state dict saved this way loads into any network). oneDNN's bfloat16 convolutions
 reorder contiguous tensors to that layout and back on every call; the U-Net's instance norm keeps it
-(:mod:`monai_unet.networks.instance_norm`), so a planned network's step is 1.3-1.7x faster than contiguous
+(:mod:`monai_unet.networks.instance_norm`), so a planned network's step is 1.15-1.46x faster than contiguous
 (``benchmarks/bench_train_precision.py``). In float32 the layout gains nothing and is not used.
 """
 
