@@ -27,6 +27,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from monai_unet.networks.instance_norm import channels_last_format
+
 __all__ = ["PreparedNetwork", "bf16_supported", "fold_batch_norm", "prepare_network"]
 
 logger = logging.getLogger(__name__)
@@ -164,8 +166,7 @@ class PreparedNetwork(nn.Module):
         source = x.device
         x = x.to(self.device, non_blocking=True)
         if self.channels_last:
-            fmt = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-            x = x.contiguous(memory_format=fmt)
+            x = x.contiguous(memory_format=channels_last_format(x.dim()))
         context = (
             torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast_bf16 else contextlib.nullcontext()
         )
@@ -209,7 +210,6 @@ def prepare_network(
     folded = fold_batch_norm(network, example.to(home)).to(device)
     channels_last = example.dim() in (4, 5)
     if channels_last:
-        fmt = torch.channels_last_3d if example.dim() == 5 else torch.channels_last
-        folded = folded.to(memory_format=fmt)
+        folded = folded.to(memory_format=channels_last_format(example.dim()))
     use_bf16 = not strict_fp32 and bf16_supported(device)
     return PreparedNetwork(folded, device, channels_last, use_bf16)

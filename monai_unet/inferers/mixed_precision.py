@@ -24,6 +24,7 @@ from monai.inferers import Inferer
 from torch import nn
 
 from monai_unet.inferers.fast_path import bf16_supported
+from monai_unet.networks.instance_norm import channels_last_format
 
 __all__ = ["PRECISIONS", "MixedPrecisionInferer", "uses_bf16"]
 
@@ -68,7 +69,7 @@ class MixedPrecisionInferer(Inferer):
     ) -> torch.Tensor | list[torch.Tensor]:
         enabled = uses_bf16(self.precision, inputs.device)
         if enabled and inputs.device.type == "cpu" and inputs.dim() in (4, 5):
-            layout = torch.channels_last_3d if inputs.dim() == 5 else torch.channels_last
+            layout = channels_last_format(inputs.dim())
             _convert_parameters(network, layout, inputs.dim())
             inputs = inputs.contiguous(memory_format=layout)
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=enabled):

@@ -12,22 +12,29 @@ How: instance norm of one sample is batch norm of a batch of one, and ``torch.na
 kernels on the CPU (float32 statistics from bfloat16 input, as ``instance_norm``'s). So each sample is normalised by
 ``native_batch_norm`` in training mode without running statistics, its gradient by
 ``native_batch_norm_backward``, and the samples are concatenated: the same arithmetic as ``instance_norm``'s (the
-same output to float rounding, checked in ``tests/test_instance_norm.py``), in the input's layout. Contiguous inputs,
-other devices, running statistics, TorchScript and tracing take ``nn.InstanceNorm*d``'s own path.
+same output to float rounding, checked in ``tests/test_networks_instance_norm.py``), in the input's layout. Only
+``_apply_instance_norm`` is replaced, so ``nn.InstanceNorm*d``'s own forward pass (its input checks, unbatched
+inputs) runs as before; contiguous inputs, other devices, running statistics, TorchScript and tracing take
+``F.instance_norm``.
 
-Measured (torch 2.13 CPU, 2 threads, AVX512-BF16 and AMX; ``benchmarks/bench_train_precision.py``): a bf16 training
-step of the ACDC plan's network (batch 2 of 128 × 160 × 10) 0.87 s contiguous, 0.88 s channels-last with
-``instance_norm``, 0.66 s channels-last with this module; of a 2D network (widths 32-512, batch 8 of 3 × 256²)
-2.33 s contiguous, 1.41 s channels-last with this module.
+Measured (torch 2.13 CPU, 2 threads, AVX512-BF16 and AMX): a bf16 training step of the ACDC plan's network (batch 2
+of 128 × 160 × 10) took 0.87 s contiguous, 0.88 s channels-last with ``instance_norm`` and 0.66 s channels-last with
+this module (ad hoc); ``benchmarks/bench_train_precision.py`` gives 1.15-1.46x for the planned and shipped networks.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["InstanceNorm2d", "InstanceNorm3d"]
+__all__ = ["InstanceNorm2d", "InstanceNorm3d", "channels_last_format"]
+
+
+def channels_last_format(ndim: int) -> torch.memory_format:
+    """The channels-last memory format of a batched tensor of ``ndim`` dimensions (4: 2D images, 5: volumes)."""
+    return torch.channels_last_3d if ndim == 5 else torch.channels_last
 
 
 class _PerSampleBatchNorm(torch.autograd.Function):
@@ -57,8 +64,7 @@ class _PerSampleBatchNorm(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
         x, weight, means, inverse_stds = ctx.saved_tensors
-        layout = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-        grad = grad.contiguous(memory_format=layout)
+        grad = grad.contiguous(memory_format=channels_last_format(x.dim()))
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
         grad_inputs, grad_weight, grad_bias = [], None, None
         for i, (sample, sample_grad) in enumerate(zip(x.split(1), grad.split(1), strict=True)):
@@ -75,20 +81,23 @@ class _PerSampleBatchNorm(torch.autograd.Function):
 
 def _channels_last(x: torch.Tensor) -> bool:
     """Whether ``x`` is a CPU tensor stored channels-last (and not also contiguous, as a 1-channel one can be)."""
-    layout = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
     on_cpu = x.device.type == "cpu" and x.dim() in (4, 5)
-    return on_cpu and not x.is_contiguous() and x.is_contiguous(memory_format=layout)
+    return on_cpu and not x.is_contiguous() and x.is_contiguous(memory_format=channels_last_format(x.dim()))
 
 
 class _KeepsChannelsLast(nn.Module):
-    """The forward pass of the two classes below; ``_get_no_batch_dim`` is ``nn.InstanceNorm*d``'s own (2 or 3)."""
+    """``_apply_instance_norm`` of the two classes below, which ``nn.InstanceNorm*d.forward`` calls on batched input."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _apply_instance_norm(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():  # TorchScript compiles only the plain path (this branch is dropped)
-            batched = x.dim() == self._get_no_batch_dim() + 1
-            if not torch.jit.is_tracing() and not self.track_running_stats and batched and _channels_last(x):
+            if not torch.jit.is_tracing() and not self.track_running_stats and _channels_last(x):
                 return self._per_sample(x)
-        return self._apply_instance_norm(x)  # nn.InstanceNorm*d's own (TorchScript compiles no super() call)
+        # torch's own body of this method (TorchScript compiles no super() call)
+        momentum = self.momentum if self.momentum is not None else 0.0
+        use_input_stats = self.training or not self.track_running_stats
+        return F.instance_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, use_input_stats, momentum, self.eps
+        )
 
     @torch.jit.unused
     def _per_sample(self, x: torch.Tensor) -> torch.Tensor:

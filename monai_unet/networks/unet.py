@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from monai.networks.layers.factories import Conv, Norm, Pool
+from monai.networks.layers.factories import Conv, Pool
 from monai.networks.layers.utils import get_act_layer
 from torch import nn
 
@@ -21,7 +21,8 @@ from monai_unet.networks.size_arithmetic import UNetGeometry, per_axis_table
 
 __all__ = ["UNet"]
 
-_NORMS = {None: None, "batch": (Norm[Norm.BATCH, 2], Norm[Norm.BATCH, 3]), "instance": (InstanceNorm2d, InstanceNorm3d)}
+#: the norm classes per ``norm`` name, (2D, 3D)
+_NORMS = {None: None, "batch": (nn.BatchNorm2d, nn.BatchNorm3d), "instance": (InstanceNorm2d, InstanceNorm3d)}
 
 
 def _center_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
